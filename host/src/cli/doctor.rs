@@ -1,0 +1,125 @@
+//! `c41 doctor`: is each configured service reachable, is the output
+//! directory writable, and does every skill have the grants it needs?
+
+use super::Ctx;
+use crate::config::{GrantedService, LoadedConfig};
+use http_body_util::{BodyExt, Empty};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Check the setup.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Seconds to wait for each service.
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
+}
+
+/// The path that shows a service of `kind` is up.
+fn health_path(kind: &str) -> &'static str {
+    match kind {
+        "comfyui" => "/system_stats",
+        "ollama" => "/api/version",
+        "openai" => "/v1/models",
+        _ => "/",
+    }
+}
+
+/// GET `url` with `headers`; the status and the first bytes of the body.
+pub async fn probe(url: &str, headers: &[(String, String)], timeout: Duration) -> Result<(u16, String), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    let host = uri.host().ok_or("no host")?.trim_matches(['[', ']']).to_string();
+    let https = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let fut = async {
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} has no address"))?;
+        let mut req = http::Request::get(uri.clone()).header("host", uri.authority().map(|a| a.as_str()).unwrap_or(""));
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Empty::<bytes::Bytes>::new().map_err(|never| match never {}).boxed_unsync())
+            .map_err(|e| e.to_string())?;
+        let tls = https.then(|| host.clone());
+        let (resp, io) = crate::sandbox::send_pinned(req, addr, tls, None).await.map_err(|e| e.to_string())?;
+        tokio::spawn(Box::into_pin(io));
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok::<_, String>((status, String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()))
+    };
+    tokio::time::timeout(timeout, fut).await.map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
+}
+
+impl Args {
+    pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let mut problems = 0;
+        let config: LoadedConfig = ctx.config()?;
+        match &config.path {
+            Some(p) => println!("config      {}", p.display()),
+            None => {
+                println!("config      none found (run `c41 init`): nothing is granted");
+                problems += 1;
+            }
+        }
+        let out = config.output_dir();
+        match c41_artifacts::ArtifactStore::open(&out) {
+            Ok(_) => println!("output dir  {} (writable)", out.display()),
+            Err(e) => {
+                println!("output dir  {}: {e}", out.display());
+                problems += 1;
+            }
+        }
+        println!();
+        for (name, svc) in &config.config.services {
+            let kind = svc.kind();
+            let url = format!("{}{}", svc.url.get_ref().trim_end_matches('/'), health_path(&kind));
+            let started = Instant::now();
+            match probe(&url, &svc.auth_headers(), Duration::from_secs(self.timeout)).await {
+                Ok((status, _)) if status < 400 => {
+                    println!("ok    {name:<12} {kind:<8} {url} ({status}, {} ms)", started.elapsed().as_millis())
+                }
+                Ok((status, body)) => {
+                    problems += 1;
+                    println!("FAIL  {name:<12} {kind:<8} {url}: answered {status}: {}", body.trim());
+                }
+                Err(e) => {
+                    problems += 1;
+                    println!("FAIL  {name:<12} {kind:<8} {url}: {e}");
+                }
+            }
+        }
+        let app = ctx.app().await?;
+        println!();
+        for s in app.catalog.iter() {
+            let d = &s.description;
+            let (granted, ignored): (Vec<GrantedService>, Vec<String>) = app.config.effective_grants(&d.name, &d.services);
+            let missing: Vec<&String> = d.services.iter().filter(|k| !granted.iter().any(|g| &g.kind == *k)).collect();
+            let mut line = format!("{:<16}", d.name);
+            if missing.is_empty() {
+                line.push_str(" has every service it declares");
+            } else {
+                line.push_str(&format!(
+                    " is not granted: {} (add a service of that kind and list it under [skills.{}] grants)",
+                    missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    d.name
+                ));
+            }
+            if !ignored.is_empty() {
+                line.push_str(&format!("; ignored grants (not declared): {}", ignored.join(", ")));
+            }
+            println!("{line}");
+        }
+        println!();
+        if problems == 0 {
+            println!("all checks passed");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            println!("{problems} problem(s) found");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The `c41` command line: global options and one file per subcommand.
+//!
+//! Data goes to stdout (outcomes, `MEDIA:` lines, `--json`); progress,
+//! warnings and errors go to stderr. Exit codes: 0 success, 1 the skill ran
+//! and failed (its error says whose fault), 2 usage, config or input errors.
+
+mod describe;
+mod doctor;
+mod init;
+mod list;
+pub mod output;
+pub mod progress;
+mod run;
+
+use crate::app::App;
+use crate::config::{self, LoadedConfig};
+use crate::runtime::{ComponentCache, RuntimeOptions};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run AI-agent skills compiled to WebAssembly in a deny-by-default sandbox.
+///
+/// Each skill reaches only the services your config grants it (scheme, host
+/// and port, matched exactly), within memory and time limits, and stores
+/// what it makes as files in your output directory.
+#[derive(Debug, Parser)]
+#[command(name = "c41", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Config file [default: ~/.config/c41/c41.toml]
+    #[arg(long, global = true, env = "C41_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Also load this skill component (.wasm); repeatable. It gets no grants
+    /// unless the config names it under [skills.<name>].
+    #[arg(long = "component", global = true, value_name = "PATH")]
+    pub components: Vec<PathBuf>,
+
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the skills, their versions and the services granted to them.
+    List(list::Args),
+    /// Show a skill's full description, including its input schema.
+    Describe(describe::Args),
+    /// Run a skill once and print its outcome and files.
+    Run(run::Args),
+    /// Check that each configured service answers, and what is missing.
+    Doctor(doctor::Args),
+    /// Write a commented starter config for the Mac + workstation setup.
+    Init(init::Args),
+}
+
+impl Cli {
+    /// Set up `tracing` on stderr: warnings by default, more with `-v`.
+    pub fn init_logging(&self) {
+        let default = match self.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},cranelift=warn,wasmtime=warn")));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .try_init();
+    }
+
+    /// Run the subcommand.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        let ctx = Ctx { config_path: self.config, components: self.components };
+        match self.command {
+            Command::List(a) => a.run(&ctx).await,
+            Command::Describe(a) => a.run(&ctx).await,
+            Command::Run(a) => a.run(&ctx).await,
+            Command::Doctor(a) => a.run(&ctx).await,
+            Command::Init(a) => a.run(&ctx).await,
+        }
+    }
+}
+
+/// What every subcommand gets from the global options.
+pub struct Ctx {
+    /// `--config` / `C41_CONFIG`.
+    pub config_path: Option<PathBuf>,
+    /// `--component` files.
+    pub components: Vec<PathBuf>,
+}
+
+impl Ctx {
+    /// Load the config (errors name file, line and key).
+    pub fn config(&self) -> anyhow::Result<LoadedConfig> {
+        Ok(config::load(self.config_path.as_deref())?)
+    }
+
+    /// Load the config, the engine and every skill.
+    pub async fn app(&self) -> anyhow::Result<App> {
+        let config = self.config()?;
+        let options = RuntimeOptions { cache_dir: ComponentCache::default_dir(), pooling: None };
+        let app = App::new(config, options, &self.components).await?;
+        for w in &app.catalog.warnings {
+            eprintln!("warning: skipped a component in the skills directory: {w}");
+        }
+        Ok(app)
+    }
+}

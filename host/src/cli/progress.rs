@@ -1,0 +1,115 @@
+//! Showing a skill's progress on stderr: a bar when stderr is a terminal,
+//! plain lines otherwise (logs, CI, an agent's `exec`). Streamed text goes
+//! to stdout as it arrives.
+
+use crate::events::{Event, EventSink};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The CLI's event sink.
+pub struct CliProgress {
+    bar: Option<ProgressBar>,
+    last_line: Mutex<(String, String, std::time::Instant)>,
+    stream_text: bool,
+    streamed: AtomicBool,
+}
+
+impl CliProgress {
+    /// A sink for stderr; `stream_text` prints text deltas to stdout.
+    pub fn new(stream_text: bool) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(1000);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:.bold} [{bar:30}] {percent:>3}% {wide_msg}")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        CliProgress { bar, last_line: Mutex::new((String::new(), String::new(), std::time::Instant::now())), stream_text, streamed: AtomicBool::new(false) }
+    }
+
+    /// Whether any text was streamed to stdout.
+    pub fn streamed(&self) -> bool {
+        self.streamed.load(Ordering::Relaxed)
+    }
+
+    /// Remove the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// One plain progress line: `[skill] stage 3/20 15%: message`.
+pub fn plain_line(skill: &str, stage: &str, fraction: Option<f32>, step: Option<(u32, u32)>, message: Option<&str>) -> String {
+    let mut line = format!("[{skill}] {stage}");
+    if let Some((n, m)) = step {
+        line.push_str(&format!(" {n}/{m}"));
+    }
+    if let Some(f) = fraction {
+        line.push_str(&format!(" {:.0}%", f * 100.0));
+    }
+    if let Some(m) = message {
+        line.push_str(": ");
+        line.push_str(m);
+    }
+    line
+}
+
+impl EventSink for CliProgress {
+    fn emit(&self, skill: &str, event: Event) {
+        match event {
+            Event::Progress { stage, fraction, step, message } => match &self.bar {
+                Some(bar) => {
+                    bar.set_prefix(skill.to_string());
+                    if let Some(f) = fraction {
+                        bar.set_position((f * 1000.0) as u64);
+                    }
+                    let mut msg = stage.clone();
+                    if let Some((n, m)) = step {
+                        msg.push_str(&format!(" {n}/{m}"));
+                    }
+                    if let Some(m) = message {
+                        msg.push_str(": ");
+                        msg.push_str(&m);
+                    }
+                    bar.set_message(msg);
+                }
+                None => {
+                    // Plain lines are for logs and agents: print a new stage,
+                    // a new step, the end, or at most one line a second.
+                    let line = plain_line(skill, &stage, fraction, step, message.as_deref());
+                    let key = format!("{stage}{step:?}");
+                    let mut last = self.last_line.lock().unwrap();
+                    let due = last.1 != key || fraction == Some(1.0) || last.2.elapsed() >= std::time::Duration::from_secs(1);
+                    if due && last.0 != line {
+                        eprintln!("{line}");
+                        *last = (line, key, std::time::Instant::now());
+                    }
+                }
+            },
+            Event::Preview { mime, bytes } => {
+                tracing::debug!(skill, mime, bytes = bytes.len(), "preview");
+            }
+            Event::TextDelta(delta) => {
+                if self.stream_text {
+                    self.streamed.store(true, Ordering::Relaxed);
+                    let out = || {
+                        let mut stdout = std::io::stdout().lock();
+                        let _ = stdout.write_all(delta.as_bytes());
+                        let _ = stdout.flush();
+                    };
+                    match &self.bar {
+                        Some(bar) => bar.suspend(out),
+                        None => out(),
+                    }
+                }
+            }
+        }
+    }
+}

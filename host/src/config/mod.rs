@@ -1,0 +1,437 @@
+//! The config file: services, grants, limits, settings, output directory.
+//!
+//! One readable place where the user says which service each skill may
+//! reach (like Spin's `allowed_outbound_hosts`). Everything is denied unless
+//! this file grants it. Unknown keys are errors, and every error names the
+//! file, the line and the key.
+
+use c41_policy::{Grant, GrantSet};
+use indexmap::IndexMap;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+mod starter;
+pub use starter::starter_config;
+
+/// Service kinds c41 knows; a skill declares the kinds it may need.
+pub const SERVICE_KINDS: &[&str] = &["comfyui", "ollama", "openai", "mmaudio", "humo", "tts", "http"];
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Where artifacts are stored. Default: `<data dir>/c41/output`
+    /// (`~/.local/share/c41/output` on Linux).
+    #[serde(default)]
+    pub output_dir: Option<PathBuf>,
+    /// A directory of extra skill components (`*.wasm`). Default:
+    /// `<config dir>/c41/skills`. They get no grants unless `[skills.<name>]`
+    /// names them.
+    #[serde(default)]
+    pub skills_dir: Option<PathBuf>,
+    /// Services by name (`comfyui`, `comfyui-2`, `ollama`).
+    #[serde(default)]
+    pub services: IndexMap<String, ServiceConfig>,
+    /// Limits for every skill; `[skills.<name>.limits]` overrides them.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Per-skill grants, limits and settings, keyed by skill name.
+    #[serde(default)]
+    pub skills: IndexMap<String, SkillConfig>,
+    /// Which files skills may be given as inputs.
+    #[serde(default)]
+    pub inputs: InputsConfig,
+}
+
+/// One service a skill may be granted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServiceConfig {
+    /// Base URL (`http://10.0.0.5:8188`). Scheme, host and port form the
+    /// grant: a request matches only if all three match exactly.
+    pub url: Spanned<String>,
+    /// The kind of server (one of [`SERVICE_KINDS`]). Default: the service
+    /// name, or the name without a `-<suffix>` (`comfyui-2` is a `comfyui`).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Extra headers the host adds to every request to this service (a
+    /// bearer token for a proxy). Skills never see them.
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+    /// Shorthand for `headers.Authorization = "Bearer <token>"`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Like `token`, read from this environment variable of the host.
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+/// Per-invocation limits. Unset values fall back to the global `[limits]`,
+/// then to [`Limits::default`].
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsConfig {
+    /// Linear memory cap of the component, in MiB.
+    pub memory_mb: Option<u64>,
+    /// Wall-clock deadline of one invocation, in seconds.
+    pub timeout_secs: Option<u64>,
+    /// Largest single artifact, in MiB.
+    pub max_artifact_mb: Option<u64>,
+}
+
+/// What one skill is granted and configured with.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SkillConfig {
+    /// Names of services (keys of `[services]`) this skill may reach. A grant
+    /// takes effect only if the skill also declares that service's kind.
+    #[serde(default)]
+    pub grants: Vec<Spanned<String>>,
+    /// Limits for this skill.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Free-form settings handed to the skill (`settings.get` in the WIT).
+    #[serde(default)]
+    pub settings: toml::Table,
+    /// A component file to load this skill from (instead of a built-in or
+    /// the skills directory).
+    #[serde(default)]
+    pub component: Option<PathBuf>,
+}
+
+/// Which files may be passed to skills as file inputs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InputsConfig {
+    /// Directories whose files may be inputs, besides the output directory
+    /// and the current directory.
+    #[serde(default)]
+    pub allow_dirs: Vec<PathBuf>,
+}
+
+/// The limits in force for one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory cap in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock deadline.
+    pub timeout: Duration,
+    /// Largest artifact in bytes.
+    pub max_artifact_bytes: u64,
+}
+
+impl Default for Limits {
+    /// 512 MiB of memory, 30 minutes, 8 GiB per artifact: roomy enough for a
+    /// video job, small enough to stop a runaway.
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 512 << 20,
+            timeout: Duration::from_secs(30 * 60),
+            max_artifact_bytes: 8 << 30,
+        }
+    }
+}
+
+impl Limits {
+    /// Apply the set values of `c` over `self`.
+    pub fn overlay(self, c: &LimitsConfig) -> Limits {
+        Limits {
+            memory_bytes: c.memory_mb.map(|m| m << 20).unwrap_or(self.memory_bytes),
+            timeout: c.timeout_secs.map(Duration::from_secs).unwrap_or(self.timeout),
+            max_artifact_bytes: c.max_artifact_mb.map(|m| m << 20).unwrap_or(self.max_artifact_bytes),
+        }
+    }
+}
+
+/// A config that could not be used: always names the file, and the line and
+/// key where known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or schema error (toml's message names line, column, key).
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line, column and key.
+        message: String,
+    },
+    /// A value is well-formed TOML but unusable.
+    #[error("invalid config {path}:{line}: `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// Dotted key (`skills.comfyui-image.grants`).
+        key: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A loaded config and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The parsed config.
+    pub config: Config,
+    /// The file, if one was read (none: built-in defaults).
+    pub path: Option<PathBuf>,
+    /// Service grants by service name, checked at load.
+    pub grants: IndexMap<String, Grant>,
+}
+
+/// Where the config is looked for, in order: `--config`, `C41_CONFIG`, the
+/// platform config dir (`~/.config/c41/c41.toml`).
+pub fn default_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("c41").join("c41.toml"))
+}
+
+/// Load the config. `explicit` is `--config` or `C41_CONFIG` (clap merges
+/// them); an explicit file must exist, the default one may be missing (then
+/// nothing is granted).
+pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => match default_path() {
+            Some(p) if p.exists() => p,
+            _ => return LoadedConfig::from_config(Config::default(), None),
+        },
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+    parse(&text, &path)
+}
+
+/// Parse config text; `path` is only used in messages and to resolve
+/// relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for p in [&mut config.output_dir, &mut config.skills_dir].into_iter().flatten() {
+        *p = resolve_path(base, p);
+    }
+    for p in &mut config.inputs.allow_dirs {
+        *p = resolve_path(base, p);
+    }
+    for skill in config.skills.values_mut() {
+        if let Some(p) = &mut skill.component {
+            *p = resolve_path(base, p);
+        }
+    }
+    let line_of = |span: std::ops::Range<usize>| text[..span.start.min(text.len())].lines().count().max(1);
+    let invalid = |span: std::ops::Range<usize>, key: String, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: line_of(span),
+        key,
+        message,
+    };
+
+    fill_kinds(&mut config);
+    for (name, svc) in &config.services {
+        let kind = svc.kind();
+        if !SERVICE_KINDS.contains(&kind.as_str()) {
+            let why = match &svc.kind {
+                Some(k) => format!("unknown kind `{k}`"),
+                None => format!("cannot tell the kind from the name `{name}`"),
+            };
+            return Err(invalid(
+                svc.url.span(),
+                format!("services.{name}.kind"),
+                format!("{why}; set `kind` to one of: {}", SERVICE_KINDS.join(", ")),
+            ));
+        }
+    }
+    for (name, svc) in &config.services {
+        if let Err(e) = Grant::parse(name, svc.url.get_ref()) {
+            return Err(invalid(svc.url.span(), format!("services.{name}.url"), e.to_string()));
+        }
+    }
+    let loaded = LoadedConfig::from_config(config, Some(path.to_path_buf()))?;
+    for (skill, sc) in &loaded.config.skills {
+        for g in &sc.grants {
+            if !loaded.config.services.contains_key(g.get_ref()) {
+                let known: Vec<&str> = loaded.config.services.keys().map(String::as_str).collect();
+                return Err(invalid(
+                    g.span(),
+                    format!("skills.{skill}.grants"),
+                    format!(
+                        "grants `{}`, which is not a service under [services] (known: {})",
+                        g.get_ref(),
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+fn resolve_path(base: &Path, p: &Path) -> PathBuf {
+    let expanded = match p.strip_prefix("~") {
+        Ok(rest) => dirs::home_dir().map(|h| h.join(rest)).unwrap_or_else(|| p.to_path_buf()),
+        Err(_) => p.to_path_buf(),
+    };
+    if expanded.is_absolute() { expanded } else { base.join(expanded) }
+}
+
+impl ServiceConfig {
+    /// The effective kind (see [`ServiceConfig::kind`] field docs).
+    pub fn kind(&self) -> String {
+        self.kind.clone().unwrap_or_default()
+    }
+
+    /// The headers the host adds to requests to this service.
+    pub fn auth_headers(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let token = self.token.clone().or_else(|| self.token_env.as_ref().and_then(|v| std::env::var(v).ok()));
+        if let Some(t) = token {
+            out.push(("authorization".into(), format!("Bearer {t}")));
+        }
+        out
+    }
+}
+
+fn infer_kind(name: &str) -> String {
+    if SERVICE_KINDS.contains(&name) {
+        return name.to_string();
+    }
+    match name.split_once('-') {
+        Some((head, _)) if SERVICE_KINDS.contains(&head) => head.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn fill_kinds(config: &mut Config) {
+    for (name, svc) in config.services.iter_mut() {
+        if svc.kind.is_none() {
+            let k = infer_kind(name);
+            if !k.is_empty() {
+                svc.kind = Some(k);
+            }
+        }
+    }
+}
+
+impl LoadedConfig {
+    /// Check a parsed config and compute its grants.
+    pub fn from_config(mut config: Config, path: Option<PathBuf>) -> Result<Self, ConfigError> {
+        fill_kinds(&mut config);
+        let mut grants = IndexMap::new();
+        for (name, svc) in config.services.iter() {
+            let grant = Grant::parse(name, svc.url.get_ref()).map_err(|e| ConfigError::Invalid {
+                path: path.clone().unwrap_or_default(),
+                line: 0,
+                key: format!("services.{name}.url"),
+                message: e.to_string(),
+            })?;
+            grants.insert(name.clone(), grant);
+        }
+        Ok(LoadedConfig { config, path, grants })
+    }
+
+    /// Where artifacts go.
+    pub fn output_dir(&self) -> PathBuf {
+        self.config.output_dir.clone().unwrap_or_else(|| {
+            dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("c41").join("output")
+        })
+    }
+
+    /// The extra skills directory.
+    pub fn skills_dir(&self) -> Option<PathBuf> {
+        self.config
+            .skills_dir
+            .clone()
+            .or_else(|| dirs::config_dir().map(|d| d.join("c41").join("skills")))
+    }
+
+    /// Limits for `skill`: defaults, then `[limits]`, then the skill's own.
+    pub fn limits_for(&self, skill: &str) -> Limits {
+        let mut l = Limits::default().overlay(&self.config.limits);
+        if let Some(sc) = self.config.skills.get(skill) {
+            l = l.overlay(&sc.limits);
+        }
+        l
+    }
+
+    /// The services the config grants `skill` (before intersecting with what
+    /// the skill declares), in the order written.
+    pub fn granted_services(&self, skill: &str) -> Vec<&str> {
+        self.config
+            .skills
+            .get(skill)
+            .map(|sc| sc.grants.iter().map(|g| g.get_ref().as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The effective grants of `skill`: config grants whose service kind the
+    /// skill declares. Returns the grant set and the services granted but not
+    /// declared (ignored, reported by `c41 list` and `doctor`).
+    pub fn effective_grants(&self, skill: &str, declared: &[String]) -> (Vec<GrantedService>, Vec<String>) {
+        let mut granted = Vec::new();
+        let mut ignored = Vec::new();
+        for name in self.granted_services(skill) {
+            let Some(svc) = self.config.services.get(name) else { continue };
+            let kind = svc.kind();
+            if declared.iter().any(|d| d == &kind || d == name) {
+                granted.push(GrantedService {
+                    name: name.to_string(),
+                    kind,
+                    url: svc.url.get_ref().trim_end_matches('/').to_string(),
+                    grant: self.grants[name].clone(),
+                    headers: svc.auth_headers(),
+                });
+            } else {
+                ignored.push(name.to_string());
+            }
+        }
+        (granted, ignored)
+    }
+
+    /// The skill's settings as a JSON object.
+    pub fn settings_for(&self, skill: &str) -> serde_json::Map<String, serde_json::Value> {
+        self.config
+            .skills
+            .get(skill)
+            .and_then(|sc| serde_json::to_value(&sc.settings).ok())
+            .and_then(|v| match v {
+                serde_json::Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A service one skill was granted, resolved from the config.
+#[derive(Debug, Clone)]
+pub struct GrantedService {
+    /// Name in `[services]`.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Base URL without a trailing slash.
+    pub url: String,
+    /// The grant (scheme, host, port) requests must match.
+    pub grant: Grant,
+    /// Headers the host adds to each request (never shown to the skill).
+    pub headers: Vec<(String, String)>,
+}
+
+/// The grant set of a list of granted services.
+pub fn grant_set(services: &[GrantedService]) -> GrantSet {
+    GrantSet::new(services.iter().map(|s| s.grant.clone()).collect())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! The commented starter config `c41 init` writes, for the studio's two
+//! machines: the Mac ("the brain", Ollama) and the GPU workstation ("the
+//! forge", ComfyUI, MMAudio, HuMo).
+
+/// The starter config text. `output_dir` is filled in by the caller.
+pub fn starter_config(output_dir: &str) -> String {
+    format!(
+        r#"# c41 config. Everything a skill may reach is granted here, and nothing else.
+# Docs: README.md ("Config" and "Sandbox model"). Check it with `c41 doctor`.
+
+# Where skills' files (images, videos, audio) are stored.
+output-dir = "{output_dir}"
+
+# Extra skill components (*.wasm) to load. They get no grants unless a
+# [skills.<name>] table below names them.
+# skills-dir = "~/.config/c41/skills"
+
+# ---------------------------------------------------------------------------
+# Services: name = base URL. A grant is scheme + host + port, matched exactly:
+# granting http://10.0.0.5:8188 does not open any other port on 10.0.0.5.
+# `kind` defaults to the name (or the part before "-": comfyui-2 is a comfyui).
+# ---------------------------------------------------------------------------
+
+# The Mac Studio: Ollama (native API and /v1).
+[services.ollama]
+url = "http://127.0.0.1:11434"
+
+# The GPU workstation on the LAN: ComfyUI (Flux 2 Dev, Z-Image, Wan 2.2, HuMo).
+[services.comfyui]
+url = "http://forge.local:8188"
+# token = "..."            # if a bearer-token proxy sits in front of it
+# token-env = "COMFY_TOKEN"  # or read the token from this environment variable
+
+# A second workstation later: another comfyui backend.
+# [services.comfyui-2]
+# url = "http://forge2.local:8188"
+
+# Standalone MMAudio and TTS servers, if you run them.
+# [services.mmaudio]
+# url = "http://forge.local:8000"
+# [services.tts]
+# url = "http://127.0.0.1:8880"
+
+# ---------------------------------------------------------------------------
+# Limits for every invocation (per skill below overrides).
+# ---------------------------------------------------------------------------
+[limits]
+memory-mb = 512          # linear memory of the component
+timeout-secs = 1800      # wall-clock deadline of one invocation
+max-artifact-mb = 8192   # largest single file a skill may store
+
+# ---------------------------------------------------------------------------
+# Skills: what each one may reach. A grant takes effect only if the skill
+# also declares that kind of service (`c41 describe SKILL` lists them).
+# ---------------------------------------------------------------------------
+[skills.hello-http]
+grants = []              # the starter skill; grant it an `http` service to try it
+
+[skills.comfyui-image]
+grants = ["comfyui"]
+[skills.comfyui-image.settings]
+workflow = "flux2-dev"
+
+[skills.comfyui-video]
+grants = ["comfyui"]
+[skills.comfyui-video.limits]
+timeout-secs = 3600
+
+[skills.llm-route]
+grants = ["ollama"]
+"#
+    )
+}

@@ -1,0 +1,85 @@
+//! `c41:skill/artifacts`: the artifact sink. Chunks go straight to a temp
+//! file in the output directory (`c41-artifacts` hashes and stores them
+//! atomically), so a large video never sits in memory. The host remembers
+//! what each invocation stored: an outcome may only list those files.
+
+use crate::runtime::InvocationCtx;
+use crate::runtime::bindings::c41::skill::artifacts::{ArtifactError, Host, HostArtifactWriter};
+use crate::runtime::bindings::c41::skill::types::Artifact;
+use c41_artifacts::{ArtifactError as StoreError, PendingArtifact, StoredArtifact};
+use wasmtime::component::Resource;
+
+/// The host object behind an `artifact-writer` resource.
+pub struct ArtifactWriter {
+    pending: Option<PendingArtifact>,
+}
+
+/// A file stored during this invocation.
+pub type Produced = StoredArtifact;
+
+fn to_wit(e: StoreError) -> ArtifactError {
+    match e {
+        StoreError::TooLarge { limit } => ArtifactError::TooLarge(limit),
+        StoreError::InvalidName { reason } => ArtifactError::InvalidName(reason),
+        StoreError::Closed => ArtifactError::Closed,
+        other => ArtifactError::Io(other.to_string()),
+    }
+}
+
+/// The WIT record for a stored artifact.
+pub fn to_record(a: &StoredArtifact) -> Artifact {
+    Artifact { path: a.path.display().to_string(), mime: a.mime.clone(), bytes: a.bytes, sha256: a.sha256.clone() }
+}
+
+impl Host for InvocationCtx {
+    fn create(&mut self, name: String, mime: String) -> wasmtime::Result<Result<Resource<ArtifactWriter>, ArtifactError>> {
+        let Some(store) = &self.artifacts else {
+            return Ok(Err(ArtifactError::Io("this call has no output directory".into())));
+        };
+        match store.create(&name, &mime, self.max_artifact_bytes) {
+            Ok(pending) => Ok(Ok(self.table.push(ArtifactWriter { pending: Some(pending) })?)),
+            Err(e) => Ok(Err(to_wit(e))),
+        }
+    }
+}
+
+impl HostArtifactWriter for InvocationCtx {
+    fn write(&mut self, this: Resource<ArtifactWriter>, chunk: Vec<u8>) -> wasmtime::Result<Result<(), ArtifactError>> {
+        let writer = self.table.get_mut(&this)?;
+        let Some(pending) = writer.pending.as_mut() else {
+            return Ok(Err(ArtifactError::Closed));
+        };
+        match pending.write(&chunk) {
+            Ok(()) => Ok(Ok(())),
+            Err(e) => {
+                writer.pending = None;
+                if let StoreError::TooLarge { limit } = e {
+                    tracing::warn!(skill = %self.skill, limit, "artifact exceeded limits.max-artifact-mb");
+                }
+                Ok(Err(to_wit(e)))
+            }
+        }
+    }
+
+    fn finish(&mut self, this: Resource<ArtifactWriter>) -> wasmtime::Result<Result<Artifact, ArtifactError>> {
+        let writer = self.table.get_mut(&this)?;
+        let Some(pending) = writer.pending.take() else {
+            return Ok(Err(ArtifactError::Closed));
+        };
+        match pending.finish() {
+            Ok(stored) => {
+                tracing::info!(skill = %self.skill, path = %stored.path.display(), bytes = stored.bytes, "artifact stored");
+                let record = to_record(&stored);
+                self.produced.lock().unwrap().push(stored);
+                Ok(Ok(record))
+            }
+            Err(e) => Ok(Err(to_wit(e))),
+        }
+    }
+
+    fn drop(&mut self, this: Resource<ArtifactWriter>) -> wasmtime::Result<()> {
+        // Dropping an unfinished PendingArtifact removes its temp file.
+        self.table.delete(this)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+//! `c41:skill/inputs`: the files the user passed in fields the schema marks
+//! `"format": "c41-file"`. The host resolved and checked them before the
+//! call (see `crate::input`); here it only opens and streams them. A skill
+//! has no other way to read a host file.
+
+use crate::runtime::InvocationCtx;
+use crate::runtime::bindings::c41::skill::inputs::{Host, HostInputFile, InputError};
+use std::io::Read;
+use wasmtime::component::Resource;
+
+/// Most bytes handed out per `read`.
+const MAX_READ: u32 = 1 << 20;
+
+/// The host object behind an `input-file` resource.
+pub struct InputFile {
+    file: std::fs::File,
+    name: String,
+    mime: String,
+    size: u64,
+}
+
+impl Host for InvocationCtx {
+    fn open(&mut self, field: String) -> wasmtime::Result<Result<Resource<InputFile>, InputError>> {
+        let Some(input) = self.inputs.get(&field) else {
+            let known = self.inputs.fields().join(", ");
+            return Ok(Err(InputError::NoSuchField(format!(
+                "no file input `{field}` (file inputs of this call: {})",
+                if known.is_empty() { "none".into() } else { known }
+            ))));
+        };
+        let file = match std::fs::File::open(&input.path) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(InputError::Io(format!("{}: {e}", input.path.display())))),
+        };
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let handle = InputFile { file, name: input.name.clone(), mime: input.mime.clone(), size };
+        Ok(Ok(self.table.push(handle)?))
+    }
+}
+
+impl HostInputFile for InvocationCtx {
+    fn name(&mut self, this: Resource<InputFile>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&this)?.name.clone())
+    }
+
+    fn mime(&mut self, this: Resource<InputFile>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&this)?.mime.clone())
+    }
+
+    fn size(&mut self, this: Resource<InputFile>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&this)?.size)
+    }
+
+    fn read(&mut self, this: Resource<InputFile>, max: u32) -> wasmtime::Result<Result<Vec<u8>, InputError>> {
+        let f = self.table.get_mut(&this)?;
+        let mut buf = vec![0u8; max.min(MAX_READ) as usize];
+        match f.file.read(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(Ok(buf))
+            }
+            Err(e) => Ok(Err(InputError::Io(e.to_string()))),
+        }
+    }
+
+    fn drop(&mut self, this: Resource<InputFile>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}

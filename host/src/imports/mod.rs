@@ -1,0 +1,17 @@
+//! The host side of each WIT interface a skill imports, one file per
+//! interface. Each is implemented on [`InvocationCtx`], so it sees only this
+//! invocation's grants, inputs and outputs.
+//!
+//! [`InvocationCtx`]: crate::runtime::InvocationCtx
+
+pub mod artifacts;
+pub mod inputs;
+mod invocation;
+mod log;
+mod progress;
+mod settings;
+
+use crate::runtime::bindings::c41::skill::types;
+use crate::runtime::InvocationCtx;
+
+impl types::Host for InvocationCtx {}

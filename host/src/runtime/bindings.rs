@@ -1,0 +1,12 @@
+//! The `bindgen!` call for `wit/skill.wit`, and nothing else.
+
+wasmtime::component::bindgen!({
+    world: "skill",
+    path: "../wit",
+    imports: { default: trappable },
+    exports: { default: async },
+    with: {
+        "c41:skill/artifacts.artifact-writer": crate::imports::artifacts::ArtifactWriter,
+        "c41:skill/inputs.input-file": crate::imports::inputs::InputFile,
+    },
+});

@@ -1,0 +1,86 @@
+//! Compiled components cached on disk, so a second `c41 run` skips Cranelift.
+//!
+//! Key: the engine's compatibility hash (wasmtime version, target, compiler
+//! settings) and the component's SHA-256. A cache entry is written atomically
+//! (temp file + rename); an unreadable or stale entry is recompiled and
+//! replaced, never trusted.
+
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Whether a load hit the cache (benchmarks and `-v` logs report it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Deserialised a precompiled component.
+    Hit,
+    /// Compiled, and stored for next time.
+    Compiled,
+    /// Compiled; no cache directory is in use.
+    Uncached,
+}
+
+/// The on-disk cache of precompiled components.
+#[derive(Debug, Clone)]
+pub struct ComponentCache {
+    dir: Option<PathBuf>,
+}
+
+impl ComponentCache {
+    /// A cache under `dir` (none: always compile).
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        ComponentCache { dir }
+    }
+
+    /// The default location: `C41_CACHE_DIR`, else `<cache dir>/c41/components`.
+    pub fn default_dir() -> Option<PathBuf> {
+        std::env::var_os("C41_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| dirs::cache_dir().map(|d| d.join("c41").join("components")))
+    }
+
+    fn entry(&self, engine: &Engine, bytes: &[u8]) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        let mut h = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_key = format!("{:016x}", h.finish());
+        let sha = hex::encode(Sha256::digest(bytes));
+        Some(dir.join(engine_key).join(format!("{sha}.cwasm")))
+    }
+
+    /// The compiled component for `bytes`, from the cache when possible.
+    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
+        let Some(path) = self.entry(engine, bytes) else {
+            return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
+        };
+        if path.exists() {
+            // SAFETY: the file is one this cache wrote with
+            // `Engine::precompile_component` for an engine with the same
+            // compatibility hash (part of the path); wasmtime checks the
+            // header again and refuses an incompatible artifact.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(c) => return Ok((c, CacheOutcome::Hit)),
+                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cached component: {e:#}"),
+            }
+        }
+        let compiled = engine.precompile_component(bytes)?;
+        if let Err(e) = write_atomically(&path, &compiled) {
+            tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
+        }
+        // SAFETY: `compiled` was produced just now by this engine.
+        let component = unsafe { Component::deserialize(engine, &compiled)? };
+        Ok((component, CacheOutcome::Compiled))
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("cache entries live in a directory");
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,336 @@
+//! One invocation from start to finish: a fresh Store with this call's
+//! grants and limits, the call itself under a deadline and a cancellation
+//! token, and the translation of every way it can end into one clear
+//! [`InvokeError`] (whose fault, which field, which grant).
+
+use super::bindings::c41::skill::types as wit;
+use super::bindings::{Skill, SkillPre};
+use super::output::GuestOutput;
+use super::state::{InvocationCtx, MemoryLimiter};
+use super::LoadedSkill;
+use crate::config::{GrantedService, Limits};
+use crate::events::{Discard, EventSink};
+use crate::input::FileInputs;
+use crate::sandbox::{DenialLog, SandboxHooks};
+use c41_artifacts::{ArtifactStore, StoredArtifact};
+use c41_policy::Denial;
+use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+/// How long a cancelled skill may take to clean up (delete its remote job)
+/// before the host stops it.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything one call needs besides the skill.
+pub struct InvokeRequest {
+    /// The input, validated, with file fields resolved.
+    pub input: Value,
+    /// The resolved file inputs.
+    pub files: FileInputs,
+    /// The services granted (already capped by what the skill declares).
+    pub services: Vec<GrantedService>,
+    /// The skill's settings.
+    pub settings: Map<String, Value>,
+    /// Limits for this call.
+    pub limits: Limits,
+    /// Where artifacts go (none: the skill cannot store files).
+    pub store: Option<ArtifactStore>,
+    /// Where progress goes.
+    pub events: Arc<dyn EventSink>,
+    /// Cancels the call (Ctrl-C, MCP cancel).
+    pub cancel: CancellationToken,
+}
+
+/// A successful call.
+#[derive(Debug, Clone)]
+pub struct Invoked {
+    /// The invocation id given to the skill.
+    pub invocation_id: String,
+    /// Text for the agent or person.
+    pub text: String,
+    /// Files stored, as the host recorded them.
+    pub artifacts: Vec<StoredArtifact>,
+    /// Structured data.
+    pub data: Value,
+    /// Requests the sandbox refused although the call succeeded.
+    pub denials: Vec<Denial>,
+    /// Wall-clock time of the call.
+    pub elapsed: Duration,
+}
+
+/// How a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The skill refused its input.
+    #[error("invalid input `{field}`: {reason}")]
+    InvalidInput {
+        /// The field.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// The sandbox (or a service) refused something. When the host refused
+    /// a request, `denials` says exactly what and which grant would allow it.
+    #[error("{}", denied_message(.target, .reason, .denials))]
+    Denied {
+        /// What the skill said was refused.
+        target: String,
+        /// The skill's reason.
+        reason: String,
+        /// The refusals the host recorded.
+        denials: Vec<Denial>,
+    },
+    /// A service failed.
+    #[error("{service}{}: {message}", .status.map(|s| format!(" answered {s}")).unwrap_or_default())]
+    Backend {
+        /// The service.
+        service: String,
+        /// HTTP status, if any.
+        status: Option<u16>,
+        /// Its message.
+        message: String,
+    },
+    /// The skill gave up waiting for something.
+    #[error("timed out waiting for {what}")]
+    Timeout {
+        /// What.
+        what: String,
+    },
+    /// Cancelled by the caller.
+    #[error("cancelled")]
+    Cancelled,
+    /// The component hit the memory cap.
+    #[error("stopped: the skill exceeded its memory limit of {} MiB (limits.memory-mb)", .limit_bytes >> 20)]
+    MemoryLimit {
+        /// The cap.
+        limit_bytes: u64,
+    },
+    /// The call ran past its deadline.
+    #[error("stopped: the skill ran past its deadline of {}s (limits.timeout-secs)", .limit.as_secs())]
+    Deadline {
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The component trapped (a bug: panic, unreachable, ...).
+    #[error("the skill crashed: {message}{}", if .output.is_empty() { String::new() } else { format!("\nskill output:\n{}", .output) })]
+    Trap {
+        /// wasmtime's message.
+        message: String,
+        /// The tail of the skill's stdout/stderr (a panic message).
+        output: String,
+    },
+    /// The skill reported an internal error.
+    #[error("the skill failed: {message}")]
+    Internal {
+        /// Its message.
+        message: String,
+    },
+    /// The outcome listed a file the host did not store in this call.
+    #[error("the skill returned an artifact the host did not store in this call: {path}")]
+    ForgedArtifact {
+        /// The claimed path.
+        path: String,
+    },
+}
+
+fn denied_message(target: &str, reason: &str, denials: &[Denial]) -> String {
+    match denials.first() {
+        Some(d) => {
+            let mut m = d.to_string();
+            if denials.len() > 1 {
+                m.push_str(&format!(" (and {} more refused requests)", denials.len() - 1));
+            }
+            m
+        }
+        None => format!("denied {target}: {reason}"),
+    }
+}
+
+impl InvokeError {
+    /// Machine-readable kind (`--json` `error.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InvokeError::InvalidInput { .. } => "invalid-input",
+            InvokeError::Denied { .. } => "denied",
+            InvokeError::Backend { .. } => "backend",
+            InvokeError::Timeout { .. } => "timeout",
+            InvokeError::Cancelled => "cancelled",
+            InvokeError::MemoryLimit { .. } => "memory-limit",
+            InvokeError::Deadline { .. } => "deadline",
+            InvokeError::Trap { .. } => "trap",
+            InvokeError::Internal { .. } => "internal",
+            InvokeError::ForgedArtifact { .. } => "forged-artifact",
+        }
+    }
+
+    /// Whose fault it was (`--json` `error.fault`): `input`, `grant`,
+    /// `service`, `limit`, `caller` or `skill`.
+    pub fn fault(&self) -> &'static str {
+        match self {
+            InvokeError::InvalidInput { .. } => "input",
+            InvokeError::Denied { .. } => "grant",
+            InvokeError::Backend { .. } | InvokeError::Timeout { .. } => "service",
+            InvokeError::MemoryLimit { .. } | InvokeError::Deadline { .. } => "limit",
+            InvokeError::Cancelled => "caller",
+            InvokeError::Trap { .. } | InvokeError::Internal { .. } | InvokeError::ForgedArtifact { .. } => "skill",
+        }
+    }
+}
+
+fn new_ctx(
+    skill: &str,
+    services: Vec<GrantedService>,
+    limits: &Limits,
+    denials: DenialLog,
+    events: Arc<dyn EventSink>,
+    output: &GuestOutput,
+) -> InvocationCtx {
+    let mut wasi = WasiCtx::builder();
+    // Deny by default, and say so: no preopened directories, no environment,
+    // no arguments, no sockets, no name lookups. Output is captured.
+    wasi.stdout(output.clone())
+        .stderr(output.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+    InvocationCtx {
+        skill: skill.to_string(),
+        wasi: wasi.build(),
+        http: WasiHttpCtx::new(),
+        table: wasmtime::component::ResourceTable::new(),
+        hooks: SandboxHooks::new(skill, &services, denials),
+        limiter: MemoryLimiter::new(limits),
+        events,
+        services,
+        settings: Map::new(),
+        artifacts: None,
+        max_artifact_bytes: limits.max_artifact_bytes,
+        produced: Arc::new(Mutex::new(Vec::new())),
+        inputs: FileInputs::default(),
+        cancel: CancellationToken::new(),
+        deadline: Instant::now() + limits.timeout,
+    }
+}
+
+fn new_store(engine: &Engine, ctx: InvocationCtx) -> Store<InvocationCtx> {
+    let mut store = Store::new(engine, ctx);
+    store.limiter(|ctx| &mut ctx.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    store
+}
+
+/// Ask a prepared component to describe itself, in a store with no grants
+/// and small limits.
+pub(super) async fn describe(engine: &Engine, pre: &SkillPre<InvocationCtx>) -> wasmtime::Result<wit::Description> {
+    let limits = Limits { timeout: Duration::from_secs(10), ..Limits::default() };
+    let output = GuestOutput::default();
+    let ctx = new_ctx("(describe)", Vec::new(), &limits, DenialLog::default(), Arc::new(Discard), &output);
+    let mut store = new_store(engine, ctx);
+    let call = async {
+        let instance: Skill = pre.instantiate_async(&mut store).await?;
+        instance.call_describe(&mut store).await
+    };
+    match tokio::time::timeout(limits.timeout, call).await {
+        Ok(r) => r,
+        Err(_) => Err(wasmtime::Error::msg("describe did not return within 10s")),
+    }
+}
+
+impl LoadedSkill {
+    /// Run the skill once on a fresh instance.
+    pub async fn invoke(&self, req: InvokeRequest) -> Result<Invoked, InvokeError> {
+        let name = self.description.name.clone();
+        let started = Instant::now();
+        let invocation_id = uuid::Uuid::new_v4().to_string();
+        let denials = DenialLog::default();
+        let output = GuestOutput::default();
+        let limits = req.limits;
+
+        let mut ctx = new_ctx(&name, req.services, &limits, denials.clone(), req.events, &output);
+        ctx.settings = req.settings;
+        ctx.artifacts = req.store;
+        ctx.inputs = req.files;
+        ctx.cancel = req.cancel.clone();
+        let produced = ctx.produced.clone();
+        let mut store = new_store(self.pre.engine(), ctx);
+
+        let request = wit::Request { input: req.input.to_string(), invocation_id: invocation_id.clone() };
+        let pre = &self.pre;
+        let cancel = req.cancel.clone();
+        let result = {
+            let call = async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                instance.call_invoke(&mut store, &request).await
+            };
+            tokio::select! {
+                r = call => Some(r),
+                _ = tokio::time::sleep(limits.timeout) => None,
+                _ = async { cancel.cancelled().await; tokio::time::sleep(CANCEL_GRACE).await } => {
+                    return Err(InvokeError::Cancelled);
+                }
+            }
+        };
+        let denied = denials.all();
+        let with_denials = |e: InvokeError| -> InvokeError {
+            if denied.is_empty() || matches!(e, InvokeError::InvalidInput { .. } | InvokeError::Cancelled) {
+                return e;
+            }
+            // The host refused a request: that is the cause, whatever the
+            // guest made of it ("connection reset", a backend error, ...).
+            let (target, reason) = match &e {
+                InvokeError::Denied { target, reason, .. } => (target.clone(), reason.clone()),
+                other => (String::new(), other.to_string()),
+            };
+            InvokeError::Denied { target, reason, denials: denied.clone() }
+        };
+
+        let outcome = match result {
+            None => return Err(InvokeError::Deadline { limit: limits.timeout }),
+            Some(Err(trap)) => {
+                if store.data().limiter.hit {
+                    return Err(InvokeError::MemoryLimit { limit_bytes: limits.memory_bytes });
+                }
+                return Err(with_denials(InvokeError::Trap { message: format!("{trap:#}"), output: output.text() }));
+            }
+            Some(Ok(Err(skill_error))) => return Err(with_denials(from_wit(skill_error))),
+            Some(Ok(Ok(outcome))) => outcome,
+        };
+
+        let stored = produced.lock().unwrap().clone();
+        let mut artifacts = Vec::with_capacity(outcome.artifacts.len());
+        for a in &outcome.artifacts {
+            match stored.iter().find(|s| s.path.display().to_string() == a.path) {
+                Some(s) => artifacts.push(s.clone()),
+                None => return Err(InvokeError::ForgedArtifact { path: a.path.clone() }),
+            }
+        }
+        let data = match serde_json::from_str::<Value>(&outcome.data) {
+            Ok(v) => v,
+            Err(_) if outcome.data.trim().is_empty() => Value::Object(Map::new()),
+            Err(e) => return Err(InvokeError::Internal { message: format!("outcome data is not JSON: {e}") }),
+        };
+        let guest_output = output.text();
+        if !guest_output.is_empty() {
+            tracing::debug!(skill = %name, "skill output:\n{guest_output}");
+        }
+        Ok(Invoked { invocation_id, text: outcome.text, artifacts, data, denials: denied, elapsed: started.elapsed() })
+    }
+}
+
+fn from_wit(e: wit::SkillError) -> InvokeError {
+    match e {
+        wit::SkillError::InvalidInput(i) => InvokeError::InvalidInput { field: i.field, reason: i.reason },
+        wit::SkillError::Denied(d) => InvokeError::Denied { target: d.target, reason: d.reason, denials: Vec::new() },
+        wit::SkillError::Backend(b) => InvokeError::Backend { service: b.service, status: b.status, message: b.message },
+        wit::SkillError::Timeout(what) => InvokeError::Timeout { what },
+        wit::SkillError::Cancelled => InvokeError::Cancelled,
+        wit::SkillError::Internal(message) => InvokeError::Internal { message },
+    }
+}

@@ -1,0 +1,209 @@
+//! The wasmtime side: one [`Engine`] with a compiled-component cache, a
+//! linker that provides exactly the imports of the `skill` world (plus the
+//! WASI parts a Rust guest needs and the policed `wasi:http`), and
+//! [`LoadedSkill`]s ready to instantiate.
+//!
+//! Each invocation gets a fresh Store and instance (no state leaks between
+//! calls), built from an `InstancePre` made once per skill.
+
+#[allow(missing_docs)]
+pub mod bindings;
+mod cache;
+mod invoke;
+mod output;
+mod state;
+
+pub use cache::{CacheOutcome, ComponentCache};
+pub use invoke::{InvokeError, InvokeRequest, Invoked};
+pub use state::InvocationCtx;
+
+use crate::input::InputSchema;
+use bindings::{Skill, SkillPre};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch ticks. Each tick lets a running guest yield to the
+/// async runtime, so deadlines and cancellation fire even in a tight loop.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine settings.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached (none: compile every time).
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling allocator (long-running modes: `c41 mcp`), sized for
+    /// this many concurrent instances with this much memory each.
+    pub pooling: Option<PoolingOptions>,
+}
+
+/// Pooling allocator sizing.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolingOptions {
+    /// Concurrent instances.
+    pub instances: u32,
+    /// Largest linear memory per instance, in bytes.
+    pub max_memory_bytes: u64,
+}
+
+/// Where a skill came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "path")]
+pub enum Origin {
+    /// Compiled into the `c41` binary.
+    Builtin,
+    /// A `.wasm` file (skills directory, config `component`, `--component`).
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Builtin => f.write_str("built-in"),
+            Origin::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// What a skill says about itself (`describe`), parsed and checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkillDescription {
+    /// Identifier and config key.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// One line.
+    pub summary: String,
+    /// JSON Schema of the input.
+    pub input_schema: serde_json::Value,
+    /// What the outcome holds.
+    pub output: String,
+    /// Service kinds it may need (its ceiling).
+    pub services: Vec<String>,
+}
+
+/// A compiled skill, ready to instantiate.
+pub struct LoadedSkill {
+    /// Its description.
+    pub description: SkillDescription,
+    /// Its compiled input schema.
+    pub schema: InputSchema,
+    /// Where it came from.
+    pub origin: Origin,
+    /// Whether loading hit the compiled-component cache.
+    pub cache: CacheOutcome,
+    pre: SkillPre<InvocationCtx>,
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not a component, or not of the `skill` world.
+    #[error("{origin}: not a c41 skill component: {message}")]
+    Component {
+        /// Where from.
+        origin: Origin,
+        /// wasmtime's message.
+        message: String,
+    },
+    /// `describe` failed or returned something unusable.
+    #[error("{origin}: bad description: {message}")]
+    Description {
+        /// Where from.
+        origin: Origin,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The engine, linker and cache shared by all skills of a process.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<InvocationCtx>,
+    cache: ComponentCache,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Build the engine and the linker.
+    pub fn new(options: RuntimeOptions) -> wasmtime::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        if let Some(p) = options.pooling {
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_component_instances(p.instances)
+                .total_core_instances(p.instances * 4)
+                .total_memories(p.instances * 4)
+                .total_tables(p.instances * 4)
+                .max_memory_size(p.max_memory_bytes as usize);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&config)?;
+
+        let mut linker: Linker<InvocationCtx> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        Skill::add_to_linker::<_, HasSelf<_>>(&mut linker, |ctx| ctx)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new().name("c41-epoch".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        }
+        Ok(Runtime { engine, linker, cache: ComponentCache::new(options.cache_dir), ticker_stop })
+    }
+
+    /// The engine (benchmarks, tests).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile (or fetch from the cache) a component, prepare it for
+    /// instantiation, and ask it to describe itself.
+    pub async fn load(&self, bytes: &[u8], origin: Origin) -> Result<LoadedSkill, LoadError> {
+        let component_err = |e: wasmtime::Error| LoadError::Component { origin: origin.clone(), message: format!("{e:#}") };
+        let (component, cache) = self.cache.load(&self.engine, bytes).map_err(component_err)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(component_err)?;
+        let pre = SkillPre::new(pre).map_err(component_err)?;
+        let raw = invoke::describe(&self.engine, &pre).await.map_err(|e| LoadError::Description {
+            origin: origin.clone(),
+            message: format!("{e:#}"),
+        })?;
+        let bad = |message: String| LoadError::Description { origin: origin.clone(), message };
+        let valid_name = !raw.name.is_empty()
+            && raw.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !raw.name.starts_with('-');
+        if !valid_name {
+            return Err(bad(format!("name {:?} must be lowercase letters, digits and hyphens", raw.name)));
+        }
+        let input_schema: serde_json::Value =
+            serde_json::from_str(&raw.input_schema).map_err(|e| bad(format!("input-schema is not JSON: {e}")))?;
+        let schema = InputSchema::compile(&input_schema).map_err(|e| bad(format!("input-schema is not a valid JSON Schema: {e}")))?;
+        let description = SkillDescription {
+            name: raw.name,
+            version: raw.version,
+            summary: raw.summary,
+            input_schema,
+            output: raw.output,
+            services: raw.services,
+        };
+        Ok(LoadedSkill { description, schema, origin, cache, pre })
+    }
+}

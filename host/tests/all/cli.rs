@@ -1,0 +1,126 @@
+//! The `c41` binary as people and agents use it: output formats, MEDIA
+//! lines, exit codes, config errors.
+
+use crate::common::*;
+use serde_json::Value;
+use std::process::Command;
+
+fn c41(config: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_c41"));
+    cmd.env("C41_CONFIG", config).env("C41_CACHE_DIR", cache_dir()).env_remove("RUST_LOG");
+    cmd
+}
+
+fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let p = dir.join("c41.toml");
+    std::fs::write(&p, text.replace("{out}", &dir.join("out").display().to_string())).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_prints_media_lines_and_json() {
+    let (addr, _) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("output-dir = \"{{out}}\"\n[services.web]\nurl = \"http://127.0.0.1:{}\"\nkind = \"http\"\n[skills.hello-http]\ngrants = [\"web\"]\n", addr.port()),
+    );
+    let out = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || c41(&cfg).args(["run", "hello-http", "path=/hello.txt"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let media: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("MEDIA:")).collect();
+    assert_eq!(media.len(), 1, "{stdout}");
+    assert!(std::path::Path::new(media[0]).is_absolute());
+    assert_eq!(std::fs::read_to_string(media[0]).unwrap(), "hello from the forge\n");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("[hello-http] done 100%"), "plain progress lines on a non-terminal: {stderr}");
+
+    let out = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || c41(&cfg).args(["run", "hello-http", "--input", "{\"path\":\"/hello.txt\"}", "--json"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["skill"], "hello-http");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["artifacts"][0]["bytes"], 21);
+    assert_eq!(v["artifacts"][0]["mime"], "text/plain");
+    assert_eq!(v["artifacts"][0]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(v["data"]["status"], 200);
+
+    let out = tokio::task::spawn_blocking(move || {
+        c41(&cfg).args(["run", "hello-http", "url=http://127.0.0.1:1/", "--json"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["kind"], "denied");
+    assert_eq!(v["error"]["fault"], "grant");
+    assert_eq!(v["error"]["denials"][0]["url"], "http://127.0.0.1:1");
+    assert_eq!(v["error"]["denials"][0]["closest_grant"]["service"], "web");
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "output-dir = \"{out}\"\n");
+    let out = c41(&cfg).args(["run", "hello-htp"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `hello-http`?"));
+
+    let out = c41(&cfg).args(["run", "hello-http", "--json", "path=3", "nope=1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "invalid-input");
+    assert_eq!(v["error"]["field"], "nope");
+
+    let bad = write_config(dir.path(), "[services.comfyui]\nurl = \"http://a:1\"\n[skills.x]\ngrants = [\"olama\"]\n");
+    let out = c41(&bad).arg("list").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("c41.toml:4") && err.contains("skills.x.grants") && err.contains("olama"), "{err}");
+}
+
+#[test]
+fn list_and_describe_show_skills_and_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "output-dir = \"{out}\"\n[services.web]\nurl = \"http://127.0.0.1:9\"\nkind = \"http\"\n[skills.hello-http]\ngrants = [\"web\"]\n",
+    );
+    let out = c41(&cfg).args(["list", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hello = v.as_array().unwrap().iter().find(|s| s["name"] == "hello-http").expect("starter skill listed");
+    assert_eq!(hello["granted"][0]["url"], "http://127.0.0.1:9");
+
+    let runaway = guest("runaway");
+    let out = c41(&cfg).args(["list", "--component"]).arg(&runaway).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("test-runaway") && text.contains("(none)"), "a --component skill gets no grants: {text}");
+
+    let out = c41(&cfg).args(["describe", "hello-http", "--json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["input_schema"]["properties"]["path"]["default"], "/");
+    assert_eq!(v["limits"]["memory_mb"], 512);
+}
+
+#[test]
+fn init_writes_a_config_that_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sub").join("c41.toml");
+    let out = c41(&cfg).args(["init", "--output-dir"]).arg(dir.path().join("out")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    c41::config::load(Some(&cfg)).expect("the starter config loads");
+    let again = c41(&cfg).arg("init").output().unwrap();
+    assert_eq!(again.status.code(), Some(2), "refuses to overwrite");
+}

@@ -1,0 +1,57 @@
+//! Input files the host opened for this invocation (schema fields marked
+//! `"format": "c41-file"`). A skill can read nothing else.
+
+use crate::SkillError;
+use crate::bindings::c41::skill::inputs::{self as wit, InputError, InputFile};
+
+/// Most bytes the host hands out per read.
+pub const MAX_READ: u32 = 1024 * 1024;
+
+/// An open input file.
+pub struct File {
+    inner: InputFile,
+    field: String,
+}
+
+fn to_skill_error(field: &str, e: InputError) -> SkillError {
+    match e {
+        InputError::NoSuchField(why) => SkillError::invalid(field, why),
+        InputError::Io(msg) => SkillError::invalid(field, format!("cannot read the file: {msg}")),
+    }
+}
+
+/// Open the file input at `field` (`image`, `frames/0`).
+pub fn open(field: &str) -> Result<File, SkillError> {
+    let inner = wit::open(field).map_err(|e| to_skill_error(field, e))?;
+    Ok(File { inner, field: field.to_string() })
+}
+
+impl File {
+    /// The file's name, for upload names.
+    pub fn name(&self) -> String {
+        self.inner.name()
+    }
+    /// MIME type derived from the extension.
+    pub fn mime(&self) -> String {
+        self.inner.mime()
+    }
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    /// The next chunk; empty at the end.
+    pub fn read_chunk(&mut self) -> Result<Vec<u8>, SkillError> {
+        self.inner.read(MAX_READ).map_err(|e| to_skill_error(&self.field, e))
+    }
+    /// The whole file (use for files you must send in one body anyway).
+    pub fn read_all(&mut self) -> Result<Vec<u8>, SkillError> {
+        let mut out = Vec::with_capacity(self.size() as usize);
+        loop {
+            let chunk = self.read_chunk()?;
+            if chunk.is_empty() {
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The guest side of c41: everything a skill component needs besides its own
+//! logic, written once so skills never copy a client or a helper.
+//!
+//! A skill is a type implementing [`Skill`], exported with [`skill!`]:
+//!
+//! ```ignore
+//! struct Hello;
+//! impl c41_kit::Skill for Hello {
+//!     fn describe() -> c41_kit::Description { /* name, schema, services */ }
+//!     async fn invoke(cx: c41_kit::Invocation) -> Result<c41_kit::Outcome, c41_kit::SkillError> {
+//!         /* read cx.input, call services, stream artifacts */
+//!     }
+//! }
+//! c41_kit::skill!(Hello);
+//! ```
+//!
+//! The kit runs `invoke` on wstd's single-threaded executor, so skills write
+//! ordinary async Rust and use `wstd::http` for outgoing requests (standard
+//! `wasi:http`, filtered by the host's grants).
+#![deny(missing_docs)]
+
+pub mod artifacts;
+pub mod error;
+pub mod http;
+pub mod inputs;
+pub mod log;
+pub mod progress;
+pub mod settings;
+
+/// The bindings generated from `wit/skill.wit`. Skills rarely need them
+/// directly: the modules of this crate wrap them.
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "skill",
+        pub_export_macro: true,
+        export_macro_name: "__export_skill_world",
+        default_bindings_module: "c41_kit::bindings",
+    });
+}
+
+pub use bindings::c41::skill::types::{Artifact, Description};
+pub use error::SkillError;
+pub use serde_json::{Value, json};
+pub use wstd;
+
+/// What a skill returns on success.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// What the agent or person reads.
+    pub text: String,
+    /// Files stored through [`artifacts`], in order.
+    pub artifacts: Vec<Artifact>,
+    /// Structured result (an object).
+    pub data: Value,
+}
+
+/// One invocation: its validated input and id.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The input object, already validated against the skill's schema.
+    pub input: Value,
+    /// Unique id of this invocation (a uuid), usable as a backend client id.
+    pub id: String,
+}
+
+impl Invocation {
+    /// A string field of the input, if present.
+    pub fn str(&self, field: &str) -> Option<&str> {
+        self.input.get(field).and_then(Value::as_str)
+    }
+
+    /// A string field the schema requires.
+    pub fn required_str(&self, field: &str) -> Result<&str, SkillError> {
+        self.str(field)
+            .ok_or_else(|| SkillError::invalid(field, "required string is missing"))
+    }
+
+    /// An unsigned integer field, if present.
+    pub fn u64(&self, field: &str) -> Option<u64> {
+        self.input.get(field).and_then(Value::as_u64)
+    }
+
+    /// True once the caller cancelled this invocation.
+    pub fn cancelled(&self) -> bool {
+        bindings::c41::skill::invocation::cancelled()
+    }
+
+    /// Returns `Err(SkillError::Cancelled)` once the caller cancelled.
+    pub fn check_cancelled(&self) -> Result<(), SkillError> {
+        if self.cancelled() { Err(SkillError::Cancelled) } else { Ok(()) }
+    }
+
+    /// Milliseconds until the host's deadline.
+    pub fn remaining_ms(&self) -> u64 {
+        bindings::c41::skill::invocation::remaining_ms()
+    }
+}
+
+/// A skill: describe yourself, then run on validated input.
+#[allow(async_fn_in_trait)]
+pub trait Skill {
+    /// The description the host shows and enforces (see `wit/skill.wit`).
+    fn describe() -> Description;
+    /// Run once. Runs on wstd's executor: await `wstd::http` freely.
+    async fn invoke(cx: Invocation) -> Result<Outcome, SkillError>;
+}
+
+/// Glue between the generated export and a [`Skill`]; used by [`skill!`].
+#[doc(hidden)]
+pub fn __run<S: Skill>(
+    request: bindings::c41::skill::types::Request,
+) -> Result<bindings::c41::skill::types::Outcome, bindings::c41::skill::types::SkillError> {
+    let input: Value = match serde_json::from_str(&request.input) {
+        Ok(v) => v,
+        Err(e) => return Err(SkillError::invalid("", format!("input is not JSON: {e}")).into()),
+    };
+    let cx = Invocation { input, id: request.invocation_id };
+    let outcome = wstd::runtime::block_on(S::invoke(cx)).map_err(bindings::c41::skill::types::SkillError::from)?;
+    Ok(bindings::c41::skill::types::Outcome {
+        text: outcome.text,
+        artifacts: outcome.artifacts,
+        data: if outcome.data.is_null() { "{}".into() } else { outcome.data.to_string() },
+    })
+}
+
+/// Export a [`Skill`] implementation as the component's `skill` world.
+#[macro_export]
+macro_rules! skill {
+    ($ty:ty) => {
+        struct __C41SkillExport;
+        impl $crate::bindings::Guest for __C41SkillExport {
+            fn describe() -> $crate::Description {
+                <$ty as $crate::Skill>::describe()
+            }
+            fn invoke(
+                request: $crate::bindings::c41::skill::types::Request,
+            ) -> ::core::result::Result<
+                $crate::bindings::c41::skill::types::Outcome,
+                $crate::bindings::c41::skill::types::SkillError,
+            > {
+                $crate::__run::<$ty>(request)
+            }
+        }
+        $crate::bindings::__export_skill_world!(__C41SkillExport with_types_in $crate::bindings);
+    };
+}
