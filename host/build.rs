@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Crates compiled into the binary as built-in skills: (package, file stem).
-const BUILTIN: &[&str] = &["hello-http"];
+const BUILTIN: &[&str] = &["hello-http", "llm-route", "comfyui-image", "comfyui-video"];
 /// Crates only the tests load.
 const TEST_GUESTS: &[&str] = &["runaway", "escape"];
 
@@ -64,9 +64,9 @@ fn main() {
         writeln!(code, "    ({pkg:?}, include_bytes!({:?})),", path_of(pkg).display().to_string()).unwrap();
     }
     code.push_str("];\n");
-    code.push_str("/// Paths of the test guest components: (crate name, path).\n");
+    code.push_str("/// Paths of the built components the tests load: (crate name, path).\n");
     code.push_str("pub const TEST_GUESTS: &[(&str, &str)] = &[\n");
-    for pkg in TEST_GUESTS {
+    for pkg in TEST_GUESTS.iter().chain(BUILTIN) {
         writeln!(code, "    ({pkg:?}, {:?}),", path_of(pkg).display().to_string()).unwrap();
     }
     code.push_str("];\n");

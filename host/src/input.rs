@@ -144,11 +144,11 @@ impl InputSchema {
                 field = if field.is_empty() { missing.to_string() } else { format!("{field}/{missing}") };
                 reason = "is required".into();
             }
-            if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = err.kind() {
-                if let Some(first) = unexpected.first() {
-                    field = if field.is_empty() { first.clone() } else { format!("{field}/{first}") };
-                    reason = "is not a field of this skill's input".into();
-                }
+            if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = err.kind()
+                && let Some(first) = unexpected.first()
+            {
+                field = if field.is_empty() { first.clone() } else { format!("{field}/{first}") };
+                reason = "is not a field of this skill's input".into();
             }
             return Err(InputError::Schema { field, reason });
         }

@@ -22,6 +22,7 @@ pub mod imports;
 pub mod input;
 pub mod runtime;
 pub mod sandbox;
+pub mod studio;
 
 /// The guest components built by `build.rs`.
 pub mod guests {

@@ -16,12 +16,15 @@ pub struct Args {
 }
 
 /// The path that shows a service of `kind` is up.
-fn health_path(kind: &str) -> &'static str {
+/// `None` for kinds without one: any HTTP answer below 500 then shows the
+/// server is up.
+fn health_path(kind: &str) -> Option<&'static str> {
     match kind {
-        "comfyui" => "/system_stats",
-        "ollama" => "/api/version",
-        "openai" => "/v1/models",
-        _ => "/",
+        "comfyui" => Some("/system_stats"),
+        "ollama" => Some("/api/version"),
+        "openai" | "tts" => Some("/v1/models"),
+        "mmaudio" | "humo" => Some("/health"),
+        _ => None,
     }
 }
 
@@ -76,10 +79,12 @@ impl Args {
         println!();
         for (name, svc) in &config.config.services {
             let kind = svc.kind();
-            let url = format!("{}{}", svc.url.get_ref().trim_end_matches('/'), health_path(&kind));
+            let health = health_path(&kind);
+            let url = format!("{}{}", svc.url.get_ref().trim_end_matches('/'), health.unwrap_or("/"));
+            let healthy = |status: u16| if health.is_some() { status < 400 } else { status < 500 };
             let started = Instant::now();
             match probe(&url, &svc.auth_headers(), Duration::from_secs(self.timeout)).await {
-                Ok((status, _)) if status < 400 => {
+                Ok((status, _)) if healthy(status) => {
                     println!("ok    {name:<12} {kind:<8} {url} ({status}, {} ms)", started.elapsed().as_millis())
                 }
                 Ok((status, body)) => {
@@ -97,16 +102,23 @@ impl Args {
         for s in app.catalog.iter() {
             let d = &s.description;
             let (granted, ignored): (Vec<GrantedService>, Vec<String>) = app.config.effective_grants(&d.name, &d.services);
-            let missing: Vec<&String> = d.services.iter().filter(|k| !granted.iter().any(|g| &g.kind == *k)).collect();
+            let missing: Vec<&str> =
+                d.services.iter().filter(|k| !granted.iter().any(|g| &g.kind == *k)).map(String::as_str).collect();
             let mut line = format!("{:<16}", d.name);
-            if missing.is_empty() {
-                line.push_str(" has every service it declares");
-            } else {
+            if d.services.is_empty() {
+                line.push_str(" needs no service");
+            } else if granted.is_empty() {
                 line.push_str(&format!(
-                    " is not granted: {} (add a service of that kind and list it under [skills.{}] grants)",
-                    missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    " has no grant: it can use {} (add such a service and list it under [skills.{}] grants)",
+                    d.services.join(" or "),
                     d.name
                 ));
+            } else {
+                let names: Vec<&str> = granted.iter().map(|g| g.name.as_str()).collect();
+                line.push_str(&format!(" may reach {}", names.join(", ")));
+                if !missing.is_empty() {
+                    line.push_str(&format!(" (could also use: {})", missing.join(", ")));
+                }
             }
             if !ignored.is_empty() {
                 line.push_str(&format!("; ignored grants (not declared): {}", ignored.join(", ")));

@@ -4,6 +4,7 @@
 //! warnings and errors go to stderr. Exit codes: 0 success, 1 the skill ran
 //! and failed (its error says whose fault), 2 usage, config or input errors.
 
+mod demo;
 mod describe;
 mod doctor;
 mod init;
@@ -11,6 +12,7 @@ mod list;
 pub mod output;
 pub mod progress;
 mod run;
+mod sim;
 
 use crate::app::App;
 use crate::config::{self, LoadedConfig};
@@ -58,6 +60,10 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Write a commented starter config for the Mac + workstation setup.
     Init(init::Args),
+    /// Run the simulated studio (ComfyUI, Ollama, MMAudio, HuMo, TTS) in the foreground.
+    Sim(sim::Args),
+    /// Run every built-in skill once against the simulated studio.
+    Demo(demo::Args),
 }
 
 impl Cli {
@@ -86,6 +92,8 @@ impl Cli {
             Command::Run(a) => a.run(&ctx).await,
             Command::Doctor(a) => a.run(&ctx).await,
             Command::Init(a) => a.run(&ctx).await,
+            Command::Sim(a) => a.run(&ctx).await,
+            Command::Demo(a) => a.run(&ctx).await,
         }
     }
 }

@@ -85,14 +85,14 @@ pub fn print_failure(skill: &str, e: &RunError, as_json: bool) -> ExitCode {
         println!("{}", failure_json(skill, e));
     } else {
         eprintln!("error: {skill}: {e}");
-        if let RunError::Invoke(InvokeError::Denied { denials, .. }) = e {
-            if let Some(d) = denials.first() {
-                let hint = match &d.closest {
-                    Some(g) => format!("the grant `{}` allows only {}", g.service, g.url),
-                    None => "grant a service with that URL under [services] and list it in this skill's `grants`".into(),
-                };
-                eprintln!("  = help: {hint}");
-            }
+        if let RunError::Invoke(InvokeError::Denied { denials, .. }) = e
+            && let Some(d) = denials.first()
+        {
+            let hint = match &d.closest {
+                Some(g) => format!("the grant `{}` allows only {}", g.service, g.url),
+                None => "grant a service with that URL under [services] and list it in this skill's `grants`".into(),
+            };
+            eprintln!("  = help: {hint}");
         }
     }
     exit_code(e)

@@ -84,3 +84,17 @@ fn relative_paths_resolve_against_the_config_file() {
     let loaded = parse_str("output-dir = \"out\"\n").unwrap();
     assert_eq!(loaded.output_dir(), PathBuf::from("/etc/c41/out"));
 }
+
+#[test]
+fn shipped_example_configs_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            load(Some(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1, "examples/configs has configs");
+}

@@ -3,10 +3,14 @@
 wasmtime::component::bindgen!({
     world: "skill",
     path: "../wit",
-    imports: { default: trappable },
+    imports: {
+        "c41:skill/websocket": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
     with: {
         "c41:skill/artifacts.artifact-writer": crate::imports::artifacts::ArtifactWriter,
         "c41:skill/inputs.input-file": crate::imports::inputs::InputFile,
+        "c41:skill/websocket.connection": crate::imports::websocket::WsConnection,
     },
 });

@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
-trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static {}
+/// A connected byte stream (TCP, or TLS over TCP).
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -24,7 +25,7 @@ type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 /// Send `req` over a new connection to `addr`; for HTTPS, verify the
 /// certificate for `tls_name` (the granted host, not the address).
 pub async fn send_pinned(
-    mut req: http::Request<WasiBody>,
+    req: http::Request<WasiBody>,
     addr: SocketAddr,
     tls_name: Option<String>,
     options: Option<RequestOptions>,
@@ -34,29 +35,15 @@ pub async fn send_pinned(
     let first_byte_timeout = opt.first_byte_timeout.unwrap_or(Duration::from_secs(600));
     let between_bytes_timeout = opt.between_bytes_timeout.unwrap_or(Duration::from_secs(600)).max(Duration::from_nanos(1));
 
-    let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(Error::ConnectionRefused),
-        Ok(Err(e)) => return Err(Error::Connect(e)),
-        Err(_) => return Err(Error::ConnectionTimeout),
-    };
-    let _ = tcp.set_nodelay(true);
-    let stream: Box<dyn Stream> = match tls_name {
-        Some(name) => {
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-            let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-            let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-            let server_name = rustls::pki_types::ServerName::try_from(name)?;
-            Box::new(connector.connect(server_name, tcp).await.map_err(Error::Tls)?)
-        }
-        None => Box::new(tcp),
-    };
+    let stream = open_stream(addr, tls_name, connect_timeout).await?;
     let (mut sender, conn) = tokio::time::timeout(
         connect_timeout,
         hyper::client::conn::http1::Builder::new().handshake(TokioIo::new(stream)),
     )
     .await
     .map_err(|_| Error::ConnectionTimeout)??;
+
+    let mut req = pump_body(req);
 
     // Origin-form on the wire: the authority travels in the Host header.
     *req.uri_mut() = http::Uri::builder()
@@ -73,14 +60,12 @@ pub async fn send_pinned(
         if let Poll::Ready(r) = send.as_mut().poll(cx) {
             return Poll::Ready(r);
         }
-        if !conn_done {
-            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
-                conn_done = true;
-                if let Err(e) = r {
-                    return Poll::Ready(Ok(Err(e)));
-                }
-                return send.as_mut().poll(cx);
+        if !conn_done && let Poll::Ready(r) = conn.as_mut().poll(cx) {
+            conn_done = true;
+            if let Err(e) = r {
+                return Poll::Ready(Ok(Err(e)));
             }
+            return send.as_mut().poll(cx);
         }
         Poll::Pending
     })
@@ -102,6 +87,55 @@ pub async fn send_pinned(
         }
     });
     Ok((res, io))
+}
+
+/// Put a forwarding task between the guest's request body and hyper.
+///
+/// hyper drops a request body as soon as it no longer needs it (a server
+/// that answered a GET without reading its chunked body, or a body whose
+/// `content-length` bytes were all sent). The guest may still be writing or
+/// finishing that body, and its next write would then fail with "connection
+/// reset" although the request succeeded. The pump keeps draining the
+/// guest's body to its end whatever hyper does, so a guest never sees a
+/// spurious error.
+fn pump_body(req: http::Request<WasiBody>) -> http::Request<WasiBody> {
+    let (parts, mut body) = req.into_parts();
+    if body.is_end_stream() {
+        return http::Request::from_parts(parts, body);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, Error>>(4);
+    tokio::spawn(async move {
+        let mut open = true;
+        while let Some(frame) = body.frame().await {
+            if open && tx.send(frame).await.is_err() {
+                open = false; // hyper is done with it; drain the rest
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    http::Request::from_parts(parts, http_body_util::StreamBody::new(stream).boxed_unsync())
+}
+
+/// Connect to the pinned `addr`; for TLS, verify `tls_name` (the granted
+/// host), never the address.
+pub async fn open_stream(addr: SocketAddr, tls_name: Option<String>, connect_timeout: Duration) -> Result<Box<dyn Stream>, Error> {
+    let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(Error::ConnectionRefused),
+        Ok(Err(e)) => return Err(Error::Connect(e)),
+        Err(_) => return Err(Error::ConnectionTimeout),
+    };
+    let _ = tcp.set_nodelay(true);
+    Ok(match tls_name {
+        Some(name) => {
+            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+            let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+            let server_name = rustls::pki_types::ServerName::try_from(name)?;
+            Box::new(connector.connect(server_name, tcp).await.map_err(Error::Tls)?)
+        }
+        None => Box::new(tcp),
+    })
 }
 
 /// A response body that fails if no bytes arrive for the between-bytes

@@ -24,11 +24,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiHttpHooks};
 
-pub use connect::send_pinned;
+pub use connect::{Stream, open_stream, send_pinned};
 
 /// Connect timeout when the skill sets none: LAN services answer quickly, and
 /// a wrong address should fail fast with a clear error.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Headers the host adds to requests to one service.
+type ServiceHeaders = Vec<(HeaderName, HeaderValue)>;
 
 /// The refusals of one invocation, shared between the hook and the caller.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +52,7 @@ impl DenialLog {
 pub struct SandboxHooks {
     skill: String,
     grants: Arc<GrantSet>,
-    headers: Arc<Vec<(String, Vec<(HeaderName, HeaderValue)>)>>,
+    headers: Arc<Vec<(String, ServiceHeaders)>>,
     denials: DenialLog,
 }
 
@@ -74,16 +77,64 @@ impl SandboxHooks {
             denials,
         }
     }
-
-    fn deny(&self, denial: Denial) -> HttpError {
-        tracing::info!(skill = %self.skill, "{denial}");
-        self.denials.record(denial);
-        HttpError::HttpRequestDenied
-    }
 }
 
 type BoxFut<T> = Box<dyn Future<Output = T> + Send>;
 type SendResult = Result<(http::Response<wasmtime_wasi_http::WasiBody>, BoxFut<Result<(), HttpError>>), HttpError>;
+
+/// Where an allowed request goes: the checked address, the name TLS must
+/// verify, and the headers the host adds.
+#[derive(Debug, Clone)]
+pub struct Pinned {
+    /// The address to connect to (checked against the grant).
+    pub addr: SocketAddr,
+    /// For HTTPS: the granted host name to verify the certificate for.
+    pub tls_name: Option<String>,
+    /// The service's configured headers (auth), added by the host.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl SandboxHooks {
+    /// Check `uri` against the grants, resolve a granted name in the host,
+    /// and return where to connect. Every refusal is recorded before the
+    /// error is returned. This is the only way out of the sandbox: HTTP
+    /// requests and websocket connections both come through here.
+    pub fn authorize(&self, uri: &http::Uri) -> impl Future<Output = Result<Pinned, Denial>> + Send + 'static {
+        let checked = self.grants.check(uri);
+        let grants = self.grants.clone();
+        let denials = self.denials.clone();
+        let skill = self.skill.clone();
+        let all_headers = self.headers.clone();
+        async move {
+            let record = |denial: Denial| {
+                tracing::info!(skill = %skill, "{denial}");
+                denials.record(denial.clone());
+                denial
+            };
+            let target = checked.map_err(record)?;
+            let addr = match &target.host {
+                Host::Ip(ip) => SocketAddr::new(*ip, target.port),
+                Host::Name(name) => {
+                    let found: Vec<std::net::IpAddr> = tokio::net::lookup_host((name.as_str(), target.port))
+                        .await
+                        .map(|it| it.map(|a| a.ip()).collect())
+                        .unwrap_or_default();
+                    grants.check_resolved(&target, &found).map_err(|d| match d.reason {
+                        // A lookup failure is not a refusal: do not record it.
+                        c41_policy::DenialReason::Unresolved => d,
+                        _ => record(d),
+                    })?
+                }
+            };
+            let tls_name = match target.scheme {
+                c41_policy::Scheme::Https => Some(target.host.to_string().trim_matches(['[', ']']).to_string()),
+                c41_policy::Scheme::Http => None,
+            };
+            let headers = all_headers.iter().find(|(name, _)| *name == target.service).map(|(_, h)| h.clone()).unwrap_or_default();
+            Ok(Pinned { addr, tls_name, headers })
+        }
+    }
+}
 
 impl WasiHttpHooks for SandboxHooks {
     fn send_request(
@@ -92,48 +143,21 @@ impl WasiHttpHooks for SandboxHooks {
         options: Option<RequestOptions>,
         _fut: BoxFut<Result<(), HttpError>>,
     ) -> BoxFut<SendResult> {
-        let target = match self.grants.check(request.uri()) {
-            Ok(t) => t,
-            Err(denial) => {
-                let err = self.deny(denial);
-                return Box::new(async move { Err(err) });
-            }
-        };
-        if let Some((_, extra)) = self.headers.iter().find(|(name, _)| *name == target.service) {
-            for (k, v) in extra {
-                request.headers_mut().insert(k.clone(), v.clone());
-            }
-        }
-        let grants = self.grants.clone();
-        let denials = self.denials.clone();
+        let authorized = self.authorize(request.uri());
         let skill = self.skill.clone();
         Box::new(async move {
-            let addr: SocketAddr = match &target.host {
-                Host::Ip(ip) => SocketAddr::new(*ip, target.port),
-                Host::Name(name) => {
-                    let found: Vec<std::net::IpAddr> = tokio::net::lookup_host((name.as_str(), target.port))
-                        .await
-                        .map(|it| it.map(|a| a.ip()).collect())
-                        .unwrap_or_default();
-                    if found.is_empty() {
-                        return Err(HttpError::DnsError { rcode: Some("NXDOMAIN".into()), info_code: None });
-                    }
-                    match grants.check_resolved(&target, &found) {
-                        Ok(addr) => addr,
-                        Err(denial) => {
-                            tracing::info!(skill = %skill, "{denial}");
-                            denials.record(denial);
-                            return Err(HttpError::HttpRequestDenied);
-                        }
-                    }
+            let pinned = match authorized.await {
+                Ok(p) => p,
+                Err(denial) if matches!(denial.reason, c41_policy::DenialReason::Unresolved) => {
+                    return Err(HttpError::DnsError { rcode: Some("NXDOMAIN".into()), info_code: None });
                 }
+                Err(_) => return Err(HttpError::HttpRequestDenied),
             };
-            tracing::debug!(skill = %skill, url = %request.uri(), %addr, "outgoing request");
-            let tls_name = match (&target.scheme, &target.host) {
-                (c41_policy::Scheme::Https, host) => Some(host.to_string().trim_matches(['[', ']']).to_string()),
-                _ => None,
-            };
-            send_pinned(request, addr, tls_name, options).await
+            for (k, v) in pinned.headers {
+                request.headers_mut().insert(k, v);
+            }
+            tracing::debug!(skill = %skill, url = %request.uri(), addr = %pinned.addr, "outgoing request");
+            send_pinned(request, pinned.addr, pinned.tls_name, options).await
         })
     }
 }

@@ -124,3 +124,84 @@ fn init_writes_a_config_that_loads() {
     let again = c41(&cfg).arg("init").output().unwrap();
     assert_eq!(again.status.code(), Some(2), "refuses to overwrite");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starter_component_is_refused_an_ungranted_url() {
+    // What a skill author does: load the built starter as --component.
+    let (addr, _) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("output-dir = \"{{out}}\"\n[services.site]\nurl = \"http://127.0.0.1:{}\"\nkind = \"http\"\n[skills.hello-http]\ngrants = [\"site\"]\n", addr.port()),
+    );
+    let other = closed_port();
+    let out = tokio::task::spawn_blocking(move || {
+        c41(&cfg)
+            .arg("--component")
+            .arg(guest("hello-http"))
+            .args(["run", "hello-http", &format!("url=http://127.0.0.1:{other}/")])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("refused http://127.0.0.1:{other}: no grant for that port (site = http://127.0.0.1:{})", addr.port())),
+        "{err}"
+    );
+    assert!(err.contains("help: the grant `site` allows only"), "{err}");
+}
+
+#[test]
+fn demo_runs_every_builtin_skill_against_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_c41"))
+        .env("C41_CACHE_DIR", cache_dir())
+        .env_remove("C41_CONFIG")
+        .args(["demo", "--output-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("SIMULATED"), "the demo says the backends are simulated: {stderr}");
+    for (name, _) in c41::guests::BUILTIN {
+        assert!(stdout.contains(&format!("== {name}:")), "demo ran {name}:\n{stdout}");
+    }
+    let media: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("MEDIA:")).collect();
+    assert!(!media.is_empty(), "{stdout}");
+    for m in media {
+        let p = std::path::Path::new(m);
+        assert!(p.starts_with(dir.path().canonicalize().unwrap()) && p.metadata().unwrap().len() > 0, "{m}");
+    }
+    assert!(stdout.contains(", 0 failed;"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_every_service_and_names_the_dead_one() {
+    let studio = c41::studio::SimStudio::start(c41::studio::SimPorts::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &studio.config_toml("{out}"));
+    let out = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || c41(&cfg).arg("doctor").output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for (name, _, _) in studio.services() {
+        assert!(text.lines().any(|l| l.starts_with("ok") && l.contains(name)), "{name} checked: {text}");
+    }
+    assert!(text.contains("all checks passed"));
+
+    let dead = closed_port();
+    let broken = write_config(dir.path(), &format!("output-dir = \"{{out}}\"\n[services.ollama]\nurl = \"http://127.0.0.1:{dead}\"\n"));
+    let out = tokio::task::spawn_blocking(move || c41(&broken).arg("doctor").output().unwrap()).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("ollama") && l.contains(&dead.to_string())), "{text}");
+}

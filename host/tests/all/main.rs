@@ -6,3 +6,5 @@ mod common;
 mod limits;
 mod sandbox;
 mod cli;
+mod comfyui;
+mod llm_route;

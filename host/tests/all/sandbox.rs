@@ -184,3 +184,31 @@ async fn invalid_input_names_the_field_before_the_skill_runs() {
     assert_eq!(e.field(), Some("bogus"), "{e}");
     assert!(seen.paths.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn websockets_go_through_the_same_grants() {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    let app = axum::Router::new().route(
+        "/ws",
+        axum::routing::get(|ws: WebSocketUpgrade| async move {
+            ws.on_upgrade(|mut socket| async move {
+                while let Some(Ok(Message::Text(t))) = socket.recv().await {
+                    let _ = socket.send(Message::Text(format!("echo: {t}").into())).await;
+                }
+            })
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let h = harness(&config(port), &["escape"]).await;
+
+    let (r, _) = h.run("test-escape", json!({ "ws": format!("ws://127.0.0.1:{port}/ws?clientId=abc") })).await;
+    assert_eq!(r.expect("granted websocket works").text, "echo: hello over ws");
+
+    let other = closed_port();
+    let (r, _) = h.run("test-escape", json!({ "ws": format!("ws://127.0.0.1:{other}/ws") })).await;
+    let d = denials(r);
+    assert_eq!(d[0].url, format!("http://127.0.0.1:{other}"), "ws:// is checked as http://");
+    assert!(matches!(d[0].reason, DenialReason::NoGrantForPort));
+}

@@ -20,12 +20,14 @@
 #![deny(missing_docs)]
 
 pub mod artifacts;
+pub mod comfyui;
 pub mod error;
 pub mod http;
 pub mod inputs;
 pub mod log;
 pub mod progress;
 pub mod settings;
+pub mod websocket;
 
 /// The bindings generated from `wit/skill.wit`. Skills rarely need them
 /// directly: the modules of this crate wrap them.

@@ -13,7 +13,7 @@ impl Skill for Escape {
             name: "test-escape".into(),
             version: "0.0.0".into(),
             summary: "Test guest that probes the sandbox.".into(),
-            input_schema: r#"{"type":"object","properties":{"url":{"type":"string"},"tcp":{"type":"string"},"forge":{"type":"string"}}}"#.into(),
+            input_schema: r#"{"type":"object","properties":{"url":{"type":"string"},"tcp":{"type":"string"},"forge":{"type":"string"},"ws":{"type":"string"}}}"#.into(),
             output: "data: {env, file, tcp, http}".into(),
             services: vec!["http".into()],
         }
@@ -24,6 +24,17 @@ impl Skill for Escape {
             // Claim a file the host never stored: the host must refuse it.
             let fake = c41_kit::Artifact { path: path.into(), mime: "text/plain".into(), bytes: 1, sha256: "0".repeat(64) };
             return Ok(Outcome { text: "here is a file".into(), artifacts: vec![fake], data: json!({}) });
+        }
+        if let Some(url) = cx.str("ws") {
+            // Echo one message through a websocket, as ComfyUI's client will.
+            let ws = c41_kit::websocket::connect(url, "http")?;
+            ws.send_text("hello over ws")?;
+            let reply = match ws.recv(std::time::Duration::from_secs(5))? {
+                Some(c41_kit::websocket::Message::Text(t)) => t,
+                Some(c41_kit::websocket::Message::Binary(b)) => format!("{} bytes", b.len()),
+                None => "timeout".into(),
+            };
+            return Ok(Outcome { text: reply, artifacts: vec![], data: json!({}) });
         }
         let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
         let file = match std::fs::read("/etc/hostname") {

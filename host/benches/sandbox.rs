@@ -1,0 +1,121 @@
+//! What the sandbox costs, as ratios against a baseline measured in the same
+//! run (never as absolute time limits):
+//!
+//! - `load`: loading a component from the compiled-component cache vs
+//!   compiling it with Cranelift.
+//! - `invoke`: one full `c41` invocation of a trivial skill (fresh Store,
+//!   instantiate from the InstancePre, describe-free call) vs the same work
+//!   done by calling a native Rust function through tokio (`spawn` + await).
+//! - `fetch`: hello-http downloading 8 MiB from a loopback server through the
+//!   sandbox (policy check, pinned connect, guest streaming into the artifact
+//!   store) vs a native hyper client reading the same body and writing it to a
+//!   file.
+//!
+//! Run: `cargo bench -p c41 --bench sandbox`.
+
+use c41::app::App;
+use c41::config;
+use c41::events::Discard;
+use c41::runtime::{Origin, Runtime, RuntimeOptions};
+use http_body_util::{BodyExt, Empty};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+async fn time<F, Fut>(n: usize, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f().await;
+        v.push(t.elapsed());
+    }
+    median(v)
+}
+
+fn report(name: &str, measured: Duration, baseline: Duration, what: &str) {
+    println!(
+        "{name:<8} {:>10.3} ms vs baseline {:>10.3} ms  ratio {:>8.2}x  ({what})",
+        measured.as_secs_f64() * 1e3,
+        baseline.as_secs_f64() * 1e3,
+        measured.as_secs_f64() / baseline.as_secs_f64()
+    );
+}
+
+fn guest_bytes(name: &str) -> Vec<u8> {
+    let (_, path) = c41::guests::TEST_GUESTS.iter().find(|(n, _)| *n == name).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+#[tokio::main]
+async fn main() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = guest_bytes("hello-http");
+
+    // load: cached vs compiled
+    let uncached = Runtime::new(RuntimeOptions::default()).unwrap();
+    let compile = time(3, || async { uncached.load(&bytes, Origin::Builtin).await.map(|_| ()).unwrap() }).await;
+    let cached_rt = Runtime::new(RuntimeOptions { cache_dir: Some(tmp.path().join("cache")), pooling: None }).unwrap();
+    cached_rt.load(&bytes, Origin::Builtin).await.unwrap();
+    let cached = time(20, || async { cached_rt.load(&bytes, Origin::Builtin).await.map(|_| ()).unwrap() }).await;
+    report("load", cached, compile, "cache hit vs Cranelift compile: lower is better");
+
+    // A loopback server with an 8 MiB body.
+    let body: Arc<Vec<u8>> = Arc::new((0..8 << 20).map(|i: u32| (i * 31 >> 7) as u8).collect());
+    let app_router = {
+        let body = body.clone();
+        axum::Router::new().route("/blob", axum::routing::get(move || { let b = body.clone(); async move { b.as_ref().clone() } }))
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app_router).await.unwrap() });
+
+    let text = format!(
+        "output-dir = \"{}\"\n[services.web]\nurl = \"http://{addr}\"\nkind = \"http\"\n[skills.hello-http]\ngrants = [\"web\"]\n",
+        tmp.path().join("out").display()
+    );
+    let loaded = config::parse(&text, Path::new("/bench/c41.toml")).unwrap();
+    let runaway = std::path::PathBuf::from(c41::guests::TEST_GUESTS.iter().find(|(n, _)| *n == "runaway").unwrap().1);
+    let app = App::new(loaded, RuntimeOptions { cache_dir: Some(tmp.path().join("cache")), pooling: None }, &[runaway]).await.unwrap();
+
+    // invoke: a trivial skill call vs a trivial native task
+    let invoke = time(50, || async {
+        app.invoke("test-runaway", json!({"mode": "ok"}), Arc::new(Discard), CancellationToken::new()).await.unwrap();
+    })
+    .await;
+    let native = time(50, || async {
+        tokio::spawn(async { std::hint::black_box(serde_json::to_string(&json!({"text": "fine"})).unwrap()) }).await.unwrap();
+    })
+    .await;
+    report("invoke", invoke, native, "fresh sandboxed instance + call vs a native tokio task");
+
+    // fetch: 8 MiB through the sandbox into the artifact store vs native hyper + file write
+    let sandboxed = time(5, || async {
+        app.invoke("hello-http", json!({"path": "/blob", "name": "blob.bin"}), Arc::new(Discard), CancellationToken::new())
+            .await
+            .unwrap();
+    })
+    .await;
+    let out = tmp.path().join("native.bin");
+    let native = time(5, || async {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get("/blob").header("host", addr.to_string()).body(Empty::<bytes::Bytes>::new()).unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let data = resp.into_body().collect().await.unwrap().to_bytes();
+        std::fs::write(&out, &data).unwrap();
+    })
+    .await;
+    report("fetch", sandboxed, native, "8 MiB via hello-http in the sandbox vs native hyper");
+}

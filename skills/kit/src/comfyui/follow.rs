@@ -1,0 +1,392 @@
+//! Following a submitted job to its end, truthfully.
+//!
+//! The websocket gives live progress (sampler steps, the node running,
+//! previews) but is not trusted for the outcome: sockets stall, drop and
+//! never replay, and a restarted server closes them. The outcome always comes
+//! from polling the server's own records, every `poll` interval and at once
+//! when the socket hints the job ended:
+//!
+//! - `/api/jobs/{id}` on servers that have it;
+//! - otherwise `/queue` then `/history/{id}`, in that order. A job moves from
+//!   the queue into the history atomically, so "not in the queue" followed by
+//!   "not in the history" means the server no longer knows it (it restarted,
+//!   or someone deleted it), never a job that is merely running.
+//!
+//! Cancellation and the invocation's deadline are checked between socket
+//! reads (at most every 250 ms), and both clean up on the server.
+
+use super::client::{Backend, CallError};
+use super::errors;
+use super::protocol::{HistoryEntry, QueuePlace, WsEvent, preview_image};
+use crate::progress::{self, Progress};
+use crate::websocket::{Message, WebSocket};
+use crate::{Invocation, SkillError, log};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// Longest single wait on the socket: the cancellation latency.
+const TICK: Duration = Duration::from_millis(250);
+/// How long a backend may stay unreachable during a job before we give up.
+const LOST_CONTACT: Duration = Duration::from_secs(120);
+
+/// How closely to follow a job.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// Poll the server's records this often, socket or not.
+    pub poll: Duration,
+    /// A socket silent this long while the job runs is reported as stalled
+    /// and reconnected.
+    pub stall: Duration,
+    /// Give up (and clean up on the server) at this instant.
+    pub deadline: Instant,
+}
+
+/// A job that ended in success.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The server's history entry (outputs and messages).
+    pub entry: HistoryEntry,
+    /// Time from submission to the first node running.
+    pub queued: Duration,
+    /// Time from the first node running to the end.
+    pub ran: Duration,
+    /// Sampler progress events seen over the socket.
+    pub steps_seen: u32,
+    /// Previews forwarded.
+    pub previews: u32,
+}
+
+/// Where the job stands according to the server's records.
+enum Status {
+    Pending { ahead: usize },
+    Running,
+    Done(HistoryEntry),
+    Gone(String),
+}
+
+async fn status(backend: &Backend, id: &str) -> Result<Status, CallError> {
+    if backend.has_jobs_api().await {
+        return match backend.job(id).await? {
+            None => Ok(Status::Gone("the server does not know it (GET /api/jobs answered 404)".into())),
+            Some(j) => match j.status.as_str() {
+                "pending" => match backend.queue().await?.place(id) {
+                    QueuePlace::Pending { ahead } => Ok(Status::Pending { ahead }),
+                    _ => Ok(Status::Running),
+                },
+                "in_progress" => Ok(Status::Running),
+                "cancelled" => Ok(Status::Gone("it was removed from the queue on the server (cancelled there)".into())),
+                _ => match backend.history(id).await? {
+                    Some(e) => Ok(Status::Done(e)),
+                    None => Ok(Status::Gone(format!("the jobs API says `{}` but its history entry is gone", j.status))),
+                },
+            },
+        };
+    }
+    match backend.queue().await?.place(id) {
+        QueuePlace::Running => Ok(Status::Running),
+        QueuePlace::Pending { ahead } => Ok(Status::Pending { ahead }),
+        QueuePlace::Absent => match backend.history(id).await? {
+            Some(e) => Ok(Status::Done(e)),
+            None => Ok(Status::Gone("it is neither queued, running nor in the server's history".into())),
+        },
+    }
+}
+
+/// Remove the job from the server: delete it if it waits, interrupt it if
+/// it runs (only it: the interrupt names our prompt id). Best effort; the
+/// returned sentence says what was done.
+pub async fn cancel_remote(backend: &Backend, id: &str) -> String {
+    let place = backend.queue().await.map(|q| q.place(id));
+    let r = match place {
+        Ok(QueuePlace::Pending { .. }) => backend.delete(id).await.map(|_| "deleted it from the queue"),
+        Ok(QueuePlace::Running) => backend.interrupt(id).await.map(|_| "interrupted it"),
+        Ok(QueuePlace::Absent) => Ok("it had already left the queue"),
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(done) => {
+            log::info("comfyui job cancelled on the server", &[("prompt_id", id), ("backend", backend.name()), ("action", done)]);
+            done.to_string()
+        }
+        Err(e) => {
+            // Could not tell: do both; each is harmless when it does not apply.
+            let _ = backend.delete(id).await;
+            let _ = backend.interrupt(id).await;
+            format!("asked it to delete and interrupt the job ({e})")
+        }
+    }
+}
+
+/// Live state from the socket, for progress messages.
+struct Live<'a> {
+    graph: &'a Value,
+    backend: &'a str,
+    total_nodes: usize,
+    cached: HashSet<String>,
+    executed: HashSet<String>,
+    current: Option<String>,
+    step: Option<(u32, u32)>,
+    started: Option<Instant>,
+    steps_seen: u32,
+    previews: u32,
+    terminal_hint: bool,
+}
+
+impl Live<'_> {
+    fn class_of(&self, node: &str) -> String {
+        self.graph
+            .get(node)
+            .and_then(|n| n.get("class_type"))
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    }
+
+    /// 0.05..0.90 of the whole invocation is the job itself.
+    fn fraction(&self) -> f32 {
+        let done = (self.cached.len() + self.executed.len().saturating_sub(1)) as f32;
+        let cur = match self.step {
+            Some((n, m)) if m > 0 => n as f32 / m as f32,
+            _ => 0.0,
+        };
+        let total = self.total_nodes.max(1) as f32;
+        0.05 + 0.85 * ((done + cur) / total).clamp(0.0, 1.0)
+    }
+
+    fn handle_text(&mut self, text: &str, prompt_id: &str) {
+        let Ok(ev) = serde_json::from_str::<WsEvent>(text) else { return };
+        if ev.prompt_id().is_some_and(|p| p != prompt_id) {
+            return;
+        }
+        match ev.kind.as_str() {
+            "execution_start" => {
+                self.started.get_or_insert_with(Instant::now);
+                Progress::stage("running").fraction(0.05).message(format!("started on {}", self.backend)).report();
+            }
+            "execution_cached" => {
+                for n in ev.data.get("nodes").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(id) = n.as_str() {
+                        self.cached.insert(id.to_string());
+                    }
+                }
+            }
+            "executing" => match ev.data.get("node").and_then(Value::as_str) {
+                None => self.terminal_hint = true,
+                Some(node) => {
+                    self.started.get_or_insert_with(Instant::now);
+                    self.executed.insert(node.to_string());
+                    self.current = Some(node.to_string());
+                    self.step = None;
+                    let label = errors::node_label(self.graph, node, "");
+                    Progress::stage("running").fraction(self.fraction()).message(format!("running {label}")).report();
+                }
+            },
+            "progress" => {
+                let n = ev.data.get("value").and_then(Value::as_u64).unwrap_or(0) as u32;
+                let m = ev.data.get("max").and_then(Value::as_u64).unwrap_or(0) as u32;
+                let node = ev.data.get("node").and_then(Value::as_str).map(str::to_string).or_else(|| self.current.clone());
+                self.step = Some((n, m));
+                self.steps_seen += 1;
+                let class = node.as_deref().map(|n| self.class_of(n)).unwrap_or_else(|| "sampler".into());
+                let at = node.map(|n| format!(" (node {n})")).unwrap_or_default();
+                Progress::stage("sampling")
+                    .fraction(self.fraction())
+                    .step(n, m)
+                    .message(format!("{class}{at} step {n}/{m}"))
+                    .report();
+            }
+            "execution_success" | "execution_error" | "execution_interrupted" => self.terminal_hint = true,
+            _ => {}
+        }
+    }
+}
+
+/// Follow job `id` on `backend` until it ends, the caller cancels, or the
+/// deadline nears. Success only when the server's history says so.
+pub async fn follow(
+    cx: &Invocation,
+    backend: &Backend,
+    mut ws: Option<WebSocket>,
+    id: &str,
+    graph: &Value,
+    opts: &FollowOptions,
+) -> Result<Finished, SkillError> {
+    let submitted = Instant::now();
+    let mut live = Live {
+        graph,
+        backend: backend.name(),
+        total_nodes: graph.as_object().map(|m| m.len()).unwrap_or(1),
+        cached: HashSet::new(),
+        executed: HashSet::new(),
+        current: None,
+        step: None,
+        started: None,
+        steps_seen: 0,
+        previews: 0,
+        terminal_hint: false,
+    };
+    let mut next_poll = Instant::now();
+    let mut last_ws = Instant::now();
+    let mut last_reconnect = Instant::now();
+    let mut stall_reported = false;
+    let mut unreachable_since: Option<Instant> = None;
+    let mut last_place: Option<String> = None;
+
+    loop {
+        if cx.cancelled() {
+            cancel_remote(backend, id).await;
+            return Err(SkillError::Cancelled);
+        }
+        if Instant::now() >= opts.deadline {
+            let what = cancel_remote(backend, id).await;
+            let state = match &live.current {
+                Some(n) => format!("still running {}", errors::node_label(graph, n, "")),
+                None => last_place.clone().unwrap_or_else(|| "still queued".into()),
+            };
+            return Err(SkillError::Timeout(format!(
+                "ComfyUI job {id} on {} ({state} after {}s, near this invocation's deadline: raise limits.timeout-secs); the skill {what}",
+                backend.name(),
+                submitted.elapsed().as_secs()
+            )));
+        }
+
+        // Wait for the socket (or just wait) until the next poll is due.
+        let wait = next_poll.saturating_duration_since(Instant::now()).min(TICK);
+        match &ws {
+            Some(sock) if !wait.is_zero() => match sock.recv(wait) {
+                Ok(Some(Message::Text(t))) => {
+                    last_ws = Instant::now();
+                    stall_reported = false;
+                    live.handle_text(&t, id);
+                    if live.terminal_hint {
+                        // Confirm from the server's records right away.
+                        next_poll = next_poll.min(Instant::now());
+                    }
+                }
+                Ok(Some(Message::Binary(b))) => {
+                    last_ws = Instant::now();
+                    if let Some((mime, img)) = preview_image(&b) {
+                        live.previews += 1;
+                        progress::preview(mime, img);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    log::warn("comfyui websocket lost; following by polling", &[("backend", backend.name()), ("error", &e.to_string())]);
+                    ws = None;
+                    next_poll = Instant::now();
+                }
+            },
+            Some(_) => {}
+            None if !wait.is_zero() => {
+                wstd::task::sleep(wait.into()).await;
+            }
+            None => {}
+        }
+
+        let running = live.started.is_some();
+        if running && ws.is_some() && !stall_reported && last_ws.elapsed() >= opts.stall {
+            stall_reported = true;
+            Progress::stage("running")
+                .fraction(live.fraction())
+                .message(format!(
+                    "no live progress from {} for {}s (websocket silent); following by polling",
+                    backend.name(),
+                    last_ws.elapsed().as_secs()
+                ))
+                .report();
+        }
+        // A closed or silent socket: try a fresh one now and then (events
+        // resume from the next one; nothing is replayed).
+        let silent = last_ws.elapsed() >= opts.stall;
+        if (ws.is_none() || silent) && last_reconnect.elapsed() >= opts.stall {
+            last_reconnect = Instant::now();
+            if let Ok(sock) = crate::websocket::connect(&backend.ws_url(&cx.id), backend.name()) {
+                ws = Some(sock);
+                last_ws = Instant::now();
+            }
+        }
+
+        if Instant::now() < next_poll {
+            continue;
+        }
+        match status(backend, id).await {
+            Err(e) => {
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                log::warn("comfyui poll failed", &[("backend", backend.name()), ("error", &e.to_string())]);
+                if since.elapsed() >= LOST_CONTACT {
+                    return Err(backend.fail(&format!("following job {id}: lost contact for {}s", since.elapsed().as_secs()), e));
+                }
+                next_poll = Instant::now() + opts.poll;
+            }
+            Ok(st) => {
+                unreachable_since = None;
+                match st {
+                    Status::Pending { ahead } => {
+                        let m = format!("waiting in queue on {}: {ahead} job(s) ahead", backend.name());
+                        if last_place.as_deref() != Some(&m) {
+                            Progress::stage("queued").fraction(0.05).message(m.clone()).report();
+                            last_place = Some(m);
+                        }
+                        next_poll = Instant::now() + opts.poll;
+                    }
+                    Status::Running => {
+                        if live.started.is_none() {
+                            live.started = Some(Instant::now());
+                            Progress::stage("running").fraction(0.05).message(format!("running on {}", backend.name())).report();
+                        } else if ws.is_none() || silent {
+                            Progress::stage("running")
+                                .fraction(live.fraction())
+                                .message(format!("running on {} ({}s)", backend.name(), submitted.elapsed().as_secs()))
+                                .report();
+                        }
+                        // Right after a terminal event the history entry
+                        // follows within milliseconds.
+                        next_poll = Instant::now() + if live.terminal_hint { Duration::from_millis(100) } else { opts.poll };
+                    }
+                    Status::Gone(why) => {
+                        return Err(backend.error(
+                            None,
+                            format!(
+                                "the server forgot job {id}: {why}. ComfyUI keeps its queue and history only in memory, so it was most likely restarted (or the job was deleted there); nothing was produced — submit again"
+                            ),
+                        ));
+                    }
+                    Status::Done(entry) => {
+                        let started = live.started.unwrap_or_else(Instant::now);
+                        let queued = started.saturating_duration_since(submitted);
+                        let ran = started.elapsed();
+                        return conclude(entry, graph, backend, id).map(|entry| Finished {
+                            entry,
+                            queued,
+                            ran,
+                            steps_seen: live.steps_seen,
+                            previews: live.previews,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Success only if the history says success; otherwise the node, class and
+/// exception, or the interruption.
+fn conclude(entry: HistoryEntry, graph: &Value, backend: &Backend, id: &str) -> Result<HistoryEntry, SkillError> {
+    let s = &entry.status;
+    if let Some(err) = s.message("execution_error") {
+        return Err(backend.error(None, errors::execution_error_message(graph, err)));
+    }
+    if let Some(data) = s.message("execution_interrupted") {
+        return Err(backend.error(None, errors::interrupted_message(graph, Some(data))));
+    }
+    if s.status_str == "success" || (s.status_str.is_empty() && s.completed) {
+        return Ok(entry);
+    }
+    let events: Vec<&str> = s.messages.iter().map(|(e, _)| e.as_str()).collect();
+    Err(backend.error(
+        None,
+        format!("job {id} ended with status `{}` (events: {})", s.status_str, events.join(", ")),
+    ))
+}

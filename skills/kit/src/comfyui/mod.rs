@@ -1,0 +1,456 @@
+//! A ComfyUI client that runs inside the sandbox, shared by every
+//! ComfyUI-driven skill so none of them re-learns the server's quirks.
+//!
+//! A skill loads a [`Workflow`] (a template plus bindings, see [`workflow`]),
+//! fills a [`Job`] and calls [`run`], which:
+//!
+//! 1. picks a backend among the granted `comfyui` services: reachable, with
+//!    the nodes and model files the graph names, shortest queue first;
+//! 2. uploads file inputs (`/upload/image`) and binds the names the server
+//!    returns (it renames clashes);
+//! 3. opens the websocket *before* submitting (events go only to the
+//!    submitting client id) and submits with its own uuid4 `prompt_id`; a
+//!    backend that cannot be reached or answers 5xx is skipped for the next;
+//! 4. follows the job ([`follow`]) with live progress and previews, deciding
+//!    the outcome only from the server's records;
+//! 5. streams every output file from `/view` into the artifact sink.
+//!
+//! Auth headers are added by the host per service; nothing here sees them.
+
+pub mod client;
+pub mod errors;
+pub mod follow;
+pub mod protocol;
+pub mod workflow;
+
+pub use client::{Backend, CallError, SubmitError};
+pub use follow::{FollowOptions, Finished};
+pub use protocol::OutputFile;
+pub use workflow::{Instance, Library, Sidecar, Workflow};
+
+use crate::progress::Progress;
+use crate::{Artifact, Invocation, SkillError, artifacts, inputs, log, settings};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The service kind the skills declare and the config grants.
+pub const SERVICE_KIND: &str = "comfyui";
+
+/// Folder uploads go to on the server (`input/c41/...`), to keep the
+/// user's own inputs apart.
+pub const UPLOAD_SUBFOLDER: &str = "c41";
+
+/// A random lowercase uuid4: ComfyUI ≥ 0.38 accepts no other `prompt_id`.
+pub fn uuid4() -> String {
+    let mut b = [0u8; 16];
+    wstd::rand::get_random_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// A random seed below 2^53, so it survives any JSON client (JavaScript
+/// numbers) when an agent reads it back to reproduce a result.
+pub fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    wstd::rand::get_random_bytes(&mut b);
+    u64::from_le_bytes(b) & ((1u64 << 53) - 1)
+}
+
+/// Knobs from the skill's settings (`poll-ms`, `stall-secs`).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How often to poll the server's records (default 2000 ms).
+    pub poll: Duration,
+    /// Socket silence treated as a stall (default 15 s).
+    pub stall: Duration,
+}
+
+impl Options {
+    /// Read `poll-ms` and `stall-secs` from the settings object.
+    pub fn from_settings(settings: &Value) -> Options {
+        let num = |k: &str| settings.get(k).and_then(Value::as_f64);
+        Options {
+            poll: Duration::from_millis(num("poll-ms").unwrap_or(2000.0).clamp(50.0, 60_000.0) as u64),
+            stall: Duration::from_secs_f64(num("stall-secs").unwrap_or(15.0).clamp(0.2, 3600.0)),
+        }
+    }
+}
+
+/// A file input to upload and bind: the workflow parameter it sets and the
+/// input field (`"format": "c41-file"`) it comes from.
+#[derive(Debug, Clone)]
+pub struct FileParam {
+    /// Workflow parameter (`image`).
+    pub param: String,
+    /// Skill input field (`image`).
+    pub field: String,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Job<'a> {
+    /// The checked workflow.
+    pub workflow: &'a Workflow,
+    /// Parameter values (`prompt`, `seed`, `width`, ...).
+    pub params: Map<String, Value>,
+    /// File inputs to upload.
+    pub files: Vec<FileParam>,
+}
+
+/// Wall-clock time of each phase, in the outcome's data.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    /// Choosing a backend and uploading.
+    pub prepare: Duration,
+    /// Waiting in the server's queue.
+    pub queued: Duration,
+    /// Running on the server.
+    pub run: Duration,
+    /// Downloading outputs.
+    pub download: Duration,
+    /// All of it.
+    pub total: Duration,
+}
+
+impl Timings {
+    /// As JSON milliseconds.
+    pub fn to_json(&self) -> Value {
+        let ms = |d: Duration| d.as_millis() as u64;
+        json!({
+            "prepare_ms": ms(self.prepare),
+            "queued_ms": ms(self.queued),
+            "run_ms": ms(self.run),
+            "download_ms": ms(self.download),
+            "total_ms": ms(self.total),
+        })
+    }
+}
+
+/// A finished job.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// The backend that ran it (config name).
+    pub backend: String,
+    /// The job's id on that backend.
+    pub prompt_id: String,
+    /// The graph as sent and what was applied.
+    pub instance: Instance,
+    /// The stored files, in the order the server listed them.
+    pub artifacts: Vec<Artifact>,
+    /// The server's names for them.
+    pub files: Vec<OutputFile>,
+    /// Phase timings.
+    pub timings: Timings,
+    /// Uploaded inputs: parameter → name on the server.
+    pub uploads: Map<String, Value>,
+}
+
+impl Done {
+    /// The common part of a skill's `data`.
+    pub fn data(&self, workflow: &Workflow) -> Value {
+        json!({
+            "workflow": workflow.name,
+            "backend": self.backend,
+            "prompt_id": self.prompt_id,
+            "params": self.instance.applied,
+            "ignored": self.instance.ignored,
+            "uploads": self.uploads,
+            "files": self.files.iter().zip(&self.artifacts).map(|(f, a)| json!({
+                "server_name": f.filename, "subfolder": f.subfolder, "path": a.path, "mime": a.mime, "bytes": a.bytes, "sha256": a.sha256,
+            })).collect::<Vec<_>>(),
+            "timings": self.timings.to_json(),
+        })
+    }
+}
+
+/// What a backend probe found.
+struct Probe {
+    backend: Backend,
+    queue: u64,
+}
+
+/// Class → is it there, and its combo lists; per backend, asked once each.
+async fn lacks(backend: &Backend, graph: &Value, skip: &[(String, String)]) -> Result<Vec<String>, CallError> {
+    let Some(nodes) = graph.as_object() else { return Ok(Vec::new()) };
+    let mut defs: BTreeMap<String, Option<Value>> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (id, node) in nodes {
+        let class = node.get("class_type").and_then(Value::as_str).unwrap_or_default().to_string();
+        if !defs.contains_key(&class) {
+            let def = backend.object_info(&class).await?;
+            if def.is_none() {
+                missing.push(format!("node type {class}"));
+            }
+            defs.insert(class.clone(), def);
+        }
+        let Some(def) = defs.get(&class).cloned().flatten() else { continue };
+        for (input, value) in node.get("inputs").and_then(Value::as_object).into_iter().flatten() {
+            let Some(value) = value.as_str() else { continue };
+            if skip.iter().any(|(n, i)| n == id && i == input) {
+                continue;
+            }
+            let spec = def
+                .pointer(&format!("/input/required/{input}"))
+                .or_else(|| def.pointer(&format!("/input/optional/{input}")));
+            let options = match spec.and_then(|s| s.get(0)) {
+                Some(Value::Array(list)) => list.clone(),
+                Some(Value::String(s)) if s == "COMBO" => {
+                    spec.and_then(|s| s.pointer("/1/options")).and_then(Value::as_array).cloned().unwrap_or_default()
+                }
+                _ => continue,
+            };
+            if !options.iter().any(|o| o.as_str() == Some(value)) {
+                missing.push(format!("'{value}' ({class}.{input})"));
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// Reachable backends able to run `graph`, shortest queue first (config
+/// order breaks ties). With one reachable backend the capability check is
+/// skipped: its own 400 names the missing piece more precisely.
+async fn choose(services: Vec<settings::Service>, graph: &Value, skip: &[(String, String)]) -> Result<Vec<Probe>, SkillError> {
+    let mut up = Vec::new();
+    let mut down = Vec::new();
+    for s in services {
+        let b = Backend::new(s);
+        match b.queue_remaining().await {
+            Ok(queue) => up.push(Probe { backend: b, queue }),
+            Err(e) => {
+                log::warn("comfyui backend unavailable", &[("backend", b.name()), ("error", &e.to_string())]);
+                down.push(format!("{} ({}): {e}", b.name(), b.service.url));
+            }
+        }
+    }
+    if up.is_empty() {
+        return Err(SkillError::backend(
+            SERVICE_KIND,
+            None,
+            format!("no ComfyUI backend is reachable: {}", down.join("; ")),
+        ));
+    }
+    up.sort_by_key(|p| p.queue);
+    if up.len() == 1 {
+        return Ok(up);
+    }
+    let mut able = Vec::new();
+    let mut unable = Vec::new();
+    for p in up {
+        match lacks(&p.backend, graph, skip).await {
+            Ok(m) if m.is_empty() => able.push(p),
+            Ok(m) => unable.push(format!("{} lacks {}", p.backend.name(), m.join(", "))),
+            Err(e) => unable.push(format!("{}: {e}", p.backend.name())),
+        }
+    }
+    if able.is_empty() {
+        let mut why = unable;
+        why.extend(down.into_iter().map(|d| format!("{d} (down)")));
+        return Err(SkillError::backend(
+            SERVICE_KIND,
+            None,
+            format!("no ComfyUI backend can run this workflow: {}", why.join("; ")),
+        ));
+    }
+    for u in &unable {
+        log::info("comfyui backend skipped", &[("why", u)]);
+    }
+    Ok(able)
+}
+
+/// The files to download: the sidecar's output nodes, or every `output`
+/// file (previews in `temp` are not results).
+fn outputs_of(finished: &Finished, workflow: &Workflow) -> Vec<OutputFile> {
+    match workflow.outputs() {
+        Some(nodes) => nodes.iter().flat_map(|n| finished.entry.files_of(n)).collect(),
+        None => finished
+            .entry
+            .outputs
+            .keys()
+            .flat_map(|n| finished.entry.files_of(n))
+            .filter(|f| f.kind == "output")
+            .collect(),
+    }
+}
+
+/// Stream one `/view` into an artifact; one retry, since a dropped
+/// connection leaves no partial file behind.
+async fn download(backend: &Backend, file: &OutputFile, index: usize, count: usize) -> Result<Artifact, SkillError> {
+    let mime = protocol::mime_for(&file.filename);
+    let mut last = None;
+    for _attempt in 0..2 {
+        let resp = match backend.view(file).await {
+            Ok(r) => r,
+            Err(e) => {
+                last = Some(backend.fail(&format!("downloading {}", file.filename), e));
+                continue;
+            }
+        };
+        let total = resp.body().content_length();
+        let base = 0.90 + 0.10 * index as f32 / count as f32;
+        let span = 0.10 / count as f32;
+        let name = file.filename.clone();
+        let r = artifacts::save_body(&file.filename, mime, resp.into_body(), backend.name(), |done| {
+            let p = Progress::stage("download").message(format!("{name}: {done} bytes"));
+            match total {
+                Some(t) if t > 0 => p.fraction(base + span * (done as f32 / t as f32)).report(),
+                _ => p.fraction(base).report(),
+            }
+        })
+        .await;
+        match r {
+            Ok(a) => return Ok(a),
+            Err(SkillError::Backend { message, .. }) => {
+                log::warn("comfyui download failed", &[("file", &file.filename), ("error", &message)]);
+                last = Some(backend.error(
+                    None,
+                    format!("downloading {} from /view broke off ({message}); nothing was stored", file.filename),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut e = last.unwrap_or_else(|| SkillError::internal("download failed"));
+    if let SkillError::Backend { message, .. } = &mut e {
+        message.push_str(" (tried twice)");
+    }
+    Err(e)
+}
+
+/// Run `job` on the best granted backend and store its outputs.
+pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, SkillError> {
+    let t0 = Instant::now();
+    let wf = job.workflow;
+    settings::require_service(SERVICE_KIND)?;
+    let services = settings::services_of_kind(SERVICE_KIND);
+    for r in wf.required() {
+        let given = job.params.get(r).is_some_and(|v| !v.is_null()) || job.files.iter().any(|f| &f.param == r);
+        if !given {
+            return Err(SkillError::invalid(r.as_str(), format!("workflow `{}` needs `{r}`", wf.name)));
+        }
+    }
+    for f in &job.files {
+        if !wf.binds(&f.param) {
+            return Err(SkillError::invalid(
+                f.field.as_str(),
+                format!("workflow `{}` takes no `{}` input", wf.name, f.param),
+            ));
+        }
+    }
+    let mut instance = wf.instantiate(&job.params)?;
+    // Read file inputs once; they go to whichever backend runs the job.
+    let mut files = Vec::new();
+    for f in &job.files {
+        let mut file = inputs::open(&f.field)?;
+        let bytes = file.read_all()?;
+        files.push((f.clone(), file.name(), file.mime(), bytes));
+    }
+    let skip: Vec<(String, String)> = job.files.iter().flat_map(|f| instance.targets(&f.param)).collect();
+
+    Progress::stage("connect").fraction(0.0).message(format!("choosing among {} ComfyUI backend(s)", services.len())).report();
+    let candidates = choose(services, &instance.graph, &skip).await?;
+    let mut failures = Vec::new();
+    for probe in candidates {
+        cx.check_cancelled()?;
+        let backend = probe.backend;
+        Progress::stage("connect")
+            .fraction(0.02)
+            .message(format!("using {} ({} job(s) queued)", backend.name(), probe.queue))
+            .report();
+        let mut uploads = Map::new();
+        let mut upload_failed = None;
+        for (f, name, mime, bytes) in &files {
+            Progress::stage("upload").fraction(0.03).message(format!("uploading {name} to {}", backend.name())).report();
+            match backend.upload(name, mime, bytes.clone(), UPLOAD_SUBFOLDER).await {
+                Ok(reply) => {
+                    let value = Value::String(reply.loader_value());
+                    instance.set(&f.param, &value)?;
+                    uploads.insert(f.param.clone(), value);
+                }
+                Err(e) if e.is_retryable() => {
+                    upload_failed = Some(e);
+                    break;
+                }
+                Err(e) => return Err(backend.fail(&format!("uploading {name}"), e)),
+            }
+        }
+        if let Some(e) = upload_failed {
+            failures.push(format!("{}: {e}", backend.name()));
+            continue;
+        }
+        // Connect before submitting: events go only to a socket that was
+        // there when the job started. Without one we still follow by polling.
+        let ws = match crate::websocket::connect(&backend.ws_url(&cx.id), backend.name()) {
+            Ok(ws) => Some(ws),
+            Err(e) => {
+                log::warn("comfyui websocket unavailable; following by polling", &[("backend", backend.name()), ("error", &e.to_string())]);
+                None
+            }
+        };
+        cx.check_cancelled()?;
+        let prompt_id = uuid4();
+        let prepare = t0.elapsed();
+        match backend.submit(&wf.name, &instance.graph, &prompt_id, &cx.id).await {
+            Ok(_) => {}
+            Err(SubmitError::Rejected(message)) => return Err(backend.error(Some(400), message)),
+            Err(SubmitError::Call(e)) if e.is_retryable() => {
+                log::warn("comfyui submit failed; trying the next backend", &[("backend", backend.name()), ("error", &e.to_string())]);
+                failures.push(format!("{}: {e}", backend.name()));
+                continue;
+            }
+            Err(SubmitError::Call(e)) => return Err(backend.fail("submitting the workflow", e)),
+        }
+        log::info("comfyui job submitted", &[("backend", backend.name()), ("prompt_id", &prompt_id), ("workflow", &wf.name)]);
+        Progress::stage("queued").fraction(0.05).message(format!("submitted to {}", backend.name())).report();
+
+        // Keep a margin for downloads and for reporting before the host's
+        // deadline stops us.
+        let remaining = Duration::from_millis(cx.remaining_ms());
+        let margin = (remaining / 10).clamp(Duration::from_secs(2), Duration::from_secs(30));
+        let deadline = Instant::now() + remaining.saturating_sub(margin);
+        let fopts = FollowOptions { poll: opts.poll, stall: opts.stall, deadline };
+        let finished = follow::follow(cx, &backend, ws, &prompt_id, &instance.graph, &fopts).await?;
+
+        let t_dl = Instant::now();
+        let outputs = outputs_of(&finished, wf);
+        if outputs.is_empty() {
+            let nodes: Vec<&String> = finished.entry.outputs.keys().collect();
+            return Err(backend.error(
+                None,
+                format!(
+                    "job {prompt_id} succeeded but produced no output files (nodes with outputs: {nodes:?}); does the workflow end in a Save node?"
+                ),
+            ));
+        }
+        let mut stored = Vec::new();
+        for (i, f) in outputs.iter().enumerate() {
+            cx.check_cancelled()?;
+            stored.push(download(&backend, f, i, outputs.len()).await?);
+        }
+        Progress::stage("done").fraction(1.0).message(format!("{} file(s) from {}", stored.len(), backend.name())).report();
+        let timings = Timings {
+            prepare,
+            queued: finished.queued,
+            run: finished.ran,
+            download: t_dl.elapsed(),
+            total: t0.elapsed(),
+        };
+        return Ok(Done {
+            backend: backend.name().to_string(),
+            prompt_id,
+            instance,
+            artifacts: stored,
+            files: outputs,
+            timings,
+            uploads,
+        });
+    }
+    Err(SkillError::backend(
+        SERVICE_KIND,
+        None,
+        format!("every ComfyUI backend failed: {}", failures.join("; ")),
+    ))
+}
