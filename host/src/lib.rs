@@ -20,6 +20,7 @@ pub mod config;
 pub mod events;
 pub mod imports;
 pub mod input;
+pub mod mcp;
 pub mod runtime;
 pub mod sandbox;
 pub mod studio;

@@ -43,33 +43,8 @@ impl Args {
         println!("{} {} ({})", d.name, d.version, s.origin);
         println!("{}\n", d.summary);
         println!("Input:");
-        let required: Vec<&str> = d
-            .input_schema
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if let Some(props) = d.input_schema.get("properties").and_then(Value::as_object) {
-            for (k, p) in props {
-                let ty = p.get("type").map(|t| t.to_string().trim_matches('"').to_string()).unwrap_or_else(|| "any".into());
-                let ty = if p.get("format").and_then(Value::as_str) == Some(crate::input::FILE_FORMAT) { "file".into() } else { ty };
-                let mut extra = Vec::new();
-                if required.contains(&k.as_str()) {
-                    extra.push("required".to_string());
-                }
-                if let Some(d) = p.get("default") {
-                    extra.push(format!("default {d}"));
-                }
-                if let (Some(lo), Some(hi)) = (p.get("minimum"), p.get("maximum")) {
-                    extra.push(format!("{lo}..={hi}"));
-                }
-                if let Some(e) = p.get("enum") {
-                    extra.push(format!("one of {e}"));
-                }
-                let extra = if extra.is_empty() { String::new() } else { format!(" [{}]", extra.join(", ")) };
-                let desc = p.get("description").and_then(Value::as_str).unwrap_or("");
-                println!("  {k}: {ty}{extra}\n      {desc}");
-            }
+        for line in input_fields(d) {
+            println!("  {line}");
         }
         println!("\nOutput:\n  {}", d.output);
         println!("\nServices:\n  declares: {}", if d.services.is_empty() { "none".into() } else { d.services.join(", ") });
@@ -91,4 +66,42 @@ impl Args {
         println!("\nInput schema:\n{}", serde_json::to_string_pretty(&d.input_schema)?);
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// One line per input field: `name: type [required, default, range]  description`.
+pub fn input_fields(d: &crate::runtime::SkillDescription) -> Vec<String> {
+    let required: Vec<&str> = d
+        .input_schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut lines = Vec::new();
+    if let Some(props) = d.input_schema.get("properties").and_then(Value::as_object) {
+        for (k, p) in props {
+            let ty = p.get("type").map(|t| t.to_string().trim_matches('"').to_string()).unwrap_or_else(|| "any".into());
+            let is_file = p.get("format").and_then(Value::as_str) == Some(crate::input::FILE_FORMAT);
+            let ty = if is_file { "file (path or artifact:<sha256>)".into() } else { ty };
+            let mut extra = Vec::new();
+            if required.contains(&k.as_str()) {
+                extra.push("required".to_string());
+            }
+            if let Some(d) = p.get("default") {
+                extra.push(format!("default {d}"));
+            }
+            match (p.get("minimum"), p.get("maximum")) {
+                (Some(lo), Some(hi)) => extra.push(format!("{lo}..={hi}")),
+                (Some(lo), None) => extra.push(format!(">= {lo}")),
+                (None, Some(hi)) => extra.push(format!("<= {hi}")),
+                _ => {}
+            }
+            if let Some(e) = p.get("enum") {
+                extra.push(format!("one of {e}"));
+            }
+            let extra = if extra.is_empty() { String::new() } else { format!(" [{}]", extra.join(", ")) };
+            let desc = p.get("description").and_then(Value::as_str).unwrap_or("");
+            lines.push(format!("{k}: {ty}{extra}  {desc}").trim_end().to_string());
+        }
+    }
+    lines
 }

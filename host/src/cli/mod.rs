@@ -7,8 +7,10 @@
 mod demo;
 mod describe;
 mod doctor;
+mod export;
 mod init;
 mod list;
+mod mcp;
 pub mod output;
 pub mod progress;
 mod run;
@@ -60,6 +62,10 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Write a commented starter config for the Mac + workstation setup.
     Init(init::Args),
+    /// Write an OpenClaw SKILL.md folder per skill (for agents using exec).
+    ExportSkills(export::Args),
+    /// Serve every skill as an MCP tool over stdio (for OpenClaw).
+    Mcp(mcp::Args),
     /// Run the simulated studio (ComfyUI, Ollama, MMAudio, HuMo, TTS) in the foreground.
     Sim(sim::Args),
     /// Run every built-in skill once against the simulated studio.
@@ -93,6 +99,8 @@ impl Cli {
             Command::Doctor(a) => a.run(&ctx).await,
             Command::Init(a) => a.run(&ctx).await,
             Command::Sim(a) => a.run(&ctx).await,
+            Command::Mcp(a) => a.run(&ctx).await,
+            Command::ExportSkills(a) => a.run(&ctx).await,
             Command::Demo(a) => a.run(&ctx).await,
         }
     }

@@ -205,3 +205,22 @@ async fn doctor_checks_every_service_and_names_the_dead_one() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("ollama") && l.contains(&dead.to_string())), "{text}");
 }
+
+#[test]
+fn export_skills_writes_an_openclaw_skill_per_skill() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "output-dir = \"{out}\"\n");
+    let out = c41(&cfg).arg("export-skills").arg(dir.path().join("skills")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (name, _) in c41::guests::BUILTIN {
+        let md = std::fs::read_to_string(dir.path().join("skills").join(name).join("SKILL.md")).unwrap();
+        let front = md.strip_prefix("---\n").and_then(|r| r.split_once("\n---\n")).expect("frontmatter").0;
+        assert!(front.lines().any(|l| l == format!("name: {name}")), "{front}");
+        let desc = front.lines().find_map(|l| l.strip_prefix("description: ")).expect("description");
+        let desc: String = serde_json::from_str(desc).expect("description is a quoted string");
+        assert!(!desc.is_empty() && desc.chars().count() < 160, "{desc}");
+        assert!(md.contains(&format!("run {name} --input")), "how to call it");
+        assert!(md.contains("MEDIA:"), "how to deliver files");
+        assert!(md.contains(&format!("--config {}", cfg.canonicalize().unwrap().display())), "the config is explicit");
+    }
+}

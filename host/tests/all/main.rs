@@ -6,5 +6,6 @@ mod common;
 mod limits;
 mod sandbox;
 mod cli;
+mod mcp;
 mod comfyui;
 mod llm_route;

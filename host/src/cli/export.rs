@@ -1,0 +1,70 @@
+//! `c41 export-skills DIR`: one OpenClaw skill folder (`SKILL.md`) per c41
+//! skill, for agents that call skills through their `exec` tool rather than
+//! MCP. The text tells the agent how to call `c41 run`, what the input is,
+//! and how to deliver files (MEDIA lines in the final reply).
+
+use super::Ctx;
+use super::describe::input_fields;
+use crate::runtime::SkillDescription;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Write a SKILL.md folder per skill.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: c41 --config ~/.config/c41/c41.toml export-skills ~/.openclaw/skills")]
+pub struct Args {
+    /// Where to write the skill folders (e.g. ~/.openclaw/skills).
+    pub dir: PathBuf,
+}
+
+/// The SKILL.md text for one skill. `config` is written into every command
+/// because OpenClaw runs commands with a minimal environment.
+pub fn skill_md(d: &SkillDescription, config: Option<&Path>) -> String {
+    let config_arg = config.map(|p| format!(" --config {}", p.display())).unwrap_or_default();
+    let mut summary = d.summary.replace('\n', " ");
+    if summary.chars().count() > 155 {
+        summary = summary.chars().take(152).collect::<String>() + "...";
+    }
+    let mut md = format!(
+        "---\nname: {name}\ndescription: {desc}\nmetadata: {{\"openclaw\": {{\"requires\": {{\"bins\": [\"c41\"]}}}}}}\n---\n\n# {name}\n\n{summary}\n\n",
+        name = d.name,
+        desc = serde_json::to_string(&summary).unwrap_or_default(),
+        summary = d.summary,
+    );
+    md.push_str(&format!(
+        "Run it with your exec tool (the skill runs sandboxed; it can reach only the services the c41 config grants it):\n\n```sh\nc41{config_arg} run {} --input '<JSON object>'\n```\n\n",
+        d.name
+    ));
+    md.push_str("## Input (a JSON object)\n\n");
+    for line in input_fields(d) {
+        md.push_str(&format!("- {line}\n"));
+    }
+    md.push_str(&format!("\n## Output\n\n{}\n\n", d.output));
+    md.push_str(
+        "The command prints progress on stderr, then the result text and one `MEDIA:<absolute path>` line per file \
+         on stdout. To deliver a file to the user, copy each `MEDIA:` line exactly, on its own line, into your final \
+         reply (not inside a code block).\n\n\
+         Long jobs (a video) can take minutes: if exec moves the command to the background, poll it with the process \
+         tool until it exits; its final output still carries the MEDIA lines.\n\n\
+         Exit code 0: success. 1: the skill ran and failed (the message says why: a refused request, a backend error, \
+         a limit). 2: the input was refused (the message names the field); fix it and run again.\n",
+    );
+    md
+}
+
+impl Args {
+    pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let app = ctx.app().await?;
+        let config = app.config.path.as_ref().and_then(|p| p.canonicalize().ok());
+        for s in app.catalog.iter() {
+            let dir = self.dir.join(&s.description.name);
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join("SKILL.md");
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+            std::io::Write::write_all(&mut tmp, skill_md(&s.description, config.as_deref()).as_bytes())?;
+            tmp.persist(&path)?;
+            println!("{}", path.display());
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,42 @@
+//! `c41 mcp`: serve the skills over MCP on stdin/stdout.
+
+use super::Ctx;
+use crate::app::App;
+use crate::mcp::McpServer;
+use crate::runtime::{ComponentCache, PoolingOptions, RuntimeOptions};
+use rmcp::ServiceExt;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Serve every skill as an MCP tool over stdio (for OpenClaw and other agents).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "OpenClaw starts MCP servers with a minimal environment: pass the config explicitly, e.g.\n  openclaw mcp add c41 -- c41 mcp --config /abs/path/c41.toml")]
+pub struct Args {
+    /// Most invocations running at once (sizes the pooling allocator).
+    #[arg(long, default_value_t = 8)]
+    pub max_concurrent: u32,
+}
+
+impl Args {
+    pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let config = ctx.config()?;
+        // A long-running server: pre-reserve instance slots with the pooling
+        // allocator, sized for the largest memory limit in the config.
+        let skills: Vec<String> = config.config.skills.keys().cloned().collect();
+        let max_memory = skills
+            .iter()
+            .map(|s| config.limits_for(s).memory_bytes)
+            .chain([config.limits_for("").memory_bytes])
+            .max()
+            .unwrap_or(512 << 20);
+        let options = RuntimeOptions {
+            cache_dir: ComponentCache::default_dir(),
+            pooling: Some(PoolingOptions { instances: self.max_concurrent.max(1) * 2, max_memory_bytes: max_memory }),
+        };
+        let app = Arc::new(App::new(config, options, &ctx.components).await?);
+        tracing::info!(skills = app.catalog.iter().count(), "serving skills over MCP on stdio");
+        let service = McpServer::new(app).serve(rmcp::transport::stdio()).await?;
+        service.waiting().await?;
+        Ok(ExitCode::SUCCESS)
+    }
+}

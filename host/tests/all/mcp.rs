@@ -1,0 +1,125 @@
+//! `c41 mcp` as an agent sees it: JSON-RPC over stdio, tools from skills,
+//! streamed tokens as progress notifications, MEDIA lines in results.
+
+use crate::common::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Session {
+    fn start(config: &std::path::Path) -> Session {
+        // OpenClaw starts MCP servers with a bare environment: so do we.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_c41"))
+            .args(["mcp", "--config"])
+            .arg(config)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("C41_CACHE_DIR", cache_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Session { child, stdin, stdout }
+    }
+
+    fn send(&mut self, msg: Value) {
+        writeln!(self.stdin, "{msg}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON-RPC: {line:?}: {e}"))
+    }
+
+    /// The response to request `id`, and the progress notifications before it.
+    fn call(&mut self, id: u64, method: &str, params: Value) -> (Value, Vec<Value>) {
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let mut progress = Vec::new();
+        loop {
+            let msg = self.recv();
+            if msg["method"] == "notifications/progress" {
+                progress.push(msg["params"].clone());
+            } else if msg["id"] == id {
+                return (msg, progress);
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skills_are_tools_with_streamed_progress_and_media_lines() {
+    let studio = c41::studio::SimStudio::start(c41::studio::SimPorts::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let cfg = dir.path().join("c41.toml");
+    std::fs::write(&cfg, studio.config_toml(&out_dir.display().to_string())).unwrap();
+
+    tokio::task::spawn_blocking(move || {
+        let mut s = Session::start(&cfg);
+        let (init, _) = s.call(
+            1,
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}),
+        );
+        assert_eq!(init["result"]["serverInfo"]["name"], "c41");
+        s.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+
+        let (list, _) = s.call(2, "tools/list", json!({}));
+        let tools = list["result"]["tools"].as_array().unwrap();
+        for (name, _) in c41::guests::BUILTIN {
+            let tool = tools.iter().find(|t| t["name"] == *name).unwrap_or_else(|| panic!("{name} is a tool"));
+            assert_eq!(tool["inputSchema"]["type"], "object", "{name} has its schema");
+        }
+
+        // Streamed tokens arrive as progress before the result.
+        let (r, progress) = s.call(
+            3,
+            "tools/call",
+            json!({"name": "llm-route", "arguments": {"messages": [{"role": "user", "content": "write a haiku about the sea"}]},
+                   "_meta": {"progressToken": "p1"}}),
+        );
+        let text = r["result"]["content"][0]["text"].as_str().unwrap().to_string();
+        assert_eq!(r["result"]["isError"], false, "{r}");
+        assert!(progress.len() >= 4, "progress notifications: {progress:?}");
+        let values: Vec<f64> = progress.iter().map(|p| p["progress"].as_f64().unwrap()).collect();
+        assert!(values.windows(2).all(|w| w[1] > w[0]), "progress increases: {values:?}");
+        assert!(progress.iter().all(|p| p["progressToken"] == "p1"));
+        let streamed: String = progress.iter().filter_map(|p| p["message"].as_str()).collect();
+        assert!(streamed.contains(&text), "the reply was streamed token by token: {streamed:?} vs {text:?}");
+
+        // Files come back as MEDIA lines the agent must repeat.
+        let (r, _) = s.call(4, "tools/call", json!({"name": "comfyui-image", "arguments": {"prompt": "a fox", "width": 256, "height": 256}}));
+        let text = r["result"]["content"][0]["text"].as_str().unwrap();
+        let media: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("MEDIA:")).collect();
+        assert_eq!(media.len(), 1, "{text}");
+        assert!(std::path::Path::new(media[0]).is_file());
+        assert_eq!(r["result"]["structuredContent"]["artifacts"][0]["path"], media[0]);
+
+        // A failure is a tool error the agent can read, not a protocol error.
+        let (r, _) = s.call(5, "tools/call", json!({"name": "hello-http", "arguments": {"url": "http://169.254.169.254/"}}));
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        assert!(r["result"]["content"][0]["text"].as_str().unwrap().contains("refused http://169.254.169.254:80"));
+        assert_eq!(r["result"]["structuredContent"]["error"]["kind"], "denied");
+    })
+    .await
+    .unwrap();
+}
