@@ -57,6 +57,16 @@ impl Args {
         if !ignored.is_empty() {
             println!("  ignored:  {} (granted in the config, not declared by the skill)", ignored.join(", "));
         }
+        let settings = app.config.config.skills.get(&d.name).map(|sc| sc.settings.clone()).unwrap_or_default();
+        if settings.is_empty() {
+            println!("\nSettings: none in the config (the skill's defaults apply)");
+        } else {
+            // As the user wrote them, e.g. llm-route's routes and aliases.
+            println!("\nSettings in force ([skills.{}.settings]):", d.name);
+            for line in toml::to_string(&settings).unwrap_or_default().lines() {
+                println!("  {line}");
+            }
+        }
         println!(
             "\nLimits: {} MiB memory, {}s deadline, {} MiB per artifact",
             limits.memory_bytes >> 20,

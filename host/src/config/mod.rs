@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
+pub mod settings_files;
 mod starter;
 pub use starter::starter_config;
 
@@ -166,17 +167,21 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is well-formed TOML but unusable.
-    #[error("invalid config {path}:{line}: `{key}`: {message}")]
+    #[error("invalid config {}: `{key}`: {message}", location(path, *line))]
     Invalid {
         /// The file.
         path: PathBuf,
-        /// 1-based line.
+        /// 1-based line (0: not known, e.g. a config built in code).
         line: usize,
         /// Dotted key (`skills.comfyui-image.grants`).
         key: String,
         /// Why.
         message: String,
     },
+}
+
+fn location(path: &Path, line: usize) -> String {
+    if line == 0 { path.display().to_string() } else { format!("{}:{line}", path.display()) }
 }
 
 /// A loaded config and where it came from.
@@ -188,6 +193,9 @@ pub struct LoadedConfig {
     pub path: Option<PathBuf>,
     /// Service grants by service name, checked at load.
     pub grants: IndexMap<String, Grant>,
+    /// Each skill's settings as JSON, with `*-file` keys already replaced by
+    /// the files' contents (see [`settings_files`]).
+    pub settings: IndexMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Where the config is looked for, in order: `--config`, `C41_CONFIG`, the
@@ -338,7 +346,19 @@ impl LoadedConfig {
             })?;
             grants.insert(name.clone(), grant);
         }
-        Ok(LoadedConfig { config, path, grants })
+        let base = path.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
+        let mut settings = IndexMap::new();
+        for (skill, sc) in &config.skills {
+            let mut json = match serde_json::to_value(&sc.settings) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            };
+            settings_files::inline(&mut json, base, &format!("skills.{skill}.settings")).map_err(|(key, message)| {
+                ConfigError::Invalid { path: path.clone().unwrap_or_default(), line: 0, key, message }
+            })?;
+            settings.insert(skill.clone(), json);
+        }
+        Ok(LoadedConfig { config, path, grants, settings })
     }
 
     /// Where artifacts go.
@@ -401,15 +421,7 @@ impl LoadedConfig {
 
     /// The skill's settings as a JSON object.
     pub fn settings_for(&self, skill: &str) -> serde_json::Map<String, serde_json::Value> {
-        self.config
-            .skills
-            .get(skill)
-            .and_then(|sc| serde_json::to_value(&sc.settings).ok())
-            .and_then(|v| match v {
-                serde_json::Value::Object(m) => Some(m),
-                _ => None,
-            })
-            .unwrap_or_default()
+        self.settings.get(skill).cloned().unwrap_or_default()
     }
 }
 

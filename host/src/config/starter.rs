@@ -68,6 +68,21 @@ timeout-secs = 3600
 
 [skills.llm-route]
 grants = ["ollama"]
+
+# Task class -> models, best first (also the fallback order). A loaded model
+# is preferred unless the route says prefer-loaded = false. See
+# examples/configs/llm-route.toml for every option.
+[skills.llm-route.settings]
+default-route = "fast"
+[skills.llm-route.settings.routes]
+creative = ["kimi-k2", "minimax-m2.1", "gpt-oss:120b"]
+coding = ["qwen3-coder:480b", "gpt-oss:120b"]
+fast = ["gpt-oss:120b"]
+reasoning = {{ models = ["deepseek-v3.2", "gpt-oss:120b"], prefer-loaded = false }}
+balanced = ["minimax-m2.1", "kimi-k2", "gpt-oss:120b"]
+[skills.llm-route.settings.aliases]
+coder = "qwen3-coder:480b"
+fast = "gpt-oss:120b"
 "#
     )
 }

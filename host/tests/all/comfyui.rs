@@ -600,3 +600,49 @@ async fn a_backend_without_the_needed_model_is_skipped_even_when_idle() {
     assert_identical(&full, &r);
     assert_eq!(bare.history_len() + bare.queue_remaining(), 0);
 }
+
+#[tokio::test]
+async fn exported_workflow_files_named_in_the_config_are_read_by_the_host() {
+    // A user adds an exported API workflow without pasting it into the
+    // config and without recompiling: the host reads `graph-file` and
+    // `bindings-file` (the skill cannot read files) and hands their content
+    // to the skill as settings.
+    let (sim, addr) = start(fast()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    std::fs::write(
+        dir.path().join("workflows/tiny_api.json"),
+        r#"{"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "tiny"}}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("workflows/tiny.bindings.json"),
+        r#"{"width": [{"node": "1", "input": "width"}], "height": [{"node": "1", "input": "height"}]}"#,
+    )
+    .unwrap();
+    let settings = "[skills.comfyui-image.settings.workflows.tiny]\ngraph-file = \"workflows/tiny_api.json\"\nbindings-file = \"workflows/tiny.bindings.json\"\n";
+    let text = config(&[("comfyui", format!("http://{addr}"))], settings, "")
+        .replace("{out}", &dir.path().join("out").display().to_string());
+    let loaded = c41::config::parse(&text, &dir.path().join("c41.toml")).expect("config with workflow files loads");
+    let options = c41::runtime::RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
+    let app = c41::app::App::new(loaded, options, &[]).await.unwrap();
+    let r = app
+        .invoke(
+            "comfyui-image",
+            json!({"prompt": "unused", "workflow": "tiny", "width": 320, "height": 256}),
+            std::sync::Arc::new(Recorder::default()),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("the workflow from files runs");
+    assert_eq!(r.data["workflow"], "tiny");
+    assert_identical(&sim, &r);
+    let png = std::fs::read(&r.artifacts[0].path).unwrap();
+    let (w, h) = (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+    assert_eq!((w, h), (320, 256), "the bindings from the file were applied");
+
+    let missing = text.replace("tiny_api.json", "nope.json");
+    let err = c41::config::parse(&missing, &dir.path().join("c41.toml")).unwrap_err().to_string();
+    assert!(err.contains("workflows.tiny.graph-file") && err.contains("nope.json"), "{err}");
+}

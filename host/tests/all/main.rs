@@ -9,3 +9,4 @@ mod cli;
 mod mcp;
 mod comfyui;
 mod llm_route;
+mod openclaw;
