@@ -57,12 +57,21 @@ max-artifact-mb = 8192   # largest single file a skill may store
 grants = []              # the starter skill; grant it an `http` service to try it
 
 [skills.comfyui-image]
-grants = ["comfyui"]
+grants = ["comfyui"]     # list several comfyui services: the shortest queue wins
 [skills.comfyui-image.settings]
-workflow = "flux2-dev"
+workflow = "flux2-dev"   # or "z-image-turbo"
+# poll-ms = 2000         # how often the job is checked besides the websocket
+# stall-secs = 15        # a silent websocket is given up after this long
+# Your own exported API workflow (see examples/workflows/README.md):
+# [skills.comfyui-image.settings.workflows.my-sdxl]
+# graph-file = "workflows/sdxl_api.json"
+# bindings-file = "workflows/sdxl.bindings.json"
 
 [skills.comfyui-video]
 grants = ["comfyui"]
+[skills.comfyui-video.settings]
+workflow = "wan22-t2v"        # text->video
+image-workflow = "wan22-i2v"  # used when an `image` is given
 [skills.comfyui-video.limits]
 timeout-secs = 3600
 

@@ -106,7 +106,10 @@ async fn openclaw_calls_the_c41_mcp_tool_and_delivers_the_image() {
     assert_eq!(env["toolSummary"]["calls"], 1);
     assert_eq!(env["toolSummary"]["failures"].as_u64().unwrap_or(0), 0, "{env:#}");
     assert_eq!(delivered_media(env), vec![png.display().to_string()], "{env:#}");
-    assert!(!env["final"].as_str().unwrap_or("").contains("MEDIA:"), "MEDIA lines become attachments, not text: {env:#}");
+    assert!(
+        !env["final"].as_str().unwrap_or("").contains("MEDIA:"),
+        "MEDIA lines become attachments, not text: {env:#}"
+    );
     assert_real_png(&png, &out_dir);
     assert_eq!(requests.len(), 2, "one tool call, one final reply");
 }
@@ -211,7 +214,8 @@ struct OpenClaw {
 /// not set up outside CI; under CI that is a failure.
 fn openclaw_setup() -> Option<OpenClaw> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let file = std::env::var_os("C41_OPENCLAW_ENV").map(PathBuf::from).unwrap_or_else(|| root.join("target/openclaw/env"));
+    let file =
+        std::env::var_os("C41_OPENCLAW_ENV").map(PathBuf::from).unwrap_or_else(|| root.join("target/openclaw/env"));
     let from_file = std::fs::read_to_string(&file).unwrap_or_default();
     let get = |key: &str| -> Option<PathBuf> {
         std::env::var_os(key).map(PathBuf::from).or_else(|| {
@@ -219,9 +223,14 @@ fn openclaw_setup() -> Option<OpenClaw> {
         })
     };
     match (get("C41_OPENCLAW_BIN"), get("C41_OPENCLAW_NODE_BIN_DIR")) {
-        (Some(bin), Some(node)) if bin.is_file() && node.join("node").is_file() => Some(OpenClaw { bin, node_bin_dir: node }),
+        (Some(bin), Some(node)) if bin.is_file() && node.join("node").is_file() => {
+            Some(OpenClaw { bin, node_bin_dir: node })
+        }
         found => {
-            let msg = format!("OpenClaw is not set up (found {found:?}, env file {}); run tests/openclaw/setup.sh", file.display());
+            let msg = format!(
+                "OpenClaw is not set up (found {found:?}, env file {}); run tests/openclaw/setup.sh",
+                file.display()
+            );
             if std::env::var_os("CI").is_some() {
                 panic!("{msg}");
             }
@@ -281,7 +290,14 @@ impl AgentRun {
 /// Run one headless agent turn with a bare environment and an isolated
 /// HOME, Node 26 first on PATH. The run (and the MCP server and commands it
 /// starts) is its own process group, killed when done, on timeout or panic.
-async fn run_agent(oc: &OpenClaw, home: &Path, config: &Path, workspace: &Path, message: &str, extra_path: Option<&Path>) -> AgentRun {
+async fn run_agent(
+    oc: &OpenClaw,
+    home: &Path,
+    config: &Path,
+    workspace: &Path,
+    message: &str,
+    extra_path: Option<&Path>,
+) -> AgentRun {
     let mut path = vec![oc.node_bin_dir.clone()];
     path.extend(extra_path.map(Path::to_path_buf));
     path.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from));
@@ -291,7 +307,16 @@ async fn run_agent(oc: &OpenClaw, home: &Path, config: &Path, workspace: &Path, 
     let (out_file, err_file) = (logs.join("stdout"), logs.join("stderr"));
     let started = Instant::now();
     let child = tokio::process::Command::new(&oc.bin)
-        .args(["agent", "exec", message, "--json", "--code-mode", "direct", "--timeout", &RUN_TIMEOUT.as_secs().to_string()])
+        .args([
+            "agent",
+            "exec",
+            message,
+            "--json",
+            "--code-mode",
+            "direct",
+            "--timeout",
+            &RUN_TIMEOUT.as_secs().to_string(),
+        ])
         .arg("--config")
         .arg(config)
         .arg("--cwd")
@@ -438,7 +463,12 @@ async fn chat_completions(State(model): State<FakeModel>, body: axum::body::Byte
 // ---- reading OpenClaw's requests and envelope -----------------------------
 
 fn tool_names(req: &Value) -> Vec<String> {
-    req["tools"].as_array().into_iter().flatten().filter_map(|t| t["function"]["name"].as_str().map(String::from)).collect()
+    req["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["function"]["name"].as_str().map(String::from))
+        .collect()
 }
 
 fn tool_def<'a>(req: &'a Value, name: &str) -> &'a Value {
@@ -489,7 +519,9 @@ fn skill_location(req: &Value, skill: &str) -> Option<String> {
 /// The `c41 ... run <skill> --input '<JSON object>'` line of a SKILL.md (as
 /// the read tool returned it).
 fn skill_command(text: &str) -> Option<String> {
-    text.lines().filter(|l| l.contains(" run ") && l.contains("--input")).find_map(|l| l.find("c41 ").map(|i| l[i..].trim().to_string()))
+    text.lines()
+        .filter(|l| l.contains(" run ") && l.contains("--input"))
+        .find_map(|l| l.find("c41 ").map(|i| l[i..].trim().to_string()))
 }
 
 fn expand_home(path: &str, home: &Path) -> PathBuf {
@@ -516,7 +548,12 @@ fn delivered_media(envelope: &Value) -> Vec<String> {
 fn assert_real_png(png: &Path, out_dir: &Path) {
     assert!(png.is_absolute(), "{}", png.display());
     let canonical = std::fs::canonicalize(png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
-    assert!(canonical.starts_with(std::fs::canonicalize(out_dir).unwrap()), "{} is in {}", png.display(), out_dir.display());
+    assert!(
+        canonical.starts_with(std::fs::canonicalize(out_dir).unwrap()),
+        "{} is in {}",
+        png.display(),
+        out_dir.display()
+    );
     let bytes = std::fs::read(png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is a PNG", png.display());
     assert!(bytes.len() > 100, "{} has image data", png.display());
