@@ -71,7 +71,7 @@ async fn main() {
     report("load", cached, compile, "cache hit vs Cranelift compile: lower is better");
 
     // A loopback server with an 8 MiB body.
-    let body: Arc<Vec<u8>> = Arc::new((0..8 << 20).map(|i: u32| (i * 31 >> 7) as u8).collect());
+    let body: Arc<Vec<u8>> = Arc::new((0..8 << 20).map(|i: u32| ((i * 31) >> 7) as u8).collect());
     let app_router = {
         let body = body.clone();
         axum::Router::new().route("/blob", axum::routing::get(move || { let b = body.clone(); async move { b.as_ref().clone() } }))

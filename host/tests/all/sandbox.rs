@@ -62,13 +62,17 @@ async fn starter_skill_runs_end_to_end_and_stores_its_artifact_atomically() {
     assert_eq!(seen.auth.lock().unwrap().last().unwrap().as_deref(), Some("Bearer s3cret"));
 }
 
+/// (URL asked for, the URL the host must name ("" = 127.0.0.1 at the asked
+/// port), the expected reason, whether the skill's grant is the closest one).
+type Case = (String, &'static str, fn(&DenialReason) -> bool, bool);
+
 #[tokio::test]
 async fn refusals_are_recorded_and_explained_by_the_host() {
     let (addr, seen) = serve().await;
     let port = addr.port();
     let other = closed_port();
     let h = harness(&config(port), &[]).await;
-    let cases: Vec<(String, &str, fn(&DenialReason) -> bool, bool)> = vec![
+    let cases: Vec<Case> = vec![
         // (url, the URL the host must name, reason, is the grant the closest one)
         (format!("http://127.0.0.1:{other}/"), "", |r| matches!(r, DenialReason::NoGrantForPort), true),
         ("http://169.254.169.254/latest/meta-data/".into(), "http://169.254.169.254:80", |r| matches!(r, DenialReason::NoGrantForHost), false),
