@@ -21,6 +21,8 @@ pub struct App {
     pub runtime: Runtime,
     /// The skills.
     pub catalog: Catalog,
+    /// Per-skill state shared by this process's invocations.
+    pub state: std::sync::Arc<crate::imports::state::StateStore>,
 }
 
 /// Why a run could not happen or failed.
@@ -76,9 +78,10 @@ impl RunError {
 impl App {
     /// Build the runtime and load every skill.
     pub async fn new(config: LoadedConfig, options: RuntimeOptions, components: &[PathBuf]) -> anyhow::Result<App> {
-        let runtime = Runtime::new(options).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let runtime = Runtime::new(options.clone()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let catalog = Catalog::load(&runtime, &config, components).await.map_err(|e: CatalogError| anyhow::anyhow!(e))?;
-        Ok(App { config, runtime, catalog })
+        let state = crate::imports::state::StateStore::new(options_state_dir(&options));
+        Ok(App { config, runtime, catalog, state })
     }
 
     /// Run `skill` on `input` (a JSON object from the user or agent).
@@ -114,8 +117,15 @@ impl App {
             store: Some(store),
             events,
             cancel,
+            state: Some(self.state.clone()),
         };
         tracing::info!(skill, "invoking");
         Ok(loaded.invoke(request).await?)
     }
+}
+
+/// Skill state lives beside the compiled-component cache (same lifetime,
+/// same "safe to delete" nature); no cache dir means memory only.
+fn options_state_dir(options: &RuntimeOptions) -> Option<PathBuf> {
+    options.cache_dir.as_ref().and_then(|d| d.parent()).map(|p| p.join("state"))
 }

@@ -10,6 +10,7 @@ mod invocation;
 mod log;
 mod progress;
 mod settings;
+pub mod state;
 pub mod websocket;
 
 use crate::runtime::bindings::c41::skill::types;

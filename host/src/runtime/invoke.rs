@@ -44,6 +44,9 @@ pub struct InvokeRequest {
     pub events: Arc<dyn EventSink>,
     /// Cancels the call (Ctrl-C, MCP cancel).
     pub cancel: CancellationToken,
+    /// The skill's state that outlives calls (none: `state.get` finds
+    /// nothing and `state.set` is dropped).
+    pub state: Option<Arc<crate::imports::state::StateStore>>,
 }
 
 /// A successful call.
@@ -214,6 +217,7 @@ fn new_ctx(
         produced: Arc::new(Mutex::new(Vec::new())),
         inputs: FileInputs::default(),
         cancel: CancellationToken::new(),
+        state: None,
         deadline: Instant::now() + limits.timeout,
     }
 }
@@ -258,6 +262,7 @@ impl LoadedSkill {
         ctx.artifacts = req.store;
         ctx.inputs = req.files;
         ctx.cancel = req.cancel.clone();
+        ctx.state = req.state;
         let produced = ctx.produced.clone();
         let mut store = new_store(self.pre.engine(), ctx);
 

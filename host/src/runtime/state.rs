@@ -32,6 +32,7 @@ pub struct InvocationCtx {
     pub(crate) produced: Arc<Mutex<Vec<Produced>>>,
     pub(crate) inputs: FileInputs,
     pub(crate) cancel: CancellationToken,
+    pub(crate) state: Option<Arc<crate::imports::state::StateStore>>,
     pub(crate) deadline: Instant,
 }
 

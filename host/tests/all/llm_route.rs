@@ -368,6 +368,29 @@ async fn falls_back_when_a_backend_is_down() {
 }
 
 #[tokio::test]
+async fn a_failed_backend_cools_down_across_calls() {
+    let s = sims().await;
+    let h = route_harness(&s, "cooldown-secs = 1\n").await;
+    let spread = json!({"messages": [{"role": "user", "content": "hi"}], "task": "spread"});
+    s.a.set_down(true);
+    let (r, _) = h.run("llm-route", spread.clone()).await;
+    assert_eq!(ok(r).data["model"], "smollm2", "falls back while ollama is down");
+
+    // Up again, but still cooling down: a later call skips it without
+    // waiting on it, and says so.
+    s.a.set_down(false);
+    let (r, _) = h.run("llm-route", spread.clone()).await;
+    let d = ok(r).data;
+    assert_eq!(attempts(&d), pairs(&[("qwen3-coder", "cooldown"), ("gpt-oss", "cooldown"), ("smollm2", "ok")]));
+    assert!(d["attempts"][0]["error"].as_str().unwrap().contains("earlier call"), "{}", d["attempts"][0]);
+
+    // Once the cooldown has passed, it is first choice again.
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let (r, _) = h.run("llm-route", spread).await;
+    assert_eq!(ok(r).data["model"], "qwen3-coder");
+}
+
+#[tokio::test]
 async fn tool_calls_pass_through_both_protocols() {
     let s = sims().await;
     let h = route_harness(&s, "").await;

@@ -27,6 +27,7 @@ pub mod inputs;
 pub mod log;
 pub mod progress;
 pub mod settings;
+pub mod state;
 pub mod websocket;
 
 /// The bindings generated from `wit/skill.wit`. Skills rarely need them

@@ -49,6 +49,10 @@ pub struct Settings {
     pub between_bytes_timeout_secs: u64,
     /// Connect timeout: a backend that is down should cost little.
     pub connect_timeout_secs: u64,
+    /// After a backend is down, busy or times out, later calls skip it for
+    /// this long (kept by the host across calls; 0 turns it off). A call
+    /// whose every backend is cooling down tries them anyway.
+    pub cooldown_secs: u64,
     /// Ollama `keep_alive` for every request (`"30m"`, `-1` = forever);
     /// per-model `keep-alive` overrides it.
     pub keep_alive: Option<Value>,
@@ -70,6 +74,7 @@ impl Default for Settings {
             warm_first_byte_timeout_secs: 180,
             between_bytes_timeout_secs: 120,
             connect_timeout_secs: 5,
+            cooldown_secs: 30,
             keep_alive: None,
         }
     }

@@ -22,12 +22,17 @@ mod stream;
 
 use ask::Ask;
 use c41_kit::progress::{self, Progress};
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, json, log, settings};
+use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, json, log, settings, state};
 use config::Settings;
 use net::{Failure, Stop};
 use route::{Backend, Candidate, Kind};
 use serde::Deserialize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The host-kept state key marking a backend (by URL) as cooling down.
+fn cooldown_key(url: &str) -> String {
+    format!("cooldown/{url}")
+}
 
 struct LlmRoute;
 
@@ -172,6 +177,9 @@ impl Skill for LlmRoute {
             let b = net::discover(svc, kind, net::Timeouts::for_discovery(&s)).await?;
             if let Some(why) = &b.down {
                 log::warn("backend unreachable", &[("backend", &b.name), ("error", why)]);
+                if s.cooldown_secs > 0 {
+                    state::set(&cooldown_key(&b.url), "down", Duration::from_secs(s.cooldown_secs));
+                }
             }
             backends.push(b);
         }
@@ -204,6 +212,19 @@ impl Skill for LlmRoute {
         let mut attempts: Vec<Value> = Vec::new();
         let mut cooled: Vec<Option<String>> =
             backends.iter().map(|b| b.down.as_ref().map(|e| format!("down: {e}"))).collect();
+        // Backends that failed in an earlier call are skipped while they cool
+        // down, unless that would leave no candidate of this route to try.
+        let earlier: Vec<Option<String>> = backends.iter().map(|b| state::get(&cooldown_key(&b.url))).collect();
+        let usable = |bi: usize| cooled[bi].is_none() && earlier[bi].is_none();
+        if cands.iter().any(|c| c.backend.is_some_and(usable)) {
+            for (slot, why) in cooled.iter_mut().zip(earlier) {
+                if slot.is_none()
+                    && let Some(outcome) = why
+                {
+                    *slot = Some(format!("cooling down after `{outcome}` in an earlier call (cooldown-secs)"));
+                }
+            }
+        }
         let mut last: Option<(String, Failure)> = None;
         for (n, c) in cands.iter().enumerate() {
             let t0 = Instant::now();
@@ -319,6 +340,7 @@ impl Skill for LlmRoute {
                             tps.map(|t| format!(", {t:.1} tok/s")).unwrap_or_default()
                         ))
                         .report();
+                    state::clear(&cooldown_key(&b.url));
                     return Ok(Outcome { text, artifacts: Vec::new(), data });
                 }
                 Err(Stop::Abort(e)) => return Err(e),
@@ -331,6 +353,9 @@ impl Skill for LlmRoute {
                     attempts.push(attempt_json(c, &backends, f.outcome, Some(&f), ms));
                     if f.cools_backend() {
                         cooled[bi] = Some(format!("cooling down after `{}`", f.outcome));
+                        if s.cooldown_secs > 0 {
+                            state::set(&cooldown_key(&b.url), f.outcome, Duration::from_secs(s.cooldown_secs));
+                        }
                     }
                     if let Some(next) = cands.get(n + 1) {
                         let mut msg =
