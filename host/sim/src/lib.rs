@@ -7,5 +7,6 @@
 
 pub mod comfyui;
 pub mod llm;
+mod offswitch;
 pub mod media;
 pub mod services;

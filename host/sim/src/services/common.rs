@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,8 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 // ---- fault switches ---------------------------------------------------------
@@ -121,112 +118,13 @@ pub(crate) fn plain_failure(code: StatusCode) -> Response {
 pub(crate) async fn start(router: Router, addr: &str, faults: &Faults) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let listener = OffSwitch {
-        listener: Some(listener),
-        addr,
-        down: faults.down.subscribe(),
-    };
+    let listener = crate::offswitch::OffSwitch::new(listener, faults.down.subscribe())?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::warn!("service sim stopped: {e}");
         }
     });
     Ok(addr)
-}
-
-struct OffSwitch {
-    listener: Option<TcpListener>,
-    addr: SocketAddr,
-    down: watch::Receiver<bool>,
-}
-
-impl axum::serve::Listener for OffSwitch {
-    type Io = Severable;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Severable, SocketAddr) {
-        loop {
-            if *self.down.borrow_and_update() {
-                self.listener = None;
-                if self.down.wait_for(|d| !*d).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            let listener = match &self.listener {
-                Some(l) => l,
-                None => match TcpListener::bind(self.addr).await {
-                    Ok(l) => self.listener.insert(l),
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-            };
-            tokio::select! {
-                r = listener.accept() => match r {
-                    Ok((stream, peer)) => {
-                        let down = self.down.clone();
-                        return (Severable { stream, down }, peer);
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-                },
-                _ = self.down.changed() => {}
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
-    }
-}
-
-/// A connection that breaks once the service is switched off.
-struct Severable {
-    stream: TcpStream,
-    down: watch::Receiver<bool>,
-}
-
-impl Severable {
-    fn alive(&self) -> io::Result<()> {
-        if *self.down.borrow() {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "service down",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl AsyncRead for Severable {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.alive()?;
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Severable {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.alive()?;
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.alive()?;
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
 }
 
 // ---- multipart forms, FastAPI style ----------------------------------------
