@@ -345,6 +345,77 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| format!("worker failed: {e}"))
 }
 
+/// What every service simulator keeps: its config, its fault switches and
+/// the log of requests that reached a handler.
+pub(crate) struct Shared<C, R> {
+    pub(crate) config: C,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) log: Log<R>,
+}
+
+/// The handle of one service simulator (config `C`, request records `R`);
+/// clones share state. `MmAudioSim`, `HumoSim` and `TtsSim` are this type;
+/// each adds its own `router` and `start`.
+pub struct ServiceSim<C, R> {
+    pub(crate) shared: Arc<Shared<C, R>>,
+}
+
+impl<C, R> Clone for ServiceSim<C, R> {
+    fn clone(&self) -> Self {
+        ServiceSim { shared: self.shared.clone() }
+    }
+}
+
+impl<C: Default, R: Clone> Default for ServiceSim<C, R> {
+    fn default() -> Self {
+        Self::new(C::default())
+    }
+}
+
+impl<C, R: Clone> ServiceSim<C, R> {
+    /// A fresh server with an empty request log and no faults armed.
+    pub fn new(config: C) -> Self {
+        ServiceSim { shared: Arc::new(Shared { config, faults: Arc::default(), log: Log::default() }) }
+    }
+
+    /// The configuration the server was made with.
+    pub fn config(&self) -> &C {
+        &self.shared.config
+    }
+
+    /// The next `n` `POST`s answer `status` (with the service's own failure
+    /// body); health checks and listings are not counted.
+    pub fn fail_next(&self, n: u32, status: u16) {
+        self.shared.faults.fail_next(n, status);
+    }
+
+    /// Every request waits this long first (zero turns it off).
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.faults.set_delay(delay);
+    }
+
+    /// Closes (true) or reopens (false) the port opened by `start`; open
+    /// connections fail on their next read or write.
+    pub fn set_down(&self, down: bool) {
+        self.shared.faults.set_down(down);
+    }
+
+    /// Whether `set_down(true)` is in force.
+    pub fn is_down(&self) -> bool {
+        self.shared.faults.is_down()
+    }
+
+    /// Every request that reached the service's handler, oldest first.
+    pub fn requests(&self) -> Vec<R> {
+        self.shared.log.all()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_requests(&self) {
+        self.shared.log.clear();
+    }
+}
+
 /// A locked request log.
 pub(crate) struct Log<T>(Mutex<Vec<T>>);
 

@@ -61,7 +61,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::multipart::MultipartRejection;
@@ -71,7 +70,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::common::{self, Faults, FieldErrors, Form, Log};
+use super::common::{self, FieldErrors, Form};
 use super::decode::{self, Rgb};
 use crate::media::{self, Frames, Pcm};
 
@@ -129,30 +128,13 @@ pub struct HumoRecord {
     pub error: Option<String>,
 }
 
-struct Shared {
-    config: HumoConfig,
-    faults: Arc<Faults>,
-    log: Log<HumoRecord>,
-}
+type Shared = common::Shared<HumoConfig, HumoRecord>;
 
-/// A simulated HuMo wrapper; clones share state.
-#[derive(Clone)]
-pub struct HumoSim {
-    shared: Arc<Shared>,
-}
+/// A simulated HuMo wrapper; clones share state (see [`ServiceSim`] for the
+/// fault switches and the request log).
+pub type HumoSim = common::ServiceSim<HumoConfig, HumoRecord>;
 
 impl HumoSim {
-    /// A fresh server with an empty request log and no faults armed.
-    pub fn new(config: HumoConfig) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                config,
-                faults: Arc::default(),
-                log: Log::default(),
-            }),
-        }
-    }
-
     /// `POST /generate` and `GET /health`, with the fault switches applied.
     pub fn router(&self) -> Router {
         let r = Router::new()
@@ -164,52 +146,12 @@ impl HumoSim {
     }
 
     /// Binds `addr` (e.g. `"127.0.0.1:0"`), serves in a background task and
-    /// returns the bound address; honours [`set_down`](Self::set_down).
+    /// returns the bound address; honours `set_down`.
     pub async fn start(&self, addr: &str) -> std::io::Result<SocketAddr> {
         common::start(self.router(), addr, &self.shared.faults).await
     }
-
-    /// The configuration the server was made with.
-    pub fn config(&self) -> &HumoConfig {
-        &self.shared.config
-    }
-
-    /// The next `n` `POST`s answer `status` with uvicorn's plain-text body.
-    pub fn fail_next(&self, n: u32, status: u16) {
-        self.shared.faults.fail_next(n, status);
-    }
-
-    /// Every request waits this long first (zero turns it off).
-    pub fn set_delay(&self, delay: Duration) {
-        self.shared.faults.set_delay(delay);
-    }
-
-    /// Closes (true) or reopens (false) the port opened by [`start`](Self::start).
-    pub fn set_down(&self, down: bool) {
-        self.shared.faults.set_down(down);
-    }
-
-    /// Whether [`set_down`](Self::set_down) is in force.
-    pub fn is_down(&self) -> bool {
-        self.shared.faults.is_down()
-    }
-
-    /// Every `/generate` request that reached the handler, oldest first.
-    pub fn requests(&self) -> Vec<HumoRecord> {
-        self.shared.log.all()
-    }
-
-    /// Forgets the request log.
-    pub fn clear_requests(&self) {
-        self.shared.log.clear();
-    }
 }
 
-impl Default for HumoSim {
-    fn default() -> Self {
-        Self::new(HumoConfig::default())
-    }
-}
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))

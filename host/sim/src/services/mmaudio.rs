@@ -60,7 +60,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::multipart::MultipartRejection;
@@ -70,7 +69,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::common::{self, Faults, FieldErrors, Form, Log, Rng};
+use super::common::{self, FieldErrors, Form, Rng};
 use super::decode;
 use crate::media::{self, Frames, Pcm};
 
@@ -143,30 +142,13 @@ pub struct MmAudioRecord {
     pub audio_seconds: Option<f64>,
 }
 
-struct Shared {
-    config: MmAudioConfig,
-    faults: Arc<Faults>,
-    log: Log<MmAudioRecord>,
-}
+type Shared = common::Shared<MmAudioConfig, MmAudioRecord>;
 
-/// A simulated MMAudio server; clones share state.
-#[derive(Clone)]
-pub struct MmAudioSim {
-    shared: Arc<Shared>,
-}
+/// A simulated MMAudio server; clones share state (see [`ServiceSim`] for the
+/// fault switches and the request log).
+pub type MmAudioSim = common::ServiceSim<MmAudioConfig, MmAudioRecord>;
 
 impl MmAudioSim {
-    /// A fresh server with an empty request log and no faults armed.
-    pub fn new(config: MmAudioConfig) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                config,
-                faults: Arc::default(),
-                log: Log::default(),
-            }),
-        }
-    }
-
     /// `POST /process` and `GET /health`, with the fault switches applied.
     pub fn router(&self) -> Router {
         let r = Router::new()
@@ -178,52 +160,12 @@ impl MmAudioSim {
     }
 
     /// Binds `addr` (e.g. `"127.0.0.1:0"`), serves in a background task and
-    /// returns the bound address; honours [`set_down`](Self::set_down).
+    /// returns the bound address; honours `set_down`.
     pub async fn start(&self, addr: &str) -> std::io::Result<SocketAddr> {
         common::start(self.router(), addr, &self.shared.faults).await
     }
-
-    /// The configuration the server was made with.
-    pub fn config(&self) -> &MmAudioConfig {
-        &self.shared.config
-    }
-
-    /// The next `n` `POST`s answer `status` with uvicorn's plain-text body.
-    pub fn fail_next(&self, n: u32, status: u16) {
-        self.shared.faults.fail_next(n, status);
-    }
-
-    /// Every request waits this long first (zero turns it off).
-    pub fn set_delay(&self, delay: Duration) {
-        self.shared.faults.set_delay(delay);
-    }
-
-    /// Closes (true) or reopens (false) the port opened by [`start`](Self::start).
-    pub fn set_down(&self, down: bool) {
-        self.shared.faults.set_down(down);
-    }
-
-    /// Whether [`set_down`](Self::set_down) is in force.
-    pub fn is_down(&self) -> bool {
-        self.shared.faults.is_down()
-    }
-
-    /// Every `/process` request that reached the handler, oldest first.
-    pub fn requests(&self) -> Vec<MmAudioRecord> {
-        self.shared.log.all()
-    }
-
-    /// Forgets the request log.
-    pub fn clear_requests(&self) {
-        self.shared.log.clear();
-    }
 }
 
-impl Default for MmAudioSim {
-    fn default() -> Self {
-        Self::new(MmAudioConfig::default())
-    }
-}
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))

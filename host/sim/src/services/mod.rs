@@ -40,6 +40,7 @@
 //! ```
 
 mod common;
+pub use common::ServiceSim;
 mod decode;
 pub mod humo;
 pub mod mmaudio;

@@ -61,7 +61,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -71,7 +70,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::common::{self, Faults, Log, Rng};
+use super::common::{self, Rng};
 use super::decode;
 use crate::media::{self, Pcm};
 
@@ -136,30 +135,13 @@ pub struct TtsRecord {
     pub audio_seconds: Option<f64>,
 }
 
-struct Shared {
-    config: TtsConfig,
-    faults: Arc<Faults>,
-    log: Log<TtsRecord>,
-}
+type Shared = common::Shared<TtsConfig, TtsRecord>;
 
-/// A simulated TTS server; clones share state.
-#[derive(Clone)]
-pub struct TtsSim {
-    shared: Arc<Shared>,
-}
+/// A simulated TTS server; clones share state (see [`ServiceSim`] for the
+/// fault switches and the request log).
+pub type TtsSim = common::ServiceSim<TtsConfig, TtsRecord>;
 
 impl TtsSim {
-    /// A fresh server with an empty request log and no faults armed.
-    pub fn new(config: TtsConfig) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                config,
-                faults: Arc::default(),
-                log: Log::default(),
-            }),
-        }
-    }
-
     /// `POST /v1/audio/speech`, `GET /v1/models` and `GET /v1/audio/voices`,
     /// with the fault switches applied.
     pub fn router(&self) -> Router {
@@ -172,52 +154,12 @@ impl TtsSim {
     }
 
     /// Binds `addr` (e.g. `"127.0.0.1:0"`), serves in a background task and
-    /// returns the bound address; honours [`set_down`](Self::set_down).
+    /// returns the bound address; honours `set_down`.
     pub async fn start(&self, addr: &str) -> std::io::Result<SocketAddr> {
         common::start(self.router(), addr, &self.shared.faults).await
     }
-
-    /// The configuration the server was made with.
-    pub fn config(&self) -> &TtsConfig {
-        &self.shared.config
-    }
-
-    /// The next `n` `POST`s answer `status` with an OpenAI error body.
-    pub fn fail_next(&self, n: u32, status: u16) {
-        self.shared.faults.fail_next(n, status);
-    }
-
-    /// Every request waits this long first (zero turns it off).
-    pub fn set_delay(&self, delay: Duration) {
-        self.shared.faults.set_delay(delay);
-    }
-
-    /// Closes (true) or reopens (false) the port opened by [`start`](Self::start).
-    pub fn set_down(&self, down: bool) {
-        self.shared.faults.set_down(down);
-    }
-
-    /// Whether [`set_down`](Self::set_down) is in force.
-    pub fn is_down(&self) -> bool {
-        self.shared.faults.is_down()
-    }
-
-    /// Every speech request that reached the handler, oldest first.
-    pub fn requests(&self) -> Vec<TtsRecord> {
-        self.shared.log.all()
-    }
-
-    /// Forgets the request log.
-    pub fn clear_requests(&self) {
-        self.shared.log.clear();
-    }
 }
 
-impl Default for TtsSim {
-    fn default() -> Self {
-        Self::new(TtsConfig::default())
-    }
-}
 
 /// An OpenAI error reply.
 struct ApiError {
