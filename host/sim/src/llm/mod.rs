@@ -270,6 +270,25 @@ pub struct RequestRecord {
     pub error: Option<String>,
 }
 
+impl RequestRecord {
+    /// The record of a request refused before any reply (an error status
+    /// or an error line), in either API.
+    pub(crate) fn failed(api: Api, model: &str, messages: &[reply::Msg], stream: bool, status: u16, msg: &str) -> Self {
+        RequestRecord {
+            api,
+            model: model.to_string(),
+            served_by: None,
+            prompt: messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone()).unwrap_or_default(),
+            reply: String::new(),
+            tool_calls: Vec::new(),
+            status,
+            stream,
+            cold_load: false,
+            error: Some(msg.to_string()),
+        }
+    }
+}
+
 /// A simulated Ollama (native and OpenAI-compatible API) with shared,
 /// inspectable state; clones share that state.
 #[derive(Clone)]

@@ -188,24 +188,7 @@ fn parse_think(v: &Value) -> Result<Option<String>, String> {
 }
 
 fn log_error(shared: &Shared, job: &Job, status: StatusCode, msg: &str) {
-    shared.log(RequestRecord {
-        api: job.api,
-        model: job.model.clone(),
-        served_by: None,
-        prompt: job
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == "user")
-            .map(|m| m.content.clone())
-            .unwrap_or_default(),
-        reply: String::new(),
-        tool_calls: Vec::new(),
-        status: status.as_u16(),
-        stream: job.stream,
-        cold_load: false,
-        error: Some(msg.to_string()),
-    });
+    shared.log(RequestRecord::failed(job.api, &job.model, &job.messages, job.stream, status.as_u16(), msg));
 }
 
 fn fail(shared: &Shared, job: &Job, status: StatusCode, msg: String) -> Response {

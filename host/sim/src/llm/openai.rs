@@ -219,24 +219,9 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
     let tools = Tool::parse_all(req.tools.as_deref().unwrap_or_default());
     let think = parse_think(&req);
     let log_error = |status: StatusCode, msg: &str| {
-        shared.log(RequestRecord {
-            api: Api::OpenAiChat,
-            model: req.model.clone(),
-            served_by: None,
-            prompt: messages
-                .iter()
-                .rev()
-                .find(|m| m.role == "user")
-                .map(|m| m.content.clone())
-                .unwrap_or_default(),
-            reply: String::new(),
-            tool_calls: Vec::new(),
-            status: status.as_u16(),
-            stream: req.stream,
-            cold_load: false,
-            error: Some(msg.to_string()),
-        });
+        shared.log(RequestRecord::failed(Api::OpenAiChat, &req.model, &messages, req.stream, status.as_u16(), msg));
     };
+
     if req.model.is_empty() || messages.is_empty() {
         let msg = if req.model.is_empty() {
             "model is required"

@@ -110,6 +110,11 @@ pub(crate) fn plain_failure(code: StatusCode) -> Response {
     (code, code.canonical_reason().unwrap_or("Error").to_string()).into_response()
 }
 
+/// `GET /health` of the FastAPI-style services.
+pub(crate) async fn health() -> axum::Json<Value> {
+    axum::Json(json!({"status": "ok"}))
+}
+
 // ---- serving with an off switch --------------------------------------------
 
 /// Binds `addr`, serves `router` in a background task and returns the bound

@@ -139,7 +139,7 @@ impl HumoSim {
     pub fn router(&self) -> Router {
         let r = Router::new()
             .route("/generate", post(generate))
-            .route("/health", get(health))
+            .route("/health", get(common::health))
             .layer(DefaultBodyLimit::max(1 << 30))
             .with_state(self.shared.clone());
         common::with_faults(r, self.shared.faults.clone(), common::plain_failure)
@@ -153,9 +153,6 @@ impl HumoSim {
 }
 
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
-}
 
 fn record(status: u16, error: Option<String>) -> HumoRecord {
     HumoRecord {

@@ -153,7 +153,7 @@ impl MmAudioSim {
     pub fn router(&self) -> Router {
         let r = Router::new()
             .route("/process", post(process))
-            .route("/health", get(health))
+            .route("/health", get(common::health))
             .layer(DefaultBodyLimit::max(1 << 30))
             .with_state(self.shared.clone());
         common::with_faults(r, self.shared.faults.clone(), common::plain_failure)
@@ -167,9 +167,6 @@ impl MmAudioSim {
 }
 
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
-}
 
 fn record(status: u16, error: Option<String>) -> MmAudioRecord {
     MmAudioRecord {
