@@ -4,6 +4,7 @@
 //! on free ports.
 
 use c41_sim::comfyui::{ComfyConfig, ComfySim};
+use c41_sim::control::{FaultSpec, FaultTarget};
 use c41_sim::llm::{LlmConfig, LlmSim, SimModel, SimServer};
 use c41_sim::services::humo::HumoSim;
 use c41_sim::services::mmaudio::MmAudioSim;
@@ -90,6 +91,34 @@ impl SimStudio {
             ("humo", "humo", format!("http://{}", self.humo_addr)),
             ("tts", "tts", format!("http://{}", self.tts_addr)),
         ]
+    }
+
+    /// The simulator behind a service name of [`services`](Self::services).
+    pub fn fault_target(&self, service: &str) -> Option<&dyn FaultTarget> {
+        Some(match service {
+            "comfyui" => &self.comfyui,
+            "ollama" => &self.llm,
+            "mmaudio" => &self.mmaudio,
+            "humo" => &self.humo,
+            "tts" => &self.tts,
+            _ => return None,
+        })
+    }
+
+    /// Arms a fault written `SERVICE:FAULT` (`comfyui:fail=3x503`,
+    /// `ollama:down`); the error names the service or the fault that is
+    /// wrong and what would be right. Call inside the tokio runtime.
+    pub fn apply_fault(&self, spec: &str) -> Result<FaultSpec, String> {
+        let names = || self.services().iter().map(|s| s.0).collect::<Vec<_>>().join(", ");
+        let (service, fault) = spec
+            .split_once(':')
+            .ok_or_else(|| format!("`{spec}`: write SERVICE:FAULT, e.g. comfyui:fail=3x503 (services: {})", names()))?;
+        let target = self
+            .fault_target(service.trim())
+            .ok_or_else(|| format!("`{spec}`: no simulated service `{service}` (services: {})", names()))?;
+        let fault: FaultSpec = fault.parse().map_err(|e| format!("`{spec}`: {e}"))?;
+        target.apply(&fault).map_err(|e| format!("`{spec}`: {e}"))?;
+        Ok(fault)
     }
 
     /// A config granting every built-in skill the simulated services it

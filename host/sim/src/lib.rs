@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod comfyui;
+pub mod control;
 pub mod llm;
 mod offswitch;
 pub mod media;

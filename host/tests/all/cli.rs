@@ -224,3 +224,71 @@ fn export_skills_writes_an_openclaw_skill_per_skill() {
         assert!(md.contains(&format!("--config {}", cfg.canonicalize().unwrap().display())), "the config is explicit");
     }
 }
+
+/// `GET path` over a plain socket; the status code, or None if refused.
+fn http_status(base: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let hostport = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(hostport).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).ok()?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).ok()?;
+    reply.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn sim_arms_faults_from_the_command_line() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let ports = ["--comfyui-port", "0", "--ollama-port", "0", "--mmaudio-port", "0", "--humo-port", "0", "--tts-port", "0"];
+
+    // A wrong fault is refused before anything is served, naming what is wrong.
+    let out = c41(&cfg).arg("sim").args(ports).args(["--fault", "comfyui:mid-stream-error"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("comfyui simulator has no `mid-stream-error`"), "{err}");
+    let out = c41(&cfg).arg("sim").args(ports).args(["--fault", "comfy:fail=503"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no simulated service `comfy`"));
+
+    let mut child = c41(&cfg)
+        .arg("sim")
+        .args(ports)
+        .args(["--fault", "comfyui:fail=2x503", "--fault", "tts:down"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut urls = std::collections::HashMap::new();
+    let mut section = String::new();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(name) = line.strip_prefix("[services.") {
+            section = name.trim_end_matches(']').to_string();
+        } else if let Some(url) = line.strip_prefix("url = ") {
+            urls.insert(section.clone(), url.trim_matches('"').to_string());
+        } else if line.starts_with("[skills.llm-route]") {
+            break;
+        }
+    }
+    // Keep reading, as a terminal would: the simulator's output must not
+    // hit a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let comfy = &urls["comfyui"];
+    let result = std::panic::catch_unwind(|| {
+        assert_eq!(http_status(comfy, "/system_stats"), Some(503));
+        assert_eq!(http_status(comfy, "/system_stats"), Some(503));
+        assert_eq!(http_status(comfy, "/system_stats"), Some(200));
+        assert_eq!(http_status(&urls["tts"], "/v1/models"), None, "tts:down closes the port");
+        assert_eq!(http_status(&urls["ollama"], "/api/tags"), Some(200), "other services unaffected");
+    });
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    result.unwrap();
+    assert!(stderr.contains("Faults armed: comfyui:fail=2x503, tts:down"), "{stderr}");
+    assert!(stderr.contains("/c41-sim/faults"), "{stderr}");
+}

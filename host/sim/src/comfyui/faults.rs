@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// A misbehaviour to arm with [`ComfySim::inject`](super::ComfySim::inject).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +47,17 @@ struct Armed {
     fail_nodes: HashMap<String, String>,
 }
 
-/// The armed faults, shared by the routes, the executor and the sockets.
-#[derive(Default)]
+/// The armed faults, shared by the routes, the executor, the sockets and the
+/// listener (which closes the port while `down`).
 pub(crate) struct Faults {
     armed: Mutex<Armed>,
+    pub(crate) down: watch::Sender<bool>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults { armed: Mutex::default(), down: watch::channel(false).0 }
+    }
 }
 
 impl Faults {
@@ -78,6 +86,7 @@ impl Faults {
 
     pub(crate) fn clear(&self) {
         *self.lock() = Armed::default();
+        self.down.send_replace(false);
     }
 
     pub(crate) fn stall_ws(&self) -> bool {
@@ -104,17 +113,22 @@ impl Faults {
     }
 }
 
-/// Applies delay and 5xx bursts before any route runs.
+/// Applies the request's own `c41-sim-fault` header, then armed delays and
+/// 5xx bursts, before any route runs.
 pub(crate) async fn middleware(
     State(faults): State<Arc<super::state::Shared>>,
     req: Request,
     next: Next,
 ) -> Response {
+    let own = match crate::control::RequestFault::from_headers(req.headers()) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
     let delay = faults.faults.lock().delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    if let Some(status) = faults.faults.take_failure() {
+    if let Some(status) = own.run().await.map(|c| c.as_u16()).or_else(|| faults.faults.take_failure()) {
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let text = format!(
             "{} {}",

@@ -191,19 +191,19 @@ impl ComfySim {
 
     /// All routes, also under `/api/...`. Starts the executor on the current
     /// tokio runtime, so call it from inside one.
+    /// The fault control route ([`crate::control::CONTROL_PATH`]) is served
+    /// beside them, outside the faults.
     pub fn router(&self) -> axum::Router {
         execute::ensure_worker(&self.shared);
-        routes::router(self.shared.clone())
+        routes::router(self.shared.clone()).merge(crate::control::router(Arc::new(self.clone())))
     }
 
-    /// Serves on `listener` until the listener fails.
+    /// Serves on `listener` until the listener fails; the `down` fault closes
+    /// the port and reopens it on the same address.
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let app = self.router();
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
+        let listener = crate::offswitch::OffSwitch::new(listener, self.shared.faults.down.subscribe())?;
+        axum::serve(listener, app).await
     }
 
     /// Binds `addr` (e.g. `"127.0.0.1:0"`), serves in a background task and
@@ -303,5 +303,43 @@ impl ComfySim {
     /// The next `n` HTTP requests answer `status` (e.g. 500 or 503) instead.
     pub fn fail_next(&self, n: u32, status: u16) {
         self.inject(Fault::FailRequests { count: n, status });
+    }
+
+    /// Closes the port (true; open connections fail on their next read or
+    /// write) or reopens it (false). Only servers started by
+    /// [`start`](Self::start) or [`serve`](Self::serve) honour it.
+    pub fn set_down(&self, down: bool) {
+        self.shared.faults.down.send_replace(down);
+    }
+}
+
+impl crate::control::FaultTarget for ComfySim {
+    fn kind(&self) -> &'static str {
+        "comfyui"
+    }
+
+    fn supported(&self) -> &'static [&'static str] {
+        &["delay", "fail", "down", "clear", "restart", "stall-ws", "drop-view", "fail-node"]
+    }
+
+    fn apply(&self, fault: &crate::control::FaultSpec) -> Result<(), String> {
+        use crate::control::FaultSpec as F;
+        match fault.clone() {
+            F::Delay(d) => self.inject(Fault::Delay(d)),
+            F::Fail { count, status } => self.fail_next(count, status),
+            F::Down(d) => {
+                let me = self.clone();
+                crate::control::down_for(d, move |down| me.set_down(down));
+            }
+            F::Clear => self.clear_faults(),
+            F::Restart => self.restart(),
+            F::StallWs(on) => self.set_stall_ws(on),
+            F::DropView(n) => self.inject(Fault::DropView(Some(n))),
+            F::FailNode { class_type, message } => self.inject(Fault::FailNode { class_type, message }),
+            F::MidStreamError | F::TokenDelay(_) | F::LoadTime(_) => {
+                return Err(crate::control::unsupported(self, fault));
+            }
+        }
+        Ok(())
     }
 }

@@ -314,9 +314,14 @@ impl LlmSim {
         openai::router(self.shared.clone())
     }
 
-    /// Both APIs on one router, as a real Ollama serves them on one port.
+    /// Both APIs on one router, as a real Ollama serves them on one port,
+    /// honouring the `c41-sim-fault` request header, with the fault control
+    /// route ([`crate::control::CONTROL_PATH`]) beside them.
     pub fn router(&self) -> Router {
-        self.ollama_router().merge(self.openai_router())
+        self.ollama_router()
+            .merge(self.openai_router())
+            .layer(axum::middleware::from_fn_with_state(self.shared.clone(), request_fault))
+            .merge(crate::control::router(Arc::new(self.clone())))
     }
 
     /// Serves [`router`](Self::router) on `127.0.0.1:port` (0 = any free
@@ -389,6 +394,67 @@ impl LlmSim {
     /// Requests currently loading, queued or streaming.
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight()
+    }
+}
+
+/// A request's own `c41-sim-fault` header: the failure comes in the shape of
+/// the API that was called.
+/// An armed `delay` applies first.
+async fn request_fault(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let fault = match crate::control::RequestFault::from_headers(req.headers()) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let armed = shared.first_byte_delay();
+    if !armed.is_zero() {
+        tokio::time::sleep(armed).await;
+    }
+    match fault.run().await {
+        None => next.run(req).await,
+        Some(status) => {
+            let msg = format!("simulated failure ({})", status.as_u16());
+            if req.uri().path().starts_with("/v1/") {
+                openai::error(status, &msg, None)
+            } else {
+                ollama::error(status, msg)
+            }
+        }
+    }
+}
+
+impl crate::control::FaultTarget for LlmSim {
+    fn kind(&self) -> &'static str {
+        "ollama"
+    }
+
+    fn supported(&self) -> &'static [&'static str] {
+        &["delay", "fail", "down", "clear", "mid-stream-error", "token-delay", "load-time"]
+    }
+
+    fn apply(&self, fault: &crate::control::FaultSpec) -> Result<(), String> {
+        use crate::control::FaultSpec as F;
+        match fault {
+            // A delay before the first byte: what a far or overloaded server
+            // looks like, as opposed to the per-token delay.
+            F::Delay(d) => self.shared.set_first_byte_delay(*d),
+            F::Fail { count, status } => self.fail_next(*count as usize, *status),
+            F::Down(d) => {
+                let me = self.clone();
+                crate::control::down_for(*d, move |down| me.set_down(down));
+            }
+            F::Clear => self.shared.clear_faults(),
+            F::MidStreamError => self.error_mid_stream_next(),
+            F::TokenDelay(d) => self.set_token_delay(*d),
+            F::LoadTime(d) => self.set_load_time(*d),
+            F::Restart | F::StallWs(_) | F::DropView(_) | F::FailNode { .. } => {
+                return Err(crate::control::unsupported(self, fault));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -43,7 +43,7 @@ fn error_body(status: StatusCode, message: &str, code: Option<&str>) -> Value {
     json!({ "error": { "message": message, "type": error_type(status), "param": null, "code": code } })
 }
 
-fn error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
     (status, Json(error_body(status, message, code))).into_response()
 }
 

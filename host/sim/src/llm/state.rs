@@ -30,6 +30,7 @@ struct Inner {
     mid_stream: usize,
     token_delay: Duration,
     load_time: Duration,
+    first_byte_delay: Duration,
 }
 
 struct Loaded {
@@ -111,6 +112,7 @@ impl Shared {
             mid_stream: 0,
             token_delay: config.token_delay,
             load_time: config.load_time,
+            first_byte_delay: Duration::ZERO,
         };
         Self {
             config,
@@ -153,6 +155,27 @@ impl Shared {
 
     pub fn set_load_time(&self, d: Duration) {
         self.lock().load_time = d;
+    }
+
+    /// Every request waits this long before it is handled.
+    pub fn first_byte_delay(&self) -> Duration {
+        self.lock().first_byte_delay
+    }
+
+    pub fn set_first_byte_delay(&self, d: Duration) {
+        self.lock().first_byte_delay = d;
+    }
+
+    /// Disarms every fault and restores the configured timings.
+    pub fn clear_faults(&self) {
+        let mut inner = self.lock();
+        inner.fail = None;
+        inner.mid_stream = 0;
+        inner.first_byte_delay = Duration::ZERO;
+        inner.token_delay = self.config.token_delay;
+        inner.load_time = self.config.load_time;
+        drop(inner);
+        self.set_down(false);
     }
 
     pub fn fail_next(&self, n: usize, status: u16) {

@@ -83,18 +83,17 @@ struct Guard {
     body: FailBody,
 }
 
-/// Wraps `router` so delays apply to every request and armed failures to POSTs.
-pub(crate) fn with_faults(router: Router, faults: Arc<Faults>, body: FailBody) -> Router {
-    router.layer(axum::middleware::from_fn_with_state(
-        Guard { faults, body },
-        guard,
-    ))
-}
-
 async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let own = match crate::control::RequestFault::from_headers(req.headers()) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
     let delay = g.faults.lock().delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    if let Some(code) = own.run().await {
+        return (g.body)(code);
     }
     if req.method() == Method::POST
         && let Some(status) = g.faults.take_failure()
@@ -358,6 +357,13 @@ pub(crate) struct Shared<C, R> {
     pub(crate) log: Log<R>,
 }
 
+/// Names the service a simulator's config belongs to (`mmaudio`, `humo`,
+/// `tts`), for fault messages and the control route.
+pub trait ServiceKind {
+    /// The service's kind, as in a c41 config.
+    const KIND: &'static str;
+}
+
 /// The handle of one service simulator (config `C`, request records `R`);
 /// clones share state. `MmAudioSim`, `HumoSim` and `TtsSim` are this type;
 /// each adds its own `router` and `start`.
@@ -418,6 +424,57 @@ impl<C, R: Clone> ServiceSim<C, R> {
     /// Forgets the request log.
     pub fn clear_requests(&self) {
         self.shared.log.clear();
+    }
+}
+
+impl<C, R> ServiceSim<C, R>
+where
+    C: ServiceKind + Send + Sync + 'static,
+    R: Clone + Send + Sync + 'static,
+{
+    /// Wraps the service's `router`: the request's `c41-sim-fault` header and
+    /// armed delays apply to every request, armed failures to POSTs (in the
+    /// shape `body` renders); the fault control route is served beside it.
+    pub(crate) fn with_faults(&self, router: Router, body: FailBody) -> Router {
+        router
+            .layer(axum::middleware::from_fn_with_state(
+                Guard { faults: self.shared.faults.clone(), body },
+                guard,
+            ))
+            .merge(crate::control::router(Arc::new(self.clone())))
+    }
+}
+
+impl<C, R> crate::control::FaultTarget for ServiceSim<C, R>
+where
+    C: ServiceKind + Send + Sync + 'static,
+    R: Clone + Send + Sync + 'static,
+{
+    fn kind(&self) -> &'static str {
+        C::KIND
+    }
+
+    fn supported(&self) -> &'static [&'static str] {
+        crate::control::COMMON
+    }
+
+    fn apply(&self, fault: &crate::control::FaultSpec) -> Result<(), String> {
+        use crate::control::FaultSpec as F;
+        match fault {
+            F::Delay(d) => self.set_delay(*d),
+            F::Fail { count, status } => self.fail_next(*count, *status),
+            F::Down(d) => {
+                let me = self.clone();
+                crate::control::down_for(*d, move |down| me.set_down(down));
+            }
+            F::Clear => {
+                self.fail_next(0, 500);
+                self.set_delay(Duration::ZERO);
+                self.set_down(false);
+            }
+            _ => return Err(crate::control::unsupported(self, fault)),
+        }
+        Ok(())
     }
 }
 

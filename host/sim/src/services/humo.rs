@@ -130,6 +130,10 @@ pub struct HumoRecord {
 
 type Shared = common::Shared<HumoConfig, HumoRecord>;
 
+impl common::ServiceKind for HumoConfig {
+    const KIND: &'static str = "humo";
+}
+
 /// A simulated HuMo wrapper; clones share state (see [`ServiceSim`] for the
 /// fault switches and the request log).
 pub type HumoSim = common::ServiceSim<HumoConfig, HumoRecord>;
@@ -142,7 +146,7 @@ impl HumoSim {
             .route("/health", get(common::health))
             .layer(DefaultBodyLimit::max(1 << 30))
             .with_state(self.shared.clone());
-        common::with_faults(r, self.shared.faults.clone(), common::plain_failure)
+        self.with_faults(r, common::plain_failure)
     }
 
     /// Binds `addr` (e.g. `"127.0.0.1:0"`), serves in a background task and

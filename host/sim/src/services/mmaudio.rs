@@ -144,6 +144,10 @@ pub struct MmAudioRecord {
 
 type Shared = common::Shared<MmAudioConfig, MmAudioRecord>;
 
+impl common::ServiceKind for MmAudioConfig {
+    const KIND: &'static str = "mmaudio";
+}
+
 /// A simulated MMAudio server; clones share state (see [`ServiceSim`] for the
 /// fault switches and the request log).
 pub type MmAudioSim = common::ServiceSim<MmAudioConfig, MmAudioRecord>;
@@ -156,7 +160,7 @@ impl MmAudioSim {
             .route("/health", get(common::health))
             .layer(DefaultBodyLimit::max(1 << 30))
             .with_state(self.shared.clone());
-        common::with_faults(r, self.shared.faults.clone(), common::plain_failure)
+        self.with_faults(r, common::plain_failure)
     }
 
     /// Binds `addr` (e.g. `"127.0.0.1:0"`), serves in a background task and

@@ -26,6 +26,10 @@
 //!   and open connections fail on their next read or write; `set_down(false)`
 //!   reopens the same port. Routers mounted elsewhere ignore it.
 //!
+//! The same switches work from outside the process (see [`crate::control`]):
+//! `POST /c41-sim/faults` on the service's port with `fail=3x503`,
+//! `delay=2s` or `down=5s`, and the `c41-sim-fault` header on one request.
+//!
 //! Everything they return is a real, decodable file made by [`crate::media`]:
 //! content is synthetic but deterministic (the same request gives the same
 //! bytes), and prompts and seeds change it.
@@ -40,7 +44,7 @@
 //! ```
 
 mod common;
-pub use common::ServiceSim;
+pub use common::{ServiceKind, ServiceSim};
 mod decode;
 pub mod humo;
 pub mod mmaudio;

@@ -137,6 +137,10 @@ pub struct TtsRecord {
 
 type Shared = common::Shared<TtsConfig, TtsRecord>;
 
+impl common::ServiceKind for TtsConfig {
+    const KIND: &'static str = "tts";
+}
+
 /// A simulated TTS server; clones share state (see [`ServiceSim`] for the
 /// fault switches and the request log).
 pub type TtsSim = common::ServiceSim<TtsConfig, TtsRecord>;
@@ -150,7 +154,7 @@ impl TtsSim {
             .route("/v1/models", get(models))
             .route("/v1/audio/voices", get(voices))
             .with_state(self.shared.clone());
-        common::with_faults(r, self.shared.faults.clone(), server_error)
+        self.with_faults(r, server_error)
     }
 
     /// Binds `addr` (e.g. `"127.0.0.1:0"`), serves in a background task and
