@@ -135,6 +135,9 @@ impl SimStudio {
         for skill in ["comfyui-image", "comfyui-video"] {
             t.push_str(&format!("[skills.{skill}]\ngrants = [\"comfyui\"]\n\n"));
         }
+        for (skill, service) in [("tts", "tts"), ("audio-gen", "mmaudio"), ("lip-sync", "humo")] {
+            t.push_str(&format!("[skills.{skill}]\ngrants = [\"{service}\"]\n\n"));
+        }
         t.push_str("[skills.llm-route]\ngrants = [\"ollama\"]\n");
         t
     }

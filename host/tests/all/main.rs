@@ -10,3 +10,6 @@ mod mcp;
 mod comfyui;
 mod llm_route;
 mod openclaw;
+mod tts;
+mod audio_gen;
+mod lip_sync;

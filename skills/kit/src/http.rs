@@ -7,6 +7,7 @@
 //! grant, so skills need not guess.
 
 use crate::SkillError;
+use crate::multipart::Form;
 use crate::settings::Service;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,14 +35,22 @@ impl ServiceClient {
         SkillError::backend(self.service.name.clone(), status, msg)
     }
 
+    /// Send a request and return the response whatever its status, for
+    /// services whose error bodies the skill explains itself (FastAPI's
+    /// `detail`, OpenAI's `error.param`). Only a failed connection is an error.
+    pub async fn send_any(&self, req: Request<Body>) -> Result<Response<Body>, SkillError> {
+        let what = format!("{} {}", req.method(), req.uri());
+        Client::new()
+            .send(req)
+            .await
+            .map_err(|e| self.fail(None, format!("{what}: {e:#}")))
+    }
+
     /// Send a request; a non-2xx status becomes a backend error carrying the
     /// body's text.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Body>, SkillError> {
         let what = format!("{} {}", req.method(), req.uri());
-        let resp = Client::new()
-            .send(req)
-            .await
-            .map_err(|e| self.fail(None, format!("{what}: {e:#}")))?;
+        let resp = self.send_any(req).await?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -74,6 +83,24 @@ impl ServiceClient {
             .header("content-type", "application/json")
             .body(Body::from(bytes))
             .map_err(|e| self.fail(None, format!("bad request: {e}")))?;
+        self.send(req).await
+    }
+
+    /// A `POST` of `form` to `path`, with its exact `Content-Length`; input
+    /// files in the form are streamed from the host as the body is sent.
+    pub fn form_request(&self, path: &str, form: Form) -> Result<Request<Body>, SkillError> {
+        Request::builder()
+            .method(Method::POST)
+            .uri(self.url(path))
+            .header("content-type", form.content_type())
+            .header("content-length", form.content_length())
+            .body(form.into_body())
+            .map_err(|e| self.fail(None, format!("bad request: {e}")))
+    }
+
+    /// POST a multipart form to `path` (see [`form_request`](Self::form_request)).
+    pub async fn post_form(&self, path: &str, form: Form) -> Result<Response<Body>, SkillError> {
+        let req = self.form_request(path, form)?;
         self.send(req).await
     }
 

@@ -22,9 +22,11 @@
 pub mod artifacts;
 pub mod comfyui;
 pub mod error;
+pub mod fastapi;
 pub mod http;
 pub mod inputs;
 pub mod log;
+pub mod multipart;
 pub mod progress;
 pub mod settings;
 pub mod state;

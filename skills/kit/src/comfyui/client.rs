@@ -248,23 +248,13 @@ impl Backend {
     /// `POST /upload/image` (any file type). Returns what the server stored,
     /// which may be renamed: always use the returned name.
     pub async fn upload(&self, name: &str, mime: &str, bytes: Vec<u8>, subfolder: &str) -> Result<UploadReply, CallError> {
-        let boundary = format!("c41-{}", super::uuid4().replace('-', ""));
-        let safe: String = name.chars().map(|c| if c == '"' || c == '\r' || c == '\n' || c == '/' || c == '\\' { '_' } else { c }).collect();
-        let mime = if mime.is_empty() { "application/octet-stream" } else { mime };
-        let mut body = Vec::with_capacity(bytes.len() + 512);
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{safe}\"\r\nContent-Type: {mime}\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(&bytes);
-        body.extend_from_slice(b"\r\n");
-        for (k, v) in [("type", "input"), ("subfolder", subfolder), ("overwrite", "false")] {
-            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        let ct = format!("multipart/form-data; boundary={boundary}");
+        let form = crate::multipart::Form::new()
+            .bytes("image", name, mime, bytes)
+            .text("type", "input")
+            .text("subfolder", subfolder)
+            .text("overwrite", "false");
+        let ct = form.content_type();
+        let body = form.to_vec().map_err(|e| CallError::Protocol(e.to_string()))?;
         let resp = self.call(Method::POST, "/upload/image", Some((&ct, body)), SUBMIT_TIMEOUT).await?;
         Self::json(resp, "POST /upload/image").await
     }

@@ -1,0 +1,1 @@
+//! The audio-gen skill against the simulated studio, through the real sandbox.

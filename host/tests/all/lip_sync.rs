@@ -1,0 +1,1 @@
+//! The lip-sync skill against the simulated studio, through the real sandbox.

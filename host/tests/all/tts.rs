@@ -1,0 +1,1 @@
+//! The tts skill against the simulated studio, through the real sandbox.

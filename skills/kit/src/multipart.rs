@@ -1,0 +1,209 @@
+//! `multipart/form-data` request bodies: text fields, in-memory files and
+//! input files the host opened, streamed chunk by chunk as the request goes
+//! out, so a large video input never has to fit in guest memory.
+//!
+//! ```ignore
+//! let form = Form::new()
+//!     .text("prompt", "rain on a tin roof")
+//!     .file("video", c41_kit::inputs::open("video")?);
+//! let resp = client.post_form("/process", form).await?;
+//! ```
+//!
+//! The body is sent with its exact `Content-Length` (every part's size is
+//! known up front), which the small FastAPI and aiohttp servers of the studio
+//! expect for uploads.
+
+use crate::inputs::File;
+use crate::SkillError;
+use wstd::http::Body;
+
+enum Content {
+    Bytes(Vec<u8>),
+    File(File),
+}
+
+struct Part {
+    head: Vec<u8>,
+    content: Content,
+}
+
+impl Part {
+    fn len(&self) -> u64 {
+        let content = match &self.content {
+            Content::Bytes(b) => b.len() as u64,
+            Content::File(f) => f.size(),
+        };
+        self.head.len() as u64 + content + 2
+    }
+}
+
+/// A form being built; see the module docs.
+pub struct Form {
+    boundary: String,
+    parts: Vec<Part>,
+}
+
+impl Default for Form {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Field and file names go inside quoted header values: no quotes, line
+/// breaks or path separators.
+fn quoted(s: &str) -> String {
+    s.chars().map(|c| if matches!(c, '"' | '\r' | '\n' | '/' | '\\') { '_' } else { c }).collect()
+}
+
+impl Form {
+    /// An empty form with a fresh random boundary.
+    pub fn new() -> Self {
+        Self::with_boundary(format!("c41-{}", crate::comfyui::uuid4().replace('-', "")))
+    }
+
+    fn with_boundary(boundary: String) -> Self {
+        Form { boundary, parts: Vec::new() }
+    }
+
+    fn head(&self, name: &str, file: Option<(&str, &str)>) -> Vec<u8> {
+        let mut h = format!("--{}\r\nContent-Disposition: form-data; name=\"{}\"", self.boundary, quoted(name));
+        if let Some((filename, mime)) = file {
+            let mime = if mime.is_empty() { "application/octet-stream" } else { mime };
+            h.push_str(&format!("; filename=\"{}\"\r\nContent-Type: {mime}", quoted(filename)));
+        }
+        h.push_str("\r\n\r\n");
+        h.into_bytes()
+    }
+
+    /// Adds a text field.
+    pub fn text(mut self, name: &str, value: impl ToString) -> Self {
+        let head = self.head(name, None);
+        self.parts.push(Part { head, content: Content::Bytes(value.to_string().into_bytes()) });
+        self
+    }
+
+    /// Adds a text field when `value` is `Some`.
+    pub fn text_opt(self, name: &str, value: Option<impl ToString>) -> Self {
+        match value {
+            Some(v) => self.text(name, v),
+            None => self,
+        }
+    }
+
+    /// Adds a file held in memory.
+    pub fn bytes(mut self, name: &str, filename: &str, mime: &str, data: Vec<u8>) -> Self {
+        let head = self.head(name, Some((filename, mime)));
+        self.parts.push(Part { head, content: Content::Bytes(data) });
+        self
+    }
+
+    /// Adds an input file the host opened; its bytes are read from the host
+    /// only as the request body is sent. The part carries the file's own
+    /// name and MIME type.
+    pub fn file(mut self, name: &str, file: File) -> Self {
+        let head = self.head(name, Some((&file.name(), &file.mime())));
+        self.parts.push(Part { head, content: Content::File(file) });
+        self
+    }
+
+    /// The request's `Content-Type`, with the boundary.
+    pub fn content_type(&self) -> String {
+        format!("multipart/form-data; boundary={}", self.boundary)
+    }
+
+    fn trailer(&self) -> Vec<u8> {
+        format!("--{}--\r\n", self.boundary).into_bytes()
+    }
+
+    /// The exact size of the body in bytes.
+    pub fn content_length(&self) -> u64 {
+        self.parts.iter().map(Part::len).sum::<u64>() + self.trailer().len() as u64
+    }
+
+    /// The whole body in memory (for small forms and tests).
+    pub fn to_vec(self) -> Result<Vec<u8>, SkillError> {
+        let mut out = Vec::with_capacity(self.content_length() as usize);
+        for chunk in self.chunks() {
+            out.extend_from_slice(&chunk.map_err(|e| SkillError::internal(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    /// The body as a stream of chunks; input files are read as it is polled.
+    pub fn into_body(self) -> Body {
+        Body::from_try_stream(futures_lite::stream::iter(self.chunks()))
+    }
+
+    fn chunks(self) -> Chunks {
+        let trailer = self.trailer();
+        Chunks { parts: self.parts.into_iter(), current: None, trailer: Some(trailer) }
+    }
+}
+
+/// Yields each part's head, its content (files in host-sized reads), the
+/// line break after it, and finally the closing boundary.
+struct Chunks {
+    parts: std::vec::IntoIter<Part>,
+    current: Option<File>,
+    trailer: Option<Vec<u8>>,
+}
+
+impl Iterator for Chunks {
+    type Item = Result<Vec<u8>, std::io::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(file) = &mut self.current {
+            return match file.read_chunk() {
+                Ok(chunk) if chunk.is_empty() => {
+                    self.current = None;
+                    Some(Ok(b"\r\n".to_vec()))
+                }
+                Ok(chunk) => Some(Ok(chunk)),
+                Err(e) => {
+                    self.current = None;
+                    self.parts = Vec::new().into_iter();
+                    self.trailer = None;
+                    Some(Err(std::io::Error::other(e.to_string())))
+                }
+            };
+        }
+        match self.parts.next() {
+            Some(Part { mut head, content: Content::Bytes(b) }) => {
+                head.extend_from_slice(&b);
+                head.extend_from_slice(b"\r\n");
+                Some(Ok(head))
+            }
+            Some(Part { head, content: Content::File(f) }) => {
+                self.current = Some(f);
+                Some(Ok(head))
+            }
+            None => self.trailer.take().map(Ok),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_is_well_formed_and_its_length_is_exact() {
+        let form = Form::with_boundary("c41-test".into())
+            .text("prompt", "a \"quoted\" prompt")
+            .text_opt("seed", Some(7))
+            .text_opt("steps", None::<u32>)
+            .bytes("image", "in/../face.png", "image/png", vec![0x89, b'P', b'N', b'G']);
+        let boundary = form.boundary.clone();
+        assert_eq!(form.content_type(), format!("multipart/form-data; boundary={boundary}"));
+        let len = form.content_length();
+        let body = form.to_vec().unwrap();
+        assert_eq!(body.len() as u64, len);
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.starts_with(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na \"quoted\" prompt\r\n")), "{text}");
+        assert!(text.contains("name=\"seed\"\r\n\r\n7\r\n"), "{text}");
+        assert!(!text.contains("steps"), "absent optional fields are left out: {text}");
+        let image = b"name=\"image\"; filename=\"in_.._face.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n";
+        assert!(body.windows(image.len()).any(|w| w == image), "{text}");
+        assert!(text.ends_with(&format!("--{boundary}--\r\n")), "{text}");
+    }
+}
