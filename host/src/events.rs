@@ -26,6 +26,8 @@ pub enum Event {
     },
     /// `progress.text-delta`: streamed text (LLM tokens).
     TextDelta(String),
+    /// `progress.text-reset`: the streamed text so far is void; why.
+    TextReset(String),
 }
 
 /// Receives a skill's events as they happen. Implementations must be cheap:

@@ -88,6 +88,9 @@ fn forward_progress(peer: Peer<RoleServer>, token: ProgressToken, mut rx: mpsc::
                     (fraction, m)
                 }
                 Event::TextDelta(delta) => (None, delta),
+                // Clients show progress messages as a log: say plainly that
+                // the text so far no longer counts.
+                Event::TextReset(reason) => (None, format!("\n[the text above is void: {reason}; starting over]\n")),
                 Event::Preview { .. } => continue,
             };
             let progress = fraction.map(|f| f as f64 * 100.0).unwrap_or(last).max(last + 0.001);

@@ -32,6 +32,19 @@ impl CliProgress {
         CliProgress { bar, last_line: Mutex::new((String::new(), String::new(), std::time::Instant::now())), stream_text, streamed: AtomicBool::new(false) }
     }
 
+    /// Writes streamed text to stdout at once, above the bar if there is one.
+    fn write_stdout(&self, text: &str) {
+        let out = || {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(out),
+            None => out(),
+        }
+    }
+
     /// Whether any text was streamed to stdout.
     pub fn streamed(&self) -> bool {
         self.streamed.load(Ordering::Relaxed)
@@ -99,15 +112,14 @@ impl EventSink for CliProgress {
             Event::TextDelta(delta) => {
                 if self.stream_text {
                     self.streamed.store(true, Ordering::Relaxed);
-                    let out = || {
-                        let mut stdout = std::io::stdout().lock();
-                        let _ = stdout.write_all(delta.as_bytes());
-                        let _ = stdout.flush();
-                    };
-                    match &self.bar {
-                        Some(bar) => bar.suspend(out),
-                        None => out(),
-                    }
+                    self.write_stdout(&delta);
+                }
+            }
+            // The text already printed cannot be taken back: mark the break
+            // in the same stream, where whoever reads the text will see it.
+            Event::TextReset(reason) => {
+                if self.stream_text && self.streamed() {
+                    self.write_stdout(&format!("\n[c41: the text above is void ({reason}); starting over]\n"));
                 }
             }
         }

@@ -32,4 +32,9 @@ impl Host for InvocationCtx {
         self.events.emit(&self.skill, Event::TextDelta(delta));
         Ok(())
     }
+
+    fn text_reset(&mut self, reason: String) -> wasmtime::Result<()> {
+        self.events.emit(&self.skill, Event::TextReset(reason));
+        Ok(())
+    }
 }

@@ -305,7 +305,8 @@ async fn falls_back_on_errors_before_and_after_the_first_token() {
     assert_eq!(d["attempts"][0]["status"], 500);
 
     // An NDJSON error line after two tokens: the next model answers, the
-    // outcome holds only its reply, and the caller is told to discard.
+    // outcome holds only its reply, and the caller is told the text so far
+    // is void (text-reset) before the new text streams.
     s.a.error_mid_stream_next();
     let (r, rec) = h
         .run("llm-route", json!({"messages": [{"role": "user", "content": "hello there friend"}], "task": "reasoning"}))
@@ -317,7 +318,18 @@ async fn falls_back_on_errors_before_and_after_the_first_token() {
     assert_eq!(r.text, "[gpt-oss] echo: hello there friend");
     let streamed = deltas(&rec).concat();
     assert!(streamed.starts_with("[qwen3-coder] echo:") && streamed.ends_with(&r.text), "{streamed}");
-    assert!(stages(&rec).iter().any(|(s, m)| s == "fallback" && m.contains("discard the 2 streamed token")));
+    let events = rec.events();
+    let reset = events.iter().position(|e| matches!(e, Event::TextReset(_))).expect("a text-reset event");
+    let Event::TextReset(reason) = &events[reset] else { unreachable!() };
+    assert!(reason.contains("qwen3-coder") && reason.contains("after 2 token(s)") && reason.contains("gpt-oss answers instead"), "{reason}");
+    let after: String = events[reset..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::TextDelta(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(after, r.text, "after the reset, exactly the final text streams");
 
     // An SSE error event on the OpenAI-compatible backend.
     s.b.error_mid_stream_next();

@@ -41,3 +41,9 @@ pub fn preview(mime: &str, bytes: &[u8]) {
 pub fn text_delta(delta: &str) {
     wit::text_delta(delta)
 }
+
+/// Tell the caller that the text streamed so far is void and starts over
+/// (a model failed mid-reply and another answers), and why.
+pub fn text_reset(reason: &str) {
+    wit::text_reset(reason)
+}

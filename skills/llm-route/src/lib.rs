@@ -357,12 +357,20 @@ impl Skill for LlmRoute {
                             state::set(&cooldown_key(&b.url), f.outcome, Duration::from_secs(s.cooldown_secs));
                         }
                     }
-                    if let Some(next) = cands.get(n + 1) {
-                        let mut msg =
-                            format!("{} on {} failed ({}); trying {}", c.model, b.name, f.outcome, next.model);
-                        if f.tokens > 0 && forward {
-                            msg.push_str(&format!(" — discard the {} streamed token(s) before this", f.tokens));
-                        }
+                    let next = cands.get(n + 1);
+                    if f.tokens > 0 && forward {
+                        // The caller already has this attempt's first tokens.
+                        progress::text_reset(&format!(
+                            "{} on {} failed after {} token(s) ({}); {}",
+                            c.model,
+                            b.name,
+                            f.tokens,
+                            f.outcome,
+                            next.map_or("no other model to try".to_string(), |m| format!("{} answers instead", m.model)),
+                        ));
+                    }
+                    if let Some(next) = next {
+                        let msg = format!("{} on {} failed ({}); trying {}", c.model, b.name, f.outcome, next.model);
                         Progress::stage("fallback").fraction(0.2).message(msg).report();
                     }
                     last = Some((b.name.clone(), f));
