@@ -9,6 +9,8 @@ use crate::config::{self, LoadedConfig};
 use crate::runtime::{ComponentCache, RuntimeOptions};
 use crate::studio::{SimPorts, SimStudio};
 use serde_json::{Value, json};
+use c41_artifacts::StoredArtifact;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,13 +24,28 @@ pub struct Args {
     pub output_dir: Option<PathBuf>,
 }
 
-/// What the demo asks of each built-in skill.
-pub fn demo_input(skill: &str) -> Option<Value> {
+/// What the demo asks of each built-in skill. `made` holds the files of
+/// the skills that ran before it (by skill name), so later skills work on
+/// earlier results the way an agent chains them: the clip gets a
+/// soundtrack, the portrait is voiced and lip-synced.
+pub fn demo_input(skill: &str, made: &HashMap<String, Vec<StoredArtifact>>) -> Option<Value> {
+    let first = |from: &str| made.get(from).and_then(|a| a.first()).map(|a| format!("artifact:{}", a.sha256));
     Some(match skill {
         "hello-http" => json!({"path": "/system_stats", "name": "system_stats.json"}),
         "comfyui-image" => json!({"prompt": "a red fox in the snow, studio light", "width": 512, "height": 512, "seed": 41}),
         "comfyui-video" => json!({"prompt": "a paper boat drifting on a pond", "frames": 17, "fps": 16, "width": 320, "height": 192, "seed": 41}),
         "llm-route" => json!({"messages": [{"role": "user", "content": "Write a Rust function that reverses a string."}]}),
+        "tts" => json!({"text": "Hello from the forge. Every file you see was made by a simulated studio.", "format": "wav"}),
+        "audio-gen" => match first("comfyui-video") {
+            Some(video) => json!({"prompt": "water lapping against a paper boat", "video": video, "seconds": 2, "seed": 41}),
+            None => json!({"prompt": "rain on a tin roof", "seconds": 2, "seed": 41}),
+        },
+        "lip-sync" => json!({
+            "image": first("comfyui-image")?,
+            "audio": first("tts")?,
+            "prompt": "a red fox telling a story",
+            "width": 256, "height": 256, "fps": 16,
+        }),
         _ => return None,
     })
 }
@@ -48,9 +65,10 @@ impl Args {
 
         let mut failed = 0;
         let mut ran = 0;
+        let mut made = HashMap::new();
         for skill in app.catalog.iter() {
             let name = skill.description.name.clone();
-            let Some(input) = demo_input(&name) else { continue };
+            let Some(input) = demo_input(&name, &made) else { continue };
             ran += 1;
             println!("== {name}: {}", skill.description.summary);
             let progress = Arc::new(CliProgress::new(true));
@@ -67,6 +85,7 @@ impl Args {
                         println!("MEDIA:{}", a.path.display());
                     }
                     println!("({} ms)\n", r.elapsed.as_millis());
+                    made.insert(name, r.artifacts);
                 }
                 Err(e) => {
                     failed += 1;

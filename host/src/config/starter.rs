@@ -35,11 +35,17 @@ url = "http://forge.local:8188"
 # [services.comfyui-2]
 # url = "http://forge2.local:8188"
 
-# Standalone MMAudio and TTS servers, if you run them.
-# [services.mmaudio]
-# url = "http://forge.local:8000"
-# [services.tts]
-# url = "http://127.0.0.1:8880"
+# The workstation's standalone model servers: MMAudio (sound for a video or
+# a prompt) and the HuMo wrapper (talking portrait from an image and a voice).
+[services.mmaudio]
+url = "http://forge.local:8000"
+[services.humo]
+url = "http://forge.local:8001"
+
+# Light text-to-speech on the Mac (an OpenAI-style /v1/audio/speech server
+# such as Kokoro-FastAPI).
+[services.tts]
+url = "http://127.0.0.1:8880"
 
 # ---------------------------------------------------------------------------
 # Limits for every invocation (per skill below overrides).
@@ -73,6 +79,24 @@ grants = ["comfyui"]
 workflow = "wan22-t2v"        # text->video
 image-workflow = "wan22-i2v"  # used when an `image` is given
 [skills.comfyui-video.limits]
+timeout-secs = 3600
+
+[skills.tts]
+grants = ["tts"]
+[skills.tts.settings]
+voice = "alloy"          # the server's voice names: GET /v1/audio/voices
+# model = "tts-1"
+# format = "mp3"         # mp3, wav, flac or pcm
+
+[skills.audio-gen]
+grants = ["mmaudio"]
+# [skills.audio-gen.settings]
+# seconds = 8
+# steps = 25
+
+[skills.lip-sync]
+grants = ["humo"]
+[skills.lip-sync.limits]
 timeout-secs = 3600
 
 [skills.llm-route]

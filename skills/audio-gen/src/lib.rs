@@ -1,23 +1,251 @@
-//! audio-gen: placeholder while the skill is being written; it refuses every call.
+//! audio-gen: "give it sound". Text-to-audio, or video-to-audio (a generated
+//! soundtrack muxed onto a video, e.g. a comfyui-video result), with MMAudio
+//! on the studio's workstation (service kind `mmaudio`, `POST /process`).
+//!
+//! The request mapping and error attribution are pure and live in
+//! [`params`]; the length of the result is read from its header as it
+//! streams by ([`probe`]); this file does the I/O: the multipart form (the
+//! video streamed from the host, never whole in guest memory), progress,
+//! and the reply streamed into one artifact.
 
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError};
+pub mod params;
+pub mod probe;
+
+use std::sync::{Arc, Mutex};
+
+use c41_kit::http::ServiceClient;
+use c41_kit::multipart::Form;
+use c41_kit::progress::Progress;
+use c41_kit::wstd::http::{Body, Method, Request};
+use c41_kit::wstd::http::body::util::BodyExt;
+use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, artifacts, comfyui, inputs, json, settings};
+
+use params::{Mode, Params};
+use probe::Probe;
+
+/// The service kind the skill declares and the config grants.
+pub const SERVICE_KIND: &str = "mmaudio";
 
 struct AudioGen;
+
+const SCHEMA: &str = r#"{
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["prompt"],
+  "properties": {
+    "prompt": {
+      "type": "string", "minLength": 1, "maxLength": 2000,
+      "description": "What should be heard, as concrete sounds: \"rain on a tin roof, distant thunder\", \"footsteps on gravel, a dog barks twice\". With a video, describe the sound of what happens in it."
+    },
+    "negative_prompt": {
+      "type": "string", "maxLength": 2000,
+      "description": "Sounds to keep out, e.g. \"music, speech\". Default: none."
+    },
+    "video": {
+      "type": "string", "format": "c41-file",
+      "description": "A video to give a soundtrack (MP4 or MOV with H.264): a file path or an artifact reference (artifact:<sha256>), e.g. a comfyui-video result. The result is then this video with the generated sound, cut to `seconds` if longer. Without it, the result is an audio file (FLAC)."
+    },
+    "seconds": {
+      "type": "number", "exclusiveMinimum": 0, "maximum": 30,
+      "description": "Length of the sound in seconds (at most 30). With a video, the clip is cut to this length; a shorter clip keeps its own length. Default: 8 (or the configured settings.seconds)."
+    },
+    "steps": {
+      "type": "integer", "minimum": 1, "maximum": 1000,
+      "description": "Sampling steps: more is slower and a little cleaner. Default: 25 (or settings.steps)."
+    },
+    "cfg": {
+      "type": "number", "minimum": 0, "maximum": 20,
+      "description": "How strictly the sound follows the prompt (classifier-free guidance). Default: 4.5 (or settings.cfg)."
+    },
+    "seed": {
+      "type": "integer", "minimum": 0, "maximum": 9007199254740991,
+      "description": "Sampling seed; the same seed, prompt and settings give the same sound. Random when absent; the seed used is returned in data.seed."
+    },
+    "name": {
+      "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+      "description": "Stem of the output file name (the extension is added). Default: `sound`, or `<video name>-sound` with a video."
+    }
+  }
+}"#;
+
+/// Wraps the upload so each chunk the host sends moves the "upload" stage,
+/// and the last one starts "generate": with one streamed request there is
+/// no other moment at which the upload is known to be done.
+fn with_upload_progress(body: Body, total: u64, file: String, generating: String) -> Body {
+    let mut sent = 0u64;
+    let mut shown = 0u64;
+    let step = (total / 50).max(1);
+    Body::from_http_body(body.into_boxed_body().map_frame(move |frame| {
+        if let Some(data) = frame.data_ref() {
+            sent += data.len() as u64;
+            if sent >= total || sent - shown >= step {
+                shown = sent;
+                Progress::stage("upload")
+                    .fraction(0.3 * sent as f32 / total.max(1) as f32)
+                    .message(format!("sending {file}: {sent} of {total} bytes"))
+                    .report();
+            }
+            if sent >= total {
+                Progress::stage("generate").fraction(0.3).message(generating.clone()).report();
+            }
+        }
+        frame
+    }))
+}
+
+/// Feeds every chunk of the reply to `probe` on its way to the artifact store.
+fn with_probe(body: Body, probe: Arc<Mutex<Probe>>) -> Body {
+    Body::from_http_body(body.into_boxed_body().map_frame(move |frame| {
+        if let Some(data) = frame.data_ref()
+            && let Ok(mut p) = probe.lock()
+        {
+            p.feed(data);
+        }
+        frame
+    }))
+}
+
+fn header(resp: &c41_kit::wstd::http::Response<Body>, name: &str) -> Option<String> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
 
 impl Skill for AudioGen {
     fn describe() -> Description {
         Description {
             name: "audio-gen".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "(not written yet)".into(),
-            input_schema: r#"{"type":"object"}"#.into(),
-            output: String::new(),
-            services: vec!["mmaudio".into()],
+            summary: "Generate sound effects and ambience from a text prompt, or add a generated soundtrack to a video (MMAudio).".into(),
+            input_schema: SCHEMA.into(),
+            output: "text: how many seconds of sound were made, for which prompt, with which seed, and the file; \
+                     artifacts: one file, a FLAC (text-to-audio) or the video as MP4 with the new sound track (video-to-audio); \
+                     data: {prompt, negative_prompt, seconds (requested), measured_seconds (read from the file), sample_rate, \
+                     has_audio_track (video only), steps, cfg, seed, mode (text-to-audio|video-to-audio), video (input name), \
+                     file, mime, bytes, service}"
+                .into(),
+            services: vec![SERVICE_KIND.into()],
         }
     }
 
-    async fn invoke(_cx: Invocation) -> Result<Outcome, SkillError> {
-        Err(SkillError::internal("audio-gen is not written yet"))
+    async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
+        let service = settings::require_service(SERVICE_KIND)?;
+        let p = Params::resolve(&cx.input, &settings::all(), comfyui::random_seed)?;
+        let client = ServiceClient::new(service.clone());
+        let svc = service.name.as_str();
+
+        let mut form = Form::new();
+        for (field, value) in p.form_fields() {
+            form = form.text(field, value);
+        }
+        let video = match p.mode {
+            Mode::VideoToAudio => {
+                let file = inputs::open("video")?;
+                let name = file.name();
+                if file.size() == 0 {
+                    return Err(SkillError::invalid("video", format!("{name} is empty")));
+                }
+                form = form.file("video", file);
+                Some(name)
+            }
+            Mode::TextToAudio => None,
+        };
+        let total = form.content_length();
+        let generating = format!(
+            "{svc} is generating {:.1} s of sound ({} steps, seed {})",
+            p.seconds, p.steps, p.seed
+        );
+        cx.check_cancelled()?;
+        let req = match &video {
+            Some(name) => {
+                Progress::stage("upload").fraction(0.0).message(format!("sending {name} ({total} bytes)")).report();
+                let (parts, body) = client.form_request("/process", form)?.into_parts();
+                let body = with_upload_progress(body, total, name.clone(), generating.clone());
+                Request::from_parts(parts, body)
+            }
+            None => {
+                Progress::stage("generate").fraction(0.1).message(generating.clone()).report();
+                // A few hundred bytes: sent whole, with the head, rather than
+                // streamed. A server that answers before reading the body (a
+                // proxy's or middleware's error) then still gets its status
+                // through, where a half-streamed body ends in a protocol error.
+                let content_type = form.content_type();
+                Request::builder()
+                    .method(Method::POST)
+                    .uri(client.url("/process"))
+                    .header("content-type", content_type)
+                    .header("content-length", total)
+                    .body(Body::from(form.to_vec()?))
+                    .map_err(|e| SkillError::internal(format!("building the request: {e}")))?
+            }
+        };
+
+        let resp = client.send_any(req).await.map_err(|e| match e {
+            SkillError::Backend { status: None, message, .. } => params::no_reply(svc, &client.url("/process"), &message, video.as_deref()),
+            other => other,
+        })?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            let mut body = resp.into_body();
+            let bytes = body.contents().await.map(<[u8]>::to_vec).unwrap_or_default();
+            return Err(params::explain(svc, status, &bytes));
+        }
+        cx.check_cancelled()?;
+
+        let mime = header(&resp, "content-type").map(|c| params::bare_mime(&c)).unwrap_or_default();
+        let ext = params::extension(&mime, header(&resp, "content-disposition").as_deref(), p.mode);
+        let file = params::file_name(p.name.as_deref(), video.as_deref(), &ext);
+        let expected = resp.body().content_length();
+        Progress::stage("download").fraction(0.9).message(format!("receiving {file}")).report();
+
+        let probe = Arc::new(Mutex::new(Probe::new()));
+        let body = with_probe(resp.into_body(), probe.clone());
+        let mut shown = 0u64;
+        let artifact = artifacts::save_body(&file, &mime, body, svc, |n| {
+            let step = expected.map_or(256 * 1024, |len| (len / 20).max(1));
+            if n - shown >= step || Some(n) == expected {
+                shown = n;
+                let mut pr = Progress::stage("download").message(match expected {
+                    Some(len) => format!("{file}: {n} of {len} bytes"),
+                    None => format!("{file}: {n} bytes"),
+                });
+                if let Some(len) = expected {
+                    pr = pr.fraction(0.9 + 0.1 * n as f32 / len.max(1) as f32);
+                }
+                pr.report();
+            }
+        })
+        .await?;
+        if let Some(len) = expected
+            && artifact.bytes != len
+        {
+            return Err(SkillError::backend(svc, Some(status), format!("the reply was cut: {} of {len} bytes", artifact.bytes)));
+        }
+        Progress::stage("download").fraction(1.0).message(format!("stored {file} ({} bytes)", artifact.bytes)).report();
+
+        let info = probe.lock().ok().and_then(|p| p.info().cloned());
+        let heard = info.as_ref().map_or(p.seconds, |i| i.seconds);
+        let prompt = params::quoted_prompt(&p.prompt);
+        let text = match &video {
+            None => format!("Made {heard:.1} s of sound for {prompt} (seed {}): {}", p.seed, artifact.path),
+            Some(v) => format!("Added {heard:.1} s of sound for {prompt} to {v} (seed {}): {}", p.seed, artifact.path),
+        };
+        let data = json!({
+            "prompt": p.prompt,
+            "negative_prompt": p.negative_prompt,
+            "seconds": p.seconds,
+            "measured_seconds": info.as_ref().map(|i| (i.seconds * 1000.0).round() / 1000.0),
+            "sample_rate": info.as_ref().and_then(|i| i.sample_rate),
+            "has_audio_track": info.as_ref().and_then(|i| i.has_audio_track),
+            "steps": p.steps,
+            "cfg": p.cfg,
+            "seed": p.seed,
+            "mode": p.mode.as_str(),
+            "video": video,
+            "file": file,
+            "mime": artifact.mime,
+            "bytes": artifact.bytes,
+            "service": svc,
+        });
+        Ok(Outcome { text, artifacts: vec![artifact], data })
     }
 }
 

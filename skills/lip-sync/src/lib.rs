@@ -1,6 +1,90 @@
-//! lip-sync: placeholder while the skill is being written; it refuses every call.
+//! lip-sync: a talking-portrait video from one picture and one sound, made
+//! by HuMo on the studio's workstation (service kind `humo`).
+//!
+//! The HuMo wrapper's contract is the simulator's module docs
+//! (`host/sim/src/services/humo.rs`): one `POST /generate` multipart form
+//! with the portrait, the sound and a few text fields, answered with an MP4
+//! (H.264 + AAC) or a FastAPI error naming the field at fault. This crate
+//! fills in defaults (input, then settings, then HuMo's own), streams both
+//! files from the host while the form is sent, maps the server's field
+//! errors back to the skill's inputs, and streams the MP4 into one artifact
+//! while reading its `moov` to say how long the clip is.
+//!
+//! Settings (`[skills.lip-sync.settings]`): `prompt` (default scene
+//! description), `fps`, `steps`.
 
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError};
+mod mp4;
+mod plan;
+
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use c41_kit::http::ServiceClient;
+use c41_kit::multipart::Form;
+use c41_kit::progress::Progress;
+use c41_kit::wstd::http::Error as HttpError;
+use c41_kit::wstd::http::body::util::BodyExt;
+use c41_kit::wstd::http::body::util::combinators::UnsyncBoxBody;
+use c41_kit::wstd::http::body::{Bytes, Frame, HttpBody, SizeHint};
+use c41_kit::wstd::http::{Body, Method, Request};
+use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, artifacts, fastapi, inputs, json, settings};
+
+use plan::{Made, Params, human_bytes};
+
+/// The service kind this skill needs granted.
+const SERVICE_KIND: &str = "humo";
+
+/// How often a pending request checks whether the caller cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(200);
+
+/// Most bytes of an error reply kept for the message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+const SCHEMA: &str = r#"{
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["image", "audio"],
+  "properties": {
+    "image": {
+      "type": "string", "format": "c41-file",
+      "description": "The portrait to animate: a PNG or JPEG file path, or an artifact reference (artifact:<sha256>) such as a comfyui-image result. A face seen from the front, head and shoulders, works best."
+    },
+    "audio": {
+      "type": "string", "format": "c41-file",
+      "description": "The speech (or song) the face lip-syncs to: a WAV, FLAC or MP3 file path, or an artifact reference (artifact:<sha256>) such as a tts result. At most 30 seconds; the video is exactly as long as the sound."
+    },
+    "prompt": {
+      "type": "string", "minLength": 1, "maxLength": 4000,
+      "description": "Describes the scene and the speaker's manner, e.g. \"a woman speaking calmly to the camera, soft studio light\". Default: settings.prompt, else \"a person talking\"."
+    },
+    "width": {
+      "type": "integer", "minimum": 16, "maximum": 1280, "multipleOf": 16,
+      "description": "Video width in pixels, a multiple of 16. Default: from the portrait (scaled to fit 1280, rounded down to a multiple of 16); with only `height` given, it follows the portrait's aspect ratio."
+    },
+    "height": {
+      "type": "integer", "minimum": 16, "maximum": 1280, "multipleOf": 16,
+      "description": "Video height in pixels, a multiple of 16. Default: from the portrait, like `width`."
+    },
+    "fps": {
+      "type": "integer", "minimum": 1, "maximum": 60,
+      "description": "Frames per second of the video. Default: settings.fps, else 25 (HuMo's native rate)."
+    },
+    "seed": {
+      "type": "integer", "minimum": -9007199254740991, "maximum": 9007199254740991,
+      "description": "Sampling seed; the same inputs and seed give the same video. Change it for a different take. Default: 0."
+    },
+    "steps": {
+      "type": "integer", "minimum": 1, "maximum": 200,
+      "description": "Sampling steps: more is slower and cleaner. Default: settings.steps, else 50."
+    },
+    "name": {
+      "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9 _.-]*$", "maxLength": 100,
+      "description": "File name stem of the video (\"anna-intro\" saves anna-intro.mp4). Default: lipsync."
+    }
+  }
+}"#;
 
 struct LipSync;
 
@@ -9,16 +93,245 @@ impl Skill for LipSync {
         Description {
             name: "lip-sync".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "(not written yet)".into(),
-            input_schema: r#"{"type":"object"}"#.into(),
-            output: String::new(),
-            services: vec!["humo".into()],
+            summary: "Make a talking-portrait video: animate one portrait image so it lip-syncs to one sound file (speech or song), with HuMo on the workstation.".into(),
+            input_schema: SCHEMA.into(),
+            output: "text: what was lip-synced to what, the clip's length, fps, frames and size; one artifact: the MP4 (H.264 video + AAC audio, \
+                     lipsync.mp4 or <name>.mp4); data: {prompt, width, height (null when taken from the image), fps, seed, steps, bytes, service, \
+                     image, audio, output: {width, height, frames, seconds, video_codec, audio_codec} or null}"
+                .into(),
+            services: vec![SERVICE_KIND.into()],
         }
     }
 
-    async fn invoke(_cx: Invocation) -> Result<Outcome, SkillError> {
-        Err(SkillError::internal("lip-sync is not written yet"))
+    async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
+        let params = plan::params(&cx.input, &settings::all())?;
+        let service = settings::require_service(SERVICE_KIND)?;
+        let client = ServiceClient::new(service.clone());
+
+        let image = open_nonempty("image")?;
+        let audio = open_nonempty("audio")?;
+        let (image_name, audio_name) = (image.name(), audio.name());
+        let uploads = image.size() + audio.size();
+
+        let mut form = Form::new();
+        for (k, v) in params.fields() {
+            form = form.text(k, v);
+        }
+        let form = form.file("image", image).file("audio", audio);
+        let req = upload_request(&client, form, &image_name, &audio_name)?;
+        Progress::stage("upload")
+            .fraction(0.0)
+            .message(format!("sending {image_name} and {audio_name} ({}) to {}", human_bytes(uploads), service.name))
+            .report();
+
+        let resp = until_cancelled(&cx, client.send_any(req)).await.map_err(|e| plan::no_answer(e, &service.url))?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            let mut body = resp.into_body();
+            let bytes = body.contents().await.map(<[u8]>::to_vec).unwrap_or_default();
+            let bytes = &bytes[..bytes.len().min(MAX_ERROR_BODY)];
+            return Err(fastapi::error(&service.name, status, bytes, plan::input_field));
+        }
+
+        let expected = resp.body().content_length();
+        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let (artifact, movie) =
+            download(&cx, &service.name, &params, resp.into_body(), expected, &content_type).await?;
+        Progress::stage("download").fraction(1.0).message(format!("saved {}", human_bytes(artifact.bytes))).report();
+
+        let made = made(&movie);
+        let text = format!(
+            "{} with {}: {}",
+            plan::summary(&image_name, &audio_name, params.fps, made.as_ref()),
+            service.name,
+            artifact.path
+        );
+        let data = json!({
+            "prompt": params.prompt,
+            "width": params.width,
+            "height": params.height,
+            "fps": params.fps,
+            "seed": params.seed,
+            "steps": params.steps,
+            "bytes": artifact.bytes,
+            "service": service.name,
+            "image": image_name,
+            "audio": audio_name,
+            "output": made.map(|m| json!({
+                "width": m.width,
+                "height": m.height,
+                "frames": m.frames,
+                "seconds": (m.seconds * 1000.0).round() / 1000.0,
+                "video_codec": m.video_codec,
+                "audio_codec": m.audio_codec,
+            })),
+        });
+        Ok(Outcome { text, artifacts: vec![artifact], data })
     }
+}
+
+/// Opens a file input, refusing an empty file before anything is sent.
+fn open_nonempty(field: &str) -> Result<inputs::File, SkillError> {
+    let file = inputs::open(field)?;
+    if file.size() == 0 {
+        return Err(SkillError::invalid(field, format!("{} is empty", file.name())));
+    }
+    Ok(file)
+}
+
+/// The `POST /generate` request; its body reports upload progress as the
+/// host streams the files out, and announces the "generate" stage once the
+/// last byte has gone (HuMo only answers when the video is done).
+fn upload_request(client: &ServiceClient, form: Form, image: &str, audio: &str) -> Result<Request<Body>, SkillError> {
+    let total = form.content_length();
+    let content_type = form.content_type();
+    let service = client.service.name.clone();
+    let what = format!("{image} to {audio}");
+    let mut shown = 0u64;
+    let on_sent = move |sent: u64| {
+        // Every 5% (and the end), not every chunk.
+        if sent == total || sent - shown >= total / 20 {
+            shown = sent;
+            Progress::stage("upload")
+                .fraction(0.1 * sent as f32 / total.max(1) as f32)
+                .message(format!("sent {} of {}", human_bytes(sent), human_bytes(total)))
+                .report();
+        }
+        if sent == total {
+            Progress::stage("generate")
+                .fraction(0.1)
+                .message(format!("{service} is lip-syncing {what} (the video comes back whole when done)"))
+                .report();
+        }
+    };
+    let body = Upload { inner: form.into_body().into_boxed_body(), sent: 0, total, on_sent };
+    Request::builder()
+        .method(Method::POST)
+        .uri(client.url("/generate"))
+        .header("content-type", content_type)
+        .header("content-length", total)
+        .body(Body::from_http_body(body))
+        .map_err(|e| SkillError::internal(format!("building the request: {e}")))
+}
+
+/// The form's body, counted as it goes out (the kit's form body streams the
+/// files from the host; this only watches the bytes pass).
+struct Upload<F> {
+    inner: UnsyncBoxBody<Bytes, HttpError>,
+    sent: u64,
+    total: u64,
+    on_sent: F,
+}
+
+impl<F: FnMut(u64) + Unpin> HttpBody for Upload<F> {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if let Some(Ok(f)) = &frame
+            && let Some(data) = f.data_ref()
+        {
+            this.sent += data.len() as u64;
+            (this.on_sent)(this.sent);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.total.saturating_sub(self.sent))
+    }
+}
+
+/// Streams the reply into the artifact while reading its boxes; the
+/// artifact is only stored when the reply is a complete MP4.
+async fn download(
+    cx: &Invocation,
+    service: &str,
+    params: &Params,
+    body: Body,
+    expected: Option<u64>,
+    content_type: &str,
+) -> Result<(c41_kit::Artifact, mp4::Movie), SkillError> {
+    let mut writer = artifacts::create(&params.file_name, "video/mp4")?;
+    let mut scanner = mp4::Scanner::new();
+    let mut body = body.into_boxed_body();
+    let (mut total, mut shown) = (0u64, 0u64);
+    while let Some(frame) = body.frame().await {
+        cx.check_cancelled()?;
+        let frame = frame.map_err(|e| SkillError::backend(service, None, format!("reading the video: {e:#}")))?;
+        let Some(data) = frame.data_ref() else { continue };
+        scanner.feed(data);
+        writer.write_all(data)?;
+        total += data.len() as u64;
+        if shown == 0 || total - shown >= 256 * 1024 {
+            shown = total.max(1);
+            let p = Progress::stage("download");
+            let p = match expected {
+                Some(n) if n > 0 => p.fraction(0.9 + 0.1 * total as f32 / n as f32).message(format!(
+                    "{} of {}",
+                    human_bytes(total),
+                    human_bytes(n)
+                )),
+                _ => p.fraction(0.9).message(human_bytes(total)),
+            };
+            p.report();
+        }
+    }
+    if let Some(n) = expected
+        && n != total
+    {
+        return Err(SkillError::backend(
+            service,
+            Some(200),
+            format!("the video was cut short: {total} of {n} bytes arrived"),
+        ));
+    }
+    let movie = scanner.finish().map_err(|why| {
+        let ct = if content_type.is_empty() { String::new() } else { format!(" (content-type {content_type})") };
+        SkillError::backend(service, Some(200), format!("the reply to POST /generate is unusable{ct}: {why}"))
+    })?;
+    Ok((writer.finish()?, movie))
+}
+
+/// The video track's facts, when the MP4 has one.
+fn made(movie: &mp4::Movie) -> Option<Made> {
+    let v = movie.video()?;
+    Some(Made {
+        frames: v.samples,
+        seconds: v.seconds,
+        width: v.width,
+        height: v.height,
+        video_codec: v.codec.clone(),
+        audio_codec: movie.audio().map(|a| a.codec.clone()),
+    })
+}
+
+/// Runs `work` until it finishes or the caller cancels (checked every
+/// [`CANCEL_POLL`]), so a cancelled call returns at once instead of waiting
+/// minutes for HuMo.
+async fn until_cancelled<T>(
+    cx: &Invocation,
+    work: impl Future<Output = Result<T, SkillError>>,
+) -> Result<T, SkillError> {
+    let watch = async {
+        loop {
+            c41_kit::wstd::task::sleep(CANCEL_POLL.into()).await;
+            if cx.cancelled() {
+                return Err(SkillError::Cancelled);
+            }
+        }
+    };
+    let mut work = pin!(work);
+    let mut watch = pin!(watch);
+    poll_fn(|ctx| {
+        if let Poll::Ready(r) = work.as_mut().poll(ctx) {
+            return Poll::Ready(r);
+        }
+        watch.as_mut().poll(ctx)
+    })
+    .await
 }
 
 c41_kit::skill!(LipSync);

@@ -1,24 +1,230 @@
-//! tts: placeholder while the skill is being written; it refuses every call.
+//! tts ("voice it"): text to speech on the studio's OpenAI-style speech server
+//! (`POST /v1/audio/speech`: OpenAI itself, Kokoro-FastAPI, openedai-speech).
+//!
+//! The skill resolves voice, model and format from the input, then the
+//! config's `[skills.tts.settings]`, then OpenAI's defaults; streams the
+//! audio reply straight into one artifact; and turns the server's OpenAI-shaped
+//! refusals into errors naming the skill's own field, listing the server's
+//! voices or models when the refusal was about one of them.
 
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError};
+mod duration;
+mod errors;
+mod speech;
+
+use c41_kit::http::ServiceClient;
+use c41_kit::progress::Progress;
+use c41_kit::wstd::http::body::util::BodyExt;
+use c41_kit::wstd::http::{Body, Method, Request};
+use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, artifacts, json, settings};
+use errors::{Lookup, SPEECH_PATH};
+use speech::Speech;
+use std::sync::{Arc, Mutex};
+
+/// The service kind this skill needs.
+const SERVICE_KIND: &str = "tts";
 
 struct Tts;
+
+const SCHEMA: &str = r#"{
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["text"],
+  "properties": {
+    "text": {
+      "type": "string", "minLength": 1, "maxLength": 4096,
+      "description": "The words to speak, exactly as they should be read (1 to 4096 characters). Punctuation shapes the pauses; split longer scripts into several calls."
+    },
+    "voice": {
+      "type": "string", "minLength": 1, "maxLength": 100,
+      "description": "Voice name. OpenAI's eleven: alloy (neutral), ash, ballad, coral, echo, fable, onyx (deep), nova, sage, shimmer, verse. Local servers have their own (Kokoro: af_heart, am_adam, bf_emma, ...); an unknown voice is refused with the list the server has. Default: the config's settings.voice, else alloy."
+    },
+    "model": {
+      "type": "string", "minLength": 1, "maxLength": 200,
+      "description": "Speech model: tts-1 (fast), tts-1-hd (higher quality), gpt-4o-mini-tts (follows `instructions`); local servers may name theirs differently (Kokoro: kokoro). Default: the config's settings.model, else tts-1."
+    },
+    "format": {
+      "type": "string", "enum": ["mp3", "wav", "flac", "pcm"],
+      "description": "Audio file format: mp3 (small, plays everywhere), wav (16-bit PCM, for editing), flac (lossless, compressed), pcm (raw 16-bit little-endian 24 kHz mono samples, no header). Default: the config's settings.format, else mp3."
+    },
+    "speed": {
+      "type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0,
+      "description": "Speaking rate: 1.0 is normal, 0.5 half as fast, 2.0 twice as fast."
+    },
+    "instructions": {
+      "type": "string", "minLength": 1, "maxLength": 4096,
+      "description": "How to say it (tone, accent, emotion), e.g. \"warm and slow, like a bedtime story\". Only models like gpt-4o-mini-tts follow it; tts-1 and most local servers ignore it."
+    },
+    "name": {
+      "type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^/\\\\]+$",
+      "description": "File name stem for the audio, e.g. \"intro\" gives intro.mp3 (the extension follows `format`). Default: speech."
+    }
+  }
+}"#;
 
 impl Skill for Tts {
     fn describe() -> Description {
         Description {
             name: "tts".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "(not written yet)".into(),
-            input_schema: r#"{"type":"object"}"#.into(),
-            output: String::new(),
-            services: vec!["tts".into()],
+            summary: "Speak text aloud: turn text into an audio file (mp3, wav, flac or pcm) with a chosen voice on the studio's text-to-speech server.".into(),
+            input_schema: SCHEMA.into(),
+            output: "text: what was spoken, by which voice and model, how long and in what format, and where; one artifact: the audio file \
+                     (audio/mpeg, audio/wav, audio/flac or audio/pcm); data: {voice, model, format, speed, characters, bytes, seconds (null when \
+                     the file does not say), service}. Settings: voice, model, format (defaults for the matching inputs)."
+                .into(),
+            services: vec![SERVICE_KIND.into()],
         }
     }
 
-    async fn invoke(_cx: Invocation) -> Result<Outcome, SkillError> {
-        Err(SkillError::internal("tts is not written yet"))
+    async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
+        let service = settings::require_service(SERVICE_KIND)?;
+        let speech = speech::resolve(&cx.input, &settings::all())?;
+        let client = ServiceClient::new(service.clone());
+        let name = service.name.as_str();
+        let chars = speech.characters();
+
+        Progress::stage("speak")
+            .fraction(0.0)
+            .message(format!("{chars} characters as {} ({}) on {name}", speech.voice, speech.model))
+            .report();
+        let body = serde_json::to_vec(&speech.body()).map_err(SkillError::internal)?;
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(client.url(SPEECH_PATH))
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .map_err(|e| SkillError::internal(format!("building the request: {e}")))?;
+        let response = client.send_any(request).await.map_err(|e| unreachable_service(e, &client))?;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            let mut body = response.into_body();
+            let bytes = body.contents().await.map(<[u8]>::to_vec).unwrap_or_default();
+            return Err(refusal(&client, status, &bytes, &speech).await);
+        }
+        cx.check_cancelled()?;
+
+        // Keep the first bytes while the body streams to the host: the
+        // duration is read from the file's header.
+        let expected = response.body().content_length();
+        if expected == Some(0) {
+            return Err(SkillError::backend(name, Some(status), format!("POST {SPEECH_PATH} answered {status} with no audio")));
+        }
+        let head = Arc::new(Mutex::new(Vec::with_capacity(duration::HEAD)));
+        let tee = head.clone();
+        let body = Body::from_http_body(response.into_body().into_boxed_body().map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                let mut head = tee.lock().unwrap_or_else(|e| e.into_inner());
+                let take = duration::HEAD.saturating_sub(head.len()).min(data.len());
+                head.extend_from_slice(&data[..take]);
+            }
+            frame
+        }));
+        let format = speech.format;
+        let artifact = artifacts::save_body(&speech.file_name(), format.mime(), body, name, |done| {
+            let p = Progress::stage("download").message(format!("{done} bytes of {}", format.name()));
+            match expected {
+                Some(total) if total > 0 => p.fraction(done as f32 / total as f32).report(),
+                _ => p.report(),
+            }
+        })
+        .await?;
+        if artifact.bytes == 0 {
+            // A streamed reply that turned out empty (the file is stored by now).
+            return Err(SkillError::backend(name, Some(status), format!("POST {SPEECH_PATH} answered {status} with no audio")));
+        }
+        let seconds = {
+            let head = head.lock().unwrap_or_else(|e| e.into_inner());
+            duration::seconds(format, &head, artifact.bytes).map(|s| (s * 1000.0).round() / 1000.0)
+        };
+        Progress::stage("done").fraction(1.0).report();
+        Ok(outcome(&speech, name, seconds, artifact))
+    }
+}
+
+/// The outcome text and data for a stored file.
+fn outcome(speech: &Speech, service: &str, seconds: Option<f64>, artifact: c41_kit::Artifact) -> Outcome {
+    let chars = speech.characters();
+    let plural = if chars == 1 { "" } else { "s" };
+    let length = match seconds {
+        Some(s) => format!("{s:.1} s of {}", speech.format.name()),
+        None => format!("{} bytes of {}", artifact.bytes, speech.format.name()),
+    };
+    let text = format!(
+        "Spoke {chars} character{plural} as {} ({}), {length}: {}",
+        speech.voice, speech.model, artifact.path
+    );
+    let data = json!({
+        "voice": speech.voice,
+        "model": speech.model,
+        "format": speech.format.name(),
+        "speed": speech.speed,
+        "characters": chars,
+        "bytes": artifact.bytes,
+        "seconds": seconds,
+        "service": service,
+    });
+    Outcome { text, artifacts: vec![artifact], data }
+}
+
+/// A connection failure, said plainly: which server, where, and what to check.
+fn unreachable_service(e: SkillError, client: &ServiceClient) -> SkillError {
+    match e {
+        SkillError::Backend { service, status: None, message } => SkillError::backend(
+            service.clone(),
+            None,
+            format!(
+                "cannot reach the text-to-speech server `{service}` at {} ({message}); is it running, and is the URL in the c41 config right?",
+                client.service.url
+            ),
+        ),
+        other => other,
+    }
+}
+
+/// The error for a refused request, with the server's voices or models
+/// listed when the refusal was about one of them (best effort: a server
+/// without the listing route keeps its own message, which OpenAI's lists
+/// the allowed values in anyway).
+async fn refusal(client: &ServiceClient, status: u16, body: &[u8], speech: &Speech) -> SkillError {
+    let service = client.service.name.as_str();
+    let (err, lookup) = errors::explain(service, status, body, speech);
+    let (path, what, value, from) = match lookup {
+        Lookup::Nothing => return err,
+        Lookup::Voices => ("/v1/audio/voices", "voice", &speech.voice, speech.voice_from),
+        Lookup::Models => ("/v1/models", "model", &speech.model, speech.model_from),
+    };
+    let names = match client.get_json::<Value>(path).await {
+        Ok(listing) => errors::names(&listing),
+        Err(_) => Vec::new(),
+    };
+    match err {
+        SkillError::InvalidInput { field, .. } if !names.is_empty() => {
+            SkillError::invalid(field, errors::unknown(service, what, value, from, &names))
+        }
+        other => other,
     }
 }
 
 c41_kit::skill!(Tts);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use speech::Format;
+
+    #[test]
+    fn schema_is_json_and_leaves_settings_defaults_to_the_skill() {
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        assert_eq!(schema["additionalProperties"], false);
+        let props = schema["properties"].as_object().unwrap();
+        // The host fills in schema defaults before the skill runs, which
+        // would hide settings.voice/model/format: those have none.
+        for key in ["voice", "model", "format"] {
+            assert!(props[key].get("default").is_none(), "{key}");
+        }
+        let formats: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(props["format"]["enum"], json!(formats));
+        assert_eq!((props["text"]["minLength"].as_u64(), props["text"]["maxLength"].as_u64()), (Some(1), Some(4096)));
+        assert!(props["voice"].get("enum").is_none(), "local servers have other voices");
+    }
+}

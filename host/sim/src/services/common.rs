@@ -92,16 +92,23 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    if let Some(code) = own.run().await {
-        return (g.body)(code);
+    let failure = match own.run().await {
+        Some(code) => Some(code),
+        None if req.method() == Method::POST => g
+            .faults
+            .take_failure()
+            .map(|s| StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)),
+        None => None,
+    };
+    match failure {
+        Some(code) => {
+            // uvicorn parses the whole form before the handler can fail, so
+            // a client always gets to finish its upload and read the status.
+            let _ = axum::body::to_bytes(req.into_body(), 1 << 30).await;
+            (g.body)(code)
+        }
+        None => next.run(req).await,
     }
-    if req.method() == Method::POST
-        && let Some(status) = g.faults.take_failure()
-    {
-        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (g.body)(code);
-    }
-    next.run(req).await
 }
 
 /// uvicorn/Starlette's plain-text error body (`Internal Server Error`).
