@@ -1,14 +1,14 @@
 //! The audio-gen skill against the simulated studio, through the real sandbox.
 //!
-//! The replies are checked as files (FLAC STREAMINFO, MP4 boxes read here:
-//! the host has no media decoders as dependencies), the forms the simulated
+//! The replies are checked as files (FLAC STREAMINFO, MP4 boxes read by
+//! `common`: the host has no media decoders as dependencies), the forms the simulated
 //! MMAudio received through its request log, and every failure for the
 //! field or service it names.
 
 use crate::common::*;
 use c41::app::RunError;
 use c41::events::Event;
-use c41::runtime::{InvokeError, Invoked};
+use c41::runtime::InvokeError;
 use c41_sim::media::{self, Frames};
 use c41_sim::services::mmaudio::{MmAudioConfig, MmAudioParams, MmAudioSim};
 use serde_json::json;
@@ -42,15 +42,9 @@ fn write_video(dir: &Path, name: &str, w: u32, h: u32, n: u32, fps: f64) -> Path
     path
 }
 
-/// `(stage, fraction, message)` of each progress report.
+/// `(stage, fraction, message)` of each progress report ("" for none).
 fn reports(events: &[Event]) -> Vec<(String, Option<f32>, String)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Progress { stage, fraction, message, .. } => Some((stage.clone(), *fraction, message.clone().unwrap_or_default())),
-            _ => None,
-        })
-        .collect()
+    progress_reports(events).into_iter().map(|(s, f, m)| (s, f, m.unwrap_or_default())).collect()
 }
 
 /// Stages in the order first seen.
@@ -62,110 +56,6 @@ fn stages(events: &[Event]) -> Vec<String> {
         }
     }
     out
-}
-
-fn backend_error(r: Result<Invoked, RunError>) -> (String, Option<u16>, String) {
-    match r {
-        Err(RunError::Invoke(InvokeError::Backend { service, status, message })) => (service, status, message),
-        other => panic!("expected a backend error, got {other:?}"),
-    }
-}
-
-/// What a FLAC's STREAMINFO says: (sample rate, channels, bits, samples).
-fn flac_streaminfo(b: &[u8]) -> (u32, u32, u32, u64) {
-    assert_eq!(&b[0..4], b"fLaC", "a FLAC stream");
-    assert_eq!(b[4] & 0x7f, 0, "STREAMINFO comes first");
-    assert_eq!(u32::from_be_bytes([0, b[5], b[6], b[7]]), 34, "STREAMINFO is 34 bytes");
-    let packed = u64::from_be_bytes(b[18..26].try_into().unwrap());
-    let rate = (packed >> 44) as u32;
-    let channels = ((packed >> 41) & 7) as u32 + 1;
-    let bits = ((packed >> 36) & 31) as u32 + 1;
-    let samples = packed & ((1 << 36) - 1);
-    // Skip the metadata blocks: the first audio frame starts with its sync code.
-    let mut at = 4;
-    loop {
-        let last = b[at] & 0x80 != 0;
-        let len = u32::from_be_bytes([0, b[at + 1], b[at + 2], b[at + 3]]) as usize;
-        at += 4 + len;
-        if last {
-            break;
-        }
-    }
-    assert_eq!((b[at], b[at + 1] & 0xfe), (0xff, 0xf8), "a FLAC frame follows the metadata");
-    (rate, channels, bits, samples)
-}
-
-/// Child boxes of an MP4 box body: (type, body).
-fn boxes(mut b: &[u8]) -> Vec<(String, &[u8])> {
-    let mut out = Vec::new();
-    while b.len() >= 8 {
-        let size = u32::from_be_bytes(b[0..4].try_into().unwrap()) as usize;
-        let kind = String::from_utf8_lossy(&b[4..8]).into_owned();
-        let (head, size) = match size {
-            0 => (8, b.len()),
-            1 => (16, u64::from_be_bytes(b[8..16].try_into().unwrap()) as usize),
-            s => (8, s),
-        };
-        assert!(size >= head && size <= b.len(), "box {kind} of {size} bytes in {} bytes", b.len());
-        out.push((kind, &b[head..size]));
-        b = &b[size..];
-    }
-    out
-}
-
-fn child<'a>(b: &'a [u8], kind: &str) -> &'a [u8] {
-    boxes(b).into_iter().find(|(k, _)| k == kind).unwrap_or_else(|| panic!("no {kind} box")).1
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-#[derive(Debug)]
-struct Track {
-    handler: String,
-    codec: String,
-    samples: u32,
-    timescale: u32,
-    seconds: f64,
-    /// Video: width × height; audio: (channels, sample rate).
-    dims: (u32, u32),
-}
-
-/// Every track of an MP4, read from its `moov`.
-fn mp4_tracks(file: &[u8]) -> Vec<Track> {
-    let top = boxes(file);
-    assert_eq!(top[0].0, "ftyp", "an MP4 starts with ftyp");
-    assert!(top.iter().any(|(k, b)| k == "mdat" && !b.is_empty()), "an MP4 with media data");
-    let moov = top.iter().find(|(k, _)| k == "moov").expect("a moov box").1;
-    boxes(moov)
-        .into_iter()
-        .filter(|(k, _)| k == "trak")
-        .map(|(_, trak)| {
-            let mdia = child(trak, "mdia");
-            let mdhd = child(mdia, "mdhd");
-            let (timescale, duration) = match mdhd[0] {
-                1 => (be32(mdhd, 20), u64::from_be_bytes(mdhd[24..32].try_into().unwrap())),
-                _ => (be32(mdhd, 12), u64::from(be32(mdhd, 16))),
-            };
-            let handler = String::from_utf8_lossy(&child(mdia, "hdlr")[8..12]).into_owned();
-            let stbl = child(child(mdia, "minf"), "stbl");
-            let stsd = child(stbl, "stsd");
-            let entry = &boxes(&stsd[8..])[0];
-            let dims = match handler.as_str() {
-                "vide" => (u32::from(u16::from_be_bytes([entry.1[24], entry.1[25]])), u32::from(u16::from_be_bytes([entry.1[26], entry.1[27]]))),
-                _ => (u32::from(u16::from_be_bytes([entry.1[16], entry.1[17]])), be32(entry.1, 24) >> 16),
-            };
-            Track {
-                handler,
-                codec: entry.0.clone(),
-                samples: be32(child(stbl, "stsz"), 8),
-                timescale,
-                seconds: duration as f64 / f64::from(timescale),
-                dims,
-            }
-        })
-        .collect()
 }
 
 // ---- text to audio ---------------------------------------------------------
@@ -254,13 +144,13 @@ async fn video_to_audio_streams_the_clip_and_stores_it_with_a_sound_track() {
     let a = &r.artifacts[0];
     assert_eq!(a.mime, "video/mp4");
     assert!(a.file_name.starts_with("clip-sound") && a.file_name.ends_with(".mp4"), "{}", a.file_name);
-    let tracks = mp4_tracks(&std::fs::read(&a.path).unwrap());
-    assert_eq!(tracks.len(), 2, "{tracks:?}");
-    let v = tracks.iter().find(|t| t.handler == "vide").expect("a video track");
-    assert_eq!((v.codec.as_str(), v.dims, v.samples), ("avc1", (64, 48), 15), "{v:?}");
+    let mp4 = Mp4::read(&std::fs::read(&a.path).unwrap());
+    assert_eq!(mp4.tracks.len(), 2, "{mp4:?}");
+    let v = mp4.track("vide");
+    assert_eq!((v.codec.as_str(), v.entry, v.samples), ("avc1", (64, 48), 15), "{v:?}");
     assert!((v.seconds - 1.5).abs() < 1e-6, "{v:?}");
-    let s = tracks.iter().find(|t| t.handler == "soun").expect("a sound track");
-    assert_eq!((s.codec.as_str(), s.dims, s.timescale), ("mp4a", (1, 44_100), 44_100), "{s:?}");
+    let s = mp4.track("soun");
+    assert_eq!((s.codec.as_str(), s.entry, s.timescale), ("mp4a", (1, 44_100), 44_100), "{s:?}");
     // AAC: 1024 samples a frame, plus at most two frames of priming and padding.
     assert!((1.5..=1.5 + 2048.0 / 44_100.0).contains(&s.seconds), "{s:?}");
     assert_eq!(u64::from(s.samples) * 1024, (s.seconds * 44_100.0).round() as u64, "{s:?}");
@@ -299,11 +189,11 @@ async fn video_to_audio_streams_the_clip_and_stores_it_with_a_sound_track() {
         .await;
     let r = r.expect("an artifact reference is a valid video input");
     assert!(r.artifacts[0].file_name.starts_with("door") && r.artifacts[0].file_name.ends_with(".mp4"), "{}", r.artifacts[0].file_name);
-    let v1 = mp4_tracks(&std::fs::read(&first.artifacts[0].path).unwrap());
-    assert_eq!(v1.iter().find(|t| t.handler == "vide").unwrap().samples, 8, "8 s asked, 1 s clip: all 8 frames");
+    let v1 = Mp4::read(&std::fs::read(&first.artifacts[0].path).unwrap());
+    assert_eq!(v1.track("vide").samples, 8, "8 s asked, 1 s clip: all 8 frames");
     assert!(first.text.starts_with("Added 1.0 s of sound"), "the length said is the file's: {}", first.text);
-    let v2 = mp4_tracks(&std::fs::read(&r.artifacts[0].path).unwrap());
-    assert_eq!(v2.iter().find(|t| t.handler == "vide").unwrap().samples, 4, "0.5 s of an 8 fps clip");
+    let v2 = Mp4::read(&std::fs::read(&r.artifacts[0].path).unwrap());
+    assert_eq!(v2.track("vide").samples, 4, "0.5 s of an 8 fps clip");
 }
 
 // ---- bad input -------------------------------------------------------------
@@ -382,20 +272,13 @@ async fn a_server_error_is_a_backend_error_naming_service_and_status() {
     let (r, _) = h.run("audio-gen", json!({"prompt": "thunder", "seconds": 1})).await;
     assert_eq!(r.expect("works again").artifacts[0].mime, "audio/flac");
 
-    // With a video the failure comes while the upload is still streaming:
-    // the simulator answers before reading the body. Today the host's HTTP
-    // client turns that into a protocol error without the status (see the
-    // skill's report); either way the error names the service, and without a
-    // status it says what probably happened.
+    // With a video the failure comes after the upload: the simulator, like
+    // uvicorn, reads the whole form before answering.
     let clip = write_video(dir.path(), "clip.mp4", 32, 32, 4, 8.0);
     sim.fail_next(1, 500);
     let (r, _) = h.run("audio-gen", json!({"prompt": "thunder", "video": clip.display().to_string()})).await;
     let (service, status, message) = backend_error(r);
-    assert_eq!(service, "forge-mmaudio");
-    match status {
-        Some(s) => assert_eq!((s, message.as_str()), (500, "Internal Server Error")),
-        None => assert!(message.contains("failed without a reply") && message.contains("whole upload of clip.mp4"), "{message}"),
-    }
+    assert_eq!((service.as_str(), status, message.as_str()), ("forge-mmaudio", Some(500), "Internal Server Error"));
     assert!(h.output_files().iter().all(|f| !f.starts_with("clip-sound")), "{:?}", h.output_files());
 }
 

@@ -21,25 +21,6 @@ async fn start() -> (HumoSim, SocketAddr) {
     (sim, addr)
 }
 
-/// Serves the simulator's router the way uvicorn runs the real wrapper: the
-/// whole request body is read before the app (and so an injected failure)
-/// answers. The simulator's own listener answers an injected failure before
-/// reading the upload and then closes the connection, and a wasi-http guest
-/// loses a reply that arrives while its upload is still going out (see the
-/// skill's report).
-async fn behind_uvicorn(sim: &HumoSim) -> SocketAddr {
-    use axum::extract::Request;
-    let app = sim.router().layer(axum::middleware::map_request(|req: Request| async move {
-        let (parts, body) = req.into_parts();
-        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-        Request::from_parts(parts, axum::body::Body::from(bytes))
-    }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
 /// A config granting lip-sync the HuMo at `url` as `forge-humo`, reading
 /// inputs from `inputs`, with extra settings lines.
 fn config(url: &str, inputs: &Path, settings: &str) -> String {
@@ -102,13 +83,7 @@ fn path_str(p: &Path) -> String {
 
 /// `(stage, fraction, message)` of each progress report.
 fn stages(rec: &Recorder) -> Vec<(String, Option<f32>, Option<String>)> {
-    rec.events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Progress { stage, fraction, message, .. } => Some((stage, fraction, message)),
-            _ => None,
-        })
-        .collect()
+    progress_reports(&rec.events())
 }
 
 fn invalid(r: Result<Invoked, RunError>) -> (String, String) {
@@ -117,92 +92,6 @@ fn invalid(r: Result<Invoked, RunError>) -> (String, String) {
         Err(RunError::Input(InputError::Schema { field, reason })) => (field, reason),
         other => panic!("expected an invalid-input error, got {other:?}"),
     }
-}
-
-fn backend(r: Result<Invoked, RunError>) -> (String, Option<u16>, String) {
-    match r {
-        Err(RunError::Invoke(InvokeError::Backend { service, status, message })) => (service, status, message),
-        other => panic!("expected a backend error, got {other:?}"),
-    }
-}
-
-// ---- a minimal ISO-BMFF reader (what ffprobe would tell) -------------------
-
-fn boxes(mut b: &[u8]) -> Vec<([u8; 4], &[u8])> {
-    let mut out = Vec::new();
-    while b.len() >= 8 {
-        let size = u32::from_be_bytes(b[..4].try_into().unwrap()) as usize;
-        let (size, head) = match size {
-            1 => (u64::from_be_bytes(b[8..16].try_into().unwrap()) as usize, 16),
-            0 => (b.len(), 8),
-            s => (s, 8),
-        };
-        assert!(size >= head && size <= b.len(), "box sizes add up");
-        out.push((b[4..8].try_into().unwrap(), &b[head..size]));
-        b = &b[size..];
-    }
-    assert!(b.is_empty(), "no trailing bytes after the last box");
-    out
-}
-
-fn find<'a>(b: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a [u8]> {
-    let (first, rest) = path.split_first()?;
-    let body = boxes(b).into_iter().find(|(k, _)| k == *first)?.1;
-    if rest.is_empty() { Some(body) } else { find(body, rest) }
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-#[derive(Debug)]
-struct Track {
-    handler: String,
-    codec: String,
-    /// tkhd's display size.
-    size: (u32, u32),
-    samples: u32,
-    seconds: f64,
-    /// From the sample entry: (width, height) for video, (channels, rate) for audio.
-    entry: (u32, u32),
-}
-
-/// The top-level box types and the tracks of an MP4.
-fn probe(mp4: &[u8]) -> (Vec<String>, Vec<Track>) {
-    let top: Vec<String> = boxes(mp4).iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
-    let moov = find(mp4, &[b"moov"]).expect("a moov box");
-    let tracks = boxes(moov)
-        .into_iter()
-        .filter(|(k, _)| k == b"trak")
-        .map(|(_, trak)| {
-            let tkhd = find(trak, &[b"tkhd"]).unwrap();
-            let n = tkhd.len();
-            let mdhd = find(trak, &[b"mdia", b"mdhd"]).unwrap();
-            assert_eq!(mdhd[0], 0, "version-0 mdhd");
-            let hdlr = find(trak, &[b"mdia", b"hdlr"]).unwrap();
-            let stsd = find(trak, &[b"mdia", b"minf", b"stbl", b"stsd"]).unwrap();
-            let stsz = find(trak, &[b"mdia", b"minf", b"stbl", b"stsz"]).unwrap();
-            let codec = String::from_utf8_lossy(&stsd[12..16]).into_owned();
-            let entry = &stsd[16..];
-            let entry = if codec == "avc1" {
-                (
-                    u32::from(u16::from_be_bytes([entry[24], entry[25]])),
-                    u32::from(u16::from_be_bytes([entry[26], entry[27]])),
-                )
-            } else {
-                (u32::from(u16::from_be_bytes([entry[16], entry[17]])), be32(entry, 24) >> 16)
-            };
-            Track {
-                handler: String::from_utf8_lossy(&hdlr[8..12]).into_owned(),
-                codec,
-                size: (be32(tkhd, n - 8) >> 16, be32(tkhd, n - 4) >> 16),
-                samples: be32(stsz, 8),
-                seconds: f64::from(be32(mdhd, 16)) / f64::from(be32(mdhd, 12)),
-                entry,
-            }
-        })
-        .collect();
-    (top, tracks)
 }
 
 // ---- success ---------------------------------------------------------------
@@ -229,14 +118,13 @@ async fn a_portrait_and_a_wav_become_a_lip_synced_mp4() {
     let bytes = std::fs::read(&a.path).unwrap();
     assert_eq!(a.bytes, bytes.len() as u64);
     assert_eq!(a.sha256, hex::encode(Sha256::digest(&bytes)));
-    let (top, tracks) = probe(&bytes);
-    assert_eq!(top.first().map(String::as_str), Some("ftyp"));
-    assert!(top.iter().any(|t| t == "mdat") && top.iter().any(|t| t == "moov"), "{top:?}");
-    assert_eq!(tracks.len(), 2, "{tracks:?}");
-    let v = tracks.iter().find(|t| t.handler == "vide").expect("a video track");
+    let mp4 = Mp4::read(&bytes);
+    assert!(mp4.top.iter().any(|t| t == "mdat") && mp4.top.iter().any(|t| t == "moov"), "{mp4:?}");
+    assert_eq!(mp4.tracks.len(), 2, "{mp4:?}");
+    let v = mp4.track("vide");
     assert_eq!((v.codec.as_str(), v.size, v.entry, v.samples), ("avc1", (64, 48), (64, 48), 25), "{v:?}");
     assert!((v.seconds - 1.0).abs() < 1e-6, "{v:?}");
-    let s = tracks.iter().find(|t| t.handler == "soun").expect("an audio track");
+    let s = mp4.track("soun");
     // 16 kHz is raised to 48 kHz; AAC priming and padding add at most two frames.
     assert_eq!((s.codec.as_str(), s.entry), ("mp4a", (1, 48_000)), "{s:?}");
     assert!((1.0..=1.0 + 2048.0 / 48_000.0 + 1e-6).contains(&s.seconds), "{s:?}");
@@ -312,8 +200,8 @@ async fn sizes_come_from_the_image_and_defaults_from_the_settings() {
 
     let a = &r.artifacts[0];
     assert!(a.file_name.starts_with("lipsync") && a.file_name.ends_with(".mp4"), "{}", a.file_name);
-    let (_, tracks) = probe(&std::fs::read(&a.path).unwrap());
-    let v = tracks.iter().find(|t| t.handler == "vide").unwrap();
+    let mp4 = Mp4::read(&std::fs::read(&a.path).unwrap());
+    let v = mp4.track("vide");
     assert_eq!((v.size, v.samples), ((80, 48), 10));
     assert!(r.data["width"].is_null() && r.data["height"].is_null(), "{}", r.data);
     assert_eq!((r.data["fps"].clone(), r.data["steps"].clone()), (json!(10), json!(5)));
@@ -396,13 +284,13 @@ async fn audio_longer_than_30_seconds_is_blamed_on_audio() {
 
 #[tokio::test]
 async fn a_server_error_is_a_backend_error_naming_service_and_status() {
-    let sim = HumoSim::default();
-    let addr = behind_uvicorn(&sim).await;
+    // The simulator, like uvicorn, reads the whole upload before answering.
+    let (sim, addr) = start().await;
     let (dir, image, audio) = inputs();
     let h = harness(&config(&format!("http://{addr}"), dir.path(), ""), &[]).await;
     sim.fail_next(1, 500);
     let (r, _) = h.run("lip-sync", json!({"image": path_str(&image), "audio": path_str(&audio)})).await;
-    let (service, status, message) = backend(r);
+    let (service, status, message) = backend_error(r);
     assert_eq!((service.as_str(), status), ("forge-humo", Some(500)), "{message}");
     assert_eq!(message, "Internal Server Error");
     assert!(h.output_files().is_empty());
@@ -420,7 +308,7 @@ async fn a_down_service_is_a_clear_backend_error() {
     let h = harness(&config(&format!("http://{addr}"), dir.path(), ""), &[]).await;
     sim.set_down(true);
     let (r, _) = h.run("lip-sync", json!({"image": path_str(&image), "audio": path_str(&audio)})).await;
-    let (service, status, message) = backend(r);
+    let (service, status, message) = backend_error(r);
     assert_eq!((service.as_str(), status), ("forge-humo", None));
     assert!(message.contains(&format!("http://{addr}/generate")), "the message says what was tried: {message}");
     assert!(sim.requests().is_empty());
@@ -428,7 +316,7 @@ async fn a_down_service_is_a_clear_backend_error() {
     // A port nobody listens on reads the same.
     let h = harness(&config(&format!("http://127.0.0.1:{}", closed_port()), dir.path(), ""), &[]).await;
     let (r, _) = h.run("lip-sync", json!({"image": path_str(&image), "audio": path_str(&audio)})).await;
-    let (service, status, _) = backend(r);
+    let (service, status, _) = backend_error(r);
     assert_eq!((service.as_str(), status), ("forge-humo", None));
 }
 

@@ -35,15 +35,7 @@ static AGENT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn openclaw_calls_the_c41_mcp_tool_and_delivers_the_image() {
     let Some(oc) = openclaw_setup() else { return };
     let _one_at_a_time = AGENT.lock().await;
-    let studio = c41::studio::SimStudio::start(c41::studio::SimPorts::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let workspace = dir.path().join("workspace");
-    // The skill stores its files inside the agent's workspace, where
-    // OpenClaw's file policy lets it read them.
-    let out_dir = workspace.join("c41-out");
-    std::fs::create_dir_all(&workspace).unwrap();
-    let cfg = dir.path().join("c41.toml");
-    std::fs::write(&cfg, studio.config_toml(&out_dir.display().to_string())).unwrap();
+    let Scene { studio: _studio, dir, workspace, out_dir, cfg } = Scene::new().await;
 
     let model = FakeModel::start(Arc::new(|req: &Value| {
         match last_tool_result(req) {
@@ -59,15 +51,7 @@ async fn openclaw_calls_the_c41_mcp_tool_and_delivers_the_image() {
     .await;
 
     let home = dir.path().join("home");
-    let config = write_openclaw_config(
-        &home,
-        model.addr,
-        json!({"c41": {
-            "command": env!("CARGO_BIN_EXE_c41"),
-            "args": ["mcp", "--config", cfg],
-            "env": {"C41_CACHE_DIR": cache_dir()},
-        }}),
-    );
+    let config = write_openclaw_config(&home, model.addr, c41_mcp_server(&cfg));
     let run = run_agent(&oc, &home, &config, &workspace, "Make an image of a red fox", None).await;
     let requests = model.requests();
 
@@ -118,13 +102,7 @@ async fn openclaw_calls_the_c41_mcp_tool_and_delivers_the_image() {
 async fn openclaw_runs_an_exported_skill_md_with_exec() {
     let Some(oc) = openclaw_setup() else { return };
     let _one_at_a_time = AGENT.lock().await;
-    let studio = c41::studio::SimStudio::start(c41::studio::SimPorts::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let workspace = dir.path().join("workspace");
-    let out_dir = workspace.join("c41-out");
-    std::fs::create_dir_all(&workspace).unwrap();
-    let cfg = dir.path().join("c41.toml");
-    std::fs::write(&cfg, studio.config_toml(&out_dir.display().to_string())).unwrap();
+    let Scene { studio: _studio, dir, workspace, out_dir, cfg } = Scene::new().await;
 
     // `c41 export-skills` into the workspace's skills/ folder, the first place
     // OpenClaw loads skills from.
@@ -199,6 +177,117 @@ async fn openclaw_runs_an_exported_skill_md_with_exec() {
     assert_eq!(delivered_media(env), vec![png.display().to_string()], "{env:#}");
     assert_real_png(&png, &out_dir);
     assert_eq!(requests.len(), 3, "read, exec, final reply");
+}
+
+/// "Make a fox, voice it, lip-sync it": the agent chains three c41 tools,
+/// feeding the files of the first two into the third by the paths their
+/// MEDIA lines gave, and delivers the talking-portrait video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openclaw_chains_image_voice_and_lip_sync() {
+    let Some(oc) = openclaw_setup() else { return };
+    let _one_at_a_time = AGENT.lock().await;
+    let Scene { studio, dir, workspace, out_dir, cfg } = Scene::new().await;
+
+    let model = FakeModel::start(Arc::new(|req: &Value| {
+        let results = tool_results(req);
+        let file_of = |tool: &str| {
+            results
+                .iter()
+                .find(|(name, _)| name.ends_with(tool))
+                .and_then(|(_, text)| media_lines(text).first().map(|m| m.trim_start_matches("MEDIA:").to_string()))
+        };
+        let tool = |suffix: &str| tool_names(req).into_iter().find(|n| n.ends_with(suffix));
+        match results.len() {
+            0 => match tool("comfyui-image") {
+                Some(name) => Turn::Call(name, json!({"prompt": "a red fox, portrait", "width": 256, "height": 256})),
+                None => Turn::Say("fake model: no comfyui-image tool".into()),
+            },
+            1 => match tool("tts") {
+                Some(name) => Turn::Call(name, json!({"text": "Hello, I am a fox.", "format": "wav"})),
+                None => Turn::Say("fake model: no tts tool".into()),
+            },
+            2 => match (tool("lip-sync"), file_of("comfyui-image"), file_of("tts")) {
+                (Some(name), Some(image), Some(audio)) => Turn::Call(
+                    name,
+                    json!({"image": image, "audio": audio, "prompt": "a fox talking", "width": 128, "height": 128, "fps": 12}),
+                ),
+                other => Turn::Say(format!("fake model: cannot chain: {other:?}")),
+            },
+            _ => {
+                let (_, text) = results.last().unwrap();
+                Turn::Say(format!("Here is your talking fox.\n{}", media_lines(text).join("\n")))
+            }
+        }
+    }))
+    .await;
+
+    let home = dir.path().join("home");
+    let config = write_openclaw_config(&home, model.addr, c41_mcp_server(&cfg));
+    let run = run_agent(&oc, &home, &config, &workspace, "Make a fox, give it a voice, and lip-sync it", None).await;
+    let requests = model.requests();
+    let last = requests.last().unwrap_or_else(|| panic!("OpenClaw never called the model\n{}", run.logs()));
+    let results = tool_results(last);
+    let called: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(called, ["c41__comfyui-image", "c41__tts", "c41__lip-sync"], "{}", run.logs());
+    for (name, text) in &results {
+        assert_eq!(media_lines(text).len(), 1, "{name} returned one file: {text}");
+    }
+    let video = PathBuf::from(media_lines(&results[2].1)[0].strip_prefix("MEDIA:").unwrap());
+
+    assert_eq!(run.code, Some(0), "openclaw agent exec exits 0\n{}", run.logs());
+    let env = &run.envelope;
+    assert_eq!(env["ok"], true, "{env:#}");
+    assert_eq!(env["toolSummary"]["calls"], 3, "{env:#}");
+    assert_eq!(env["toolSummary"]["failures"].as_u64().unwrap_or(0), 0, "{env:#}");
+    assert_eq!(delivered_media(env), vec![video.display().to_string()], "{env:#}");
+
+    // The video is a real MP4 in the output dir, made from the portrait and
+    // the voice the first two tools stored (HuMo saw both).
+    assert!(video.starts_with(&out_dir) && video.extension().is_some_and(|e| e == "mp4"), "{}", video.display());
+    let bytes = std::fs::read(&video).unwrap();
+    assert_eq!(&bytes[4..8], b"ftyp", "an MP4 file");
+    let humo = studio.humo.requests();
+    assert_eq!(humo.len(), 1, "one lip-sync request");
+    assert_eq!(humo[0].status, 200);
+    assert_eq!(humo[0].image_size, Some((256, 256)), "the comfyui-image portrait reached HuMo");
+    assert!(humo[0].audio_seconds.is_some_and(|s| s > 0.5), "the tts voice reached HuMo: {:?}", humo[0].audio_seconds);
+    assert_eq!(requests.len(), 4, "three tool calls, one final reply");
+}
+
+// ---- the scene ------------------------------------------------------------
+
+/// A simulated studio and an agent workspace whose `c41-out` folder is the
+/// skills' output dir: skills store files inside the workspace, where
+/// OpenClaw's file policy lets the agent read them.
+struct Scene {
+    studio: c41::studio::SimStudio,
+    dir: tempfile::TempDir,
+    workspace: PathBuf,
+    out_dir: PathBuf,
+    /// A c41 config granting every built-in skill the simulated services.
+    cfg: PathBuf,
+}
+
+impl Scene {
+    async fn new() -> Scene {
+        let studio = c41::studio::SimStudio::start(c41::studio::SimPorts::default()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = dir.path().join("workspace");
+        let out_dir = workspace.join("c41-out");
+        std::fs::create_dir_all(&workspace).unwrap();
+        let cfg = dir.path().join("c41.toml");
+        std::fs::write(&cfg, studio.config_toml(&out_dir.display().to_string())).unwrap();
+        Scene { studio, dir, workspace, out_dir, cfg }
+    }
+}
+
+/// OpenClaw's `mcpServers` entry that starts `c41 mcp` with `cfg`.
+fn c41_mcp_server(cfg: &Path) -> Value {
+    json!({"c41": {
+        "command": env!("CARGO_BIN_EXE_c41"),
+        "args": ["mcp", "--config", cfg],
+        "env": {"C41_CACHE_DIR": cache_dir()},
+    }})
 }
 
 // ---- OpenClaw -------------------------------------------------------------
@@ -486,19 +575,30 @@ fn content_text(content: &Value) -> String {
 
 /// The last tool result in the conversation: the called tool's name (from
 /// the assistant's tool call it answers) and the result text.
-fn last_tool_result(req: &Value) -> Option<(String, String)> {
-    let messages = req["messages"].as_array()?;
-    let result = messages.iter().rev().find(|m| m["role"] == "tool")?;
-    let id = &result["tool_call_id"];
-    let name = messages
+/// Every tool result in the conversation so far, oldest first, with the
+/// name of the tool that produced it.
+fn tool_results(req: &Value) -> Vec<(String, String)> {
+    let Some(messages) = req["messages"].as_array() else { return Vec::new() };
+    messages
         .iter()
-        .filter(|m| m["role"] == "assistant")
-        .flat_map(|m| m["tool_calls"].as_array().into_iter().flatten())
-        .find(|c| &c["id"] == id)
-        .and_then(|c| c["function"]["name"].as_str())
-        .unwrap_or("?")
-        .to_string();
-    Some((name, content_text(&result["content"])))
+        .filter(|m| m["role"] == "tool")
+        .map(|result| {
+            let id = &result["tool_call_id"];
+            let name = messages
+                .iter()
+                .filter(|m| m["role"] == "assistant")
+                .flat_map(|m| m["tool_calls"].as_array().into_iter().flatten())
+                .find(|c| &c["id"] == id)
+                .and_then(|c| c["function"]["name"].as_str())
+                .unwrap_or("?")
+                .to_string();
+            (name, content_text(&result["content"]))
+        })
+        .collect()
+}
+
+fn last_tool_result(req: &Value) -> Option<(String, String)> {
+    tool_results(req).pop()
 }
 
 fn media_lines(text: &str) -> Vec<&str> {

@@ -5,7 +5,6 @@
 
 use crate::common::*;
 use c41::app::RunError;
-use c41::events::Event;
 use c41::input::InputError;
 use c41::runtime::{InvokeError, Invoked};
 use c41_sim::services::tts::{SpeechRequest, TtsSim};
@@ -82,23 +81,6 @@ fn schema_error(r: Result<Invoked, RunError>) -> (String, String) {
     }
 }
 
-fn backend(r: Result<Invoked, RunError>) -> (String, Option<u16>, String) {
-    match r {
-        Err(RunError::Invoke(InvokeError::Backend { service, status, message })) => (service, status, message),
-        other => panic!("expected a backend error, got {other:?}"),
-    }
-}
-
-/// `(stage, fraction, message)` of each progress report.
-fn reports(events: &[Event]) -> Vec<(String, Option<f32>, Option<String>)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Progress { stage, fraction, message, .. } => Some((stage.clone(), *fraction, message.clone())),
-            _ => None,
-        })
-        .collect()
-}
 
 // ---- decoding the containers ------------------------------------------------
 
@@ -146,14 +128,6 @@ fn mp3_frames(b: &[u8]) -> (u32, u32, usize) {
     assert_eq!(pos, b.len(), "the last frame ends the file");
     let (rate, kbps) = first.expect("at least one frame");
     (rate, kbps, frames)
-}
-
-/// (sample rate, channels, samples) from FLAC's STREAMINFO.
-fn flac_info(b: &[u8]) -> (u64, u64, u64) {
-    assert_eq!(&b[0..4], b"fLaC");
-    assert_eq!(b[4] & 0x7f, 0, "STREAMINFO first");
-    let x = u64::from_be_bytes(b[18..26].try_into().unwrap());
-    (x >> 44, ((x >> 41) & 7) + 1, x & ((1 << 36) - 1))
 }
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
@@ -213,7 +187,7 @@ async fn speaks_mp3_by_default_streaming_the_servers_bytes_with_progress() {
     assert!(r.text.ends_with(&a.path.display().to_string()), "{}", r.text);
 
     // Progress: speak first, then downloads counting up to the whole file.
-    let reps = reports(&events.events());
+    let reps = progress_reports(&events.events());
     assert_eq!(reps[0].0, "speak", "{reps:?}");
     assert!(reps[0].2.as_deref().is_some_and(|m| m.contains("41 characters as alloy (tts-1)")), "{reps:?}");
     let downloads: Vec<_> = reps.iter().filter(|r| r.0 == "download").collect();
@@ -262,7 +236,7 @@ async fn settings_supply_voice_model_and_format_and_the_input_overrides_them() {
     assert_eq!((req.voice.as_str(), req.model.as_str(), req.response_format.as_str()), ("echo", "tts-1-hd", "flac"));
     assert_eq!(r.artifacts[0].mime, "audio/flac");
     assert!(r.artifacts[0].file_name.ends_with(".flac"));
-    let (rate, channels, samples) = flac_info(&stored(&r));
+    let (rate, channels, _, samples) = flac_streaminfo(&stored(&r));
     assert_eq!((rate, channels), (24_000, 1));
     let secs = samples as f64 / 24_000.0;
     assert!(close(secs, rec.audio_seconds.unwrap(), 1e-9));
@@ -349,7 +323,7 @@ async fn server_failure_is_a_backend_error_naming_service_and_status() {
     let (sim, addr) = start().await;
     let h = harness_for(addr, "").await;
     sim.fail_next(1, 500);
-    let (service, status, message) = backend(h.run("tts", json!({"text": "hi"})).await.0);
+    let (service, status, message) = backend_error(h.run("tts", json!({"text": "hi"})).await.0);
     assert_eq!((service.as_str(), status), ("speech", Some(500)));
     assert!(message.contains("/v1/audio/speech") && message.contains("The server had an error"), "{message}");
     assert!(h.output_files().iter().all(|f| f.starts_with('.')), "no audio stored");
@@ -364,7 +338,7 @@ async fn down_service_is_a_clear_error() {
     let (sim, addr) = start().await;
     let h = harness_for(addr, "").await;
     sim.set_down(true);
-    let (service, status, message) = backend(h.run("tts", json!({"text": "hi"})).await.0);
+    let (service, status, message) = backend_error(h.run("tts", json!({"text": "hi"})).await.0);
     assert_eq!((service.as_str(), status), ("speech", None));
     assert!(message.contains("cannot reach the text-to-speech server `speech`"), "{message}");
     assert!(message.contains(&format!("http://{addr}")), "{message}");
@@ -375,7 +349,7 @@ async fn down_service_is_a_clear_error() {
 
     // Nothing listening at all.
     let h = harness(&config(&format!("http://127.0.0.1:{}", closed_port()), ""), &[]).await;
-    let (service, status, message) = backend(h.run("tts", json!({"text": "hi"})).await.0);
+    let (service, status, message) = backend_error(h.run("tts", json!({"text": "hi"})).await.0);
     assert_eq!((service.as_str(), status), ("speech", None));
     assert!(message.contains("cannot reach"), "{message}");
 }

@@ -4,24 +4,20 @@
 //!
 //! The request mapping and error attribution are pure and live in
 //! [`params`]; the length of the result is read from its header as it
-//! streams by ([`probe`]); this file does the I/O: the multipart form (the
-//! video streamed from the host, never whole in guest memory), progress,
-//! and the reply streamed into one artifact.
+//! streams by (`c41_kit::media`); this file does the I/O: the multipart form
+//! (the video streamed from the host, never whole in guest memory),
+//! progress, and the reply streamed into one artifact.
 
 pub mod params;
-pub mod probe;
-
-use std::sync::{Arc, Mutex};
 
 use c41_kit::http::ServiceClient;
+use c41_kit::media::Probe;
 use c41_kit::multipart::Form;
 use c41_kit::progress::Progress;
-use c41_kit::wstd::http::{Body, Method, Request};
-use c41_kit::wstd::http::body::util::BodyExt;
+use c41_kit::wstd::http::Body;
 use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, artifacts, comfyui, inputs, json, settings};
 
 use params::{Mode, Params};
-use probe::Probe;
 
 /// The service kind the skill declares and the config grants.
 pub const SERVICE_KIND: &str = "mmaudio";
@@ -68,41 +64,24 @@ const SCHEMA: &str = r#"{
   }
 }"#;
 
-/// Wraps the upload so each chunk the host sends moves the "upload" stage,
-/// and the last one starts "generate": with one streamed request there is
-/// no other moment at which the upload is known to be done.
-fn with_upload_progress(body: Body, total: u64, file: String, generating: String) -> Body {
-    let mut sent = 0u64;
+/// Upload progress for the form: each chunk the host sends moves the
+/// "upload" stage, and the last one starts "generate": with one streamed
+/// request there is no other moment at which the upload is known to be done.
+fn upload_progress(file: String, generating: String) -> impl FnMut(u64, u64) + Send + 'static {
     let mut shown = 0u64;
-    let step = (total / 50).max(1);
-    Body::from_http_body(body.into_boxed_body().map_frame(move |frame| {
-        if let Some(data) = frame.data_ref() {
-            sent += data.len() as u64;
-            if sent >= total || sent - shown >= step {
-                shown = sent;
-                Progress::stage("upload")
-                    .fraction(0.3 * sent as f32 / total.max(1) as f32)
-                    .message(format!("sending {file}: {sent} of {total} bytes"))
-                    .report();
-            }
-            if sent >= total {
-                Progress::stage("generate").fraction(0.3).message(generating.clone()).report();
-            }
+    move |sent, total| {
+        let step = (total / 50).max(1);
+        if sent >= total || sent - shown >= step {
+            shown = sent;
+            Progress::stage("upload")
+                .fraction(0.3 * sent as f32 / total.max(1) as f32)
+                .message(format!("sending {file}: {sent} of {total} bytes"))
+                .report();
         }
-        frame
-    }))
-}
-
-/// Feeds every chunk of the reply to `probe` on its way to the artifact store.
-fn with_probe(body: Body, probe: Arc<Mutex<Probe>>) -> Body {
-    Body::from_http_body(body.into_boxed_body().map_frame(move |frame| {
-        if let Some(data) = frame.data_ref()
-            && let Ok(mut p) = probe.lock()
-        {
-            p.feed(data);
+        if sent >= total {
+            Progress::stage("generate").fraction(0.3).message(generating.clone()).report();
         }
-        frame
-    }))
+    }
 }
 
 fn header(resp: &c41_kit::wstd::http::Response<Body>, name: &str) -> Option<String> {
@@ -157,24 +136,13 @@ impl Skill for AudioGen {
         let req = match &video {
             Some(name) => {
                 Progress::stage("upload").fraction(0.0).message(format!("sending {name} ({total} bytes)")).report();
-                let (parts, body) = client.form_request("/process", form)?.into_parts();
-                let body = with_upload_progress(body, total, name.clone(), generating.clone());
-                Request::from_parts(parts, body)
+                client.form_request("/process", form.on_sent(upload_progress(name.clone(), generating.clone())))?
             }
             None => {
                 Progress::stage("generate").fraction(0.1).message(generating.clone()).report();
-                // A few hundred bytes: sent whole, with the head, rather than
-                // streamed. A server that answers before reading the body (a
-                // proxy's or middleware's error) then still gets its status
-                // through, where a half-streamed body ends in a protocol error.
-                let content_type = form.content_type();
-                Request::builder()
-                    .method(Method::POST)
-                    .uri(client.url("/process"))
-                    .header("content-type", content_type)
-                    .header("content-length", total)
-                    .body(Body::from(form.to_vec()?))
-                    .map_err(|e| SkillError::internal(format!("building the request: {e}")))?
+                // A few hundred bytes: sent whole, with the head, so that a
+                // proxy's or middleware's early error keeps its status.
+                client.buffered_form_request("/process", form)?
             }
         };
 
@@ -196,10 +164,10 @@ impl Skill for AudioGen {
         let expected = resp.body().content_length();
         Progress::stage("download").fraction(0.9).message(format!("receiving {file}")).report();
 
-        let probe = Arc::new(Mutex::new(Probe::new()));
-        let body = with_probe(resp.into_body(), probe.clone());
+        let mut probe = Probe::new();
         let mut shown = 0u64;
-        let artifact = artifacts::save_body(&file, &mime, body, svc, |n| {
+        let artifact = artifacts::save_body_with(&file, &mime, resp.into_body(), svc, |chunk, n| {
+            probe.feed(chunk);
             let step = expected.map_or(256 * 1024, |len| (len / 20).max(1));
             if n - shown >= step || Some(n) == expected {
                 shown = n;
@@ -212,6 +180,7 @@ impl Skill for AudioGen {
                 }
                 pr.report();
             }
+            Ok(())
         })
         .await?;
         if let Some(len) = expected
@@ -221,7 +190,7 @@ impl Skill for AudioGen {
         }
         Progress::stage("download").fraction(1.0).message(format!("stored {file} ({} bytes)", artifact.bytes)).report();
 
-        let info = probe.lock().ok().and_then(|p| p.info().cloned());
+        let info = probe.finish().info();
         let heard = info.as_ref().map_or(p.seconds, |i| i.seconds);
         let prompt = params::quoted_prompt(&p.prompt);
         let text = match &video {

@@ -147,24 +147,12 @@ pub fn input_field(server_field: &str) -> Option<&'static str> {
     })
 }
 
-/// The error for a non-2xx reply of `service`. FastAPI validation errors
-/// name the skill's field (via [`input_field`]); so do the wrapper's own
-/// 400s that start with the field they refused (`{"detail": "video: not an
-/// MP4/MOV file"}`), which the kit's reader cannot attribute by itself.
-/// Anything else is a backend error with the status and the server's words.
+/// The error for a non-2xx reply of `service`: the kit's FastAPI reading,
+/// which names the skill's field (via [`input_field`]) for a validation
+/// error or a wrapper's own 400 that starts with the field it refused
+/// (`{"detail": "video: not an MP4/MOV file"}`). Anything else is a backend
+/// error with the status and the server's words.
 pub fn explain(service: &str, status: u16, body: &[u8]) -> SkillError {
-    if (400..500).contains(&status) {
-        for p in fastapi::problems(body) {
-            if p.field.is_some() {
-                continue;
-            }
-            if let Some((field, _)) = p.msg.split_once(':')
-                && let Some(input) = input_field(field.trim())
-            {
-                return SkillError::invalid(input, format!("{service} refused it: {}", p.msg));
-            }
-        }
-    }
     match fastapi::error(service, status, body, input_field) {
         SkillError::Backend { service, status, message } if message.is_empty() => {
             SkillError::backend(service, status, "empty error reply")

@@ -64,16 +64,50 @@ pub async fn save_body(
     service: &str,
     mut on_bytes: impl FnMut(u64),
 ) -> Result<Artifact, SkillError> {
+    save_body_with(name, mime, body, service, |_, total| {
+        on_bytes(total);
+        Ok(())
+    })
+    .await
+}
+
+/// Like [`save_body`], but `on_chunk` sees each chunk's bytes and the
+/// running total, so a skill can read the file as it passes (a
+/// [`media::Probe`](crate::media::Probe), progress) without buffering it.
+/// An error from `on_chunk` stops the download and stores nothing.
+pub async fn save_body_with(
+    name: &str,
+    mime: &str,
+    body: wstd::http::Body,
+    service: &str,
+    on_chunk: impl FnMut(&[u8], u64) -> Result<(), SkillError>,
+) -> Result<Artifact, SkillError> {
     let mut w = create(name, mime)?;
-    let mut body = body.into_boxed_body();
-    let mut total = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| SkillError::backend(service, None, format!("reading {name}: {e:#}")))?;
-        if let Some(data) = frame.data_ref() {
-            w.write_all(data)?;
-            total += data.len() as u64;
-            on_bytes(total);
-        }
-    }
+    w.write_body(body, service, on_chunk).await?;
     w.finish()
+}
+
+impl Writer {
+    /// Appends an HTTP response body, calling `on_chunk` with each chunk and
+    /// the running total; returns the bytes written. The artifact stays
+    /// unstored until [`finish`](Writer::finish), so a skill can still
+    /// refuse what arrived (dropping the writer discards it).
+    pub async fn write_body(
+        &mut self,
+        body: wstd::http::Body,
+        service: &str,
+        mut on_chunk: impl FnMut(&[u8], u64) -> Result<(), SkillError>,
+    ) -> Result<u64, SkillError> {
+        let mut body = body.into_boxed_body();
+        let mut total = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| SkillError::backend(service, None, format!("reading {}: {e:#}", self.name)))?;
+            if let Some(data) = frame.data_ref() {
+                self.write_all(data)?;
+                total += data.len() as u64;
+                on_chunk(data, total)?;
+            }
+        }
+        Ok(total)
+    }
 }

@@ -5,6 +5,9 @@
 //! FastAPI answers `{"detail": "text"}` for an `HTTPException`, and
 //! `{"detail": [{"loc": ["body", "duration"], "msg": "...", "type": "..."}]}`
 //! for validation errors (422, or 400 from wrappers that check uploads).
+//! Wrappers that check a field by hand often raise `HTTPException(400,
+//! "video: not an MP4/MOV file")`: a string detail that starts with the field
+//! it blames, which [`error`] attributes too.
 
 use crate::SkillError;
 use serde_json::Value;
@@ -47,15 +50,21 @@ pub fn problems(body: &[u8]) -> Vec<Problem> {
     }
 }
 
-/// The error for a failed call to `service`: when the server blamed a field
+/// The error for a failed call to `service`: when a 4xx blamed a field
 /// that `input_field` maps to one of the skill's inputs (the server's
 /// `duration` is the skill's `seconds`, say), an invalid-input error naming
 /// that input; otherwise a backend error with the status and every problem.
+/// A field is blamed by a validation error's `loc`, or by a string detail of
+/// the form `"<field>: <message>"`.
 pub fn error(service: &str, status: u16, body: &[u8], input_field: impl Fn(&str) -> Option<&'static str>) -> SkillError {
     let problems = problems(body);
     if (400..500).contains(&status) {
         for p in &problems {
-            if let Some(input) = p.field.as_deref().and_then(&input_field) {
+            let field = match p.field.as_deref() {
+                Some(f) => input_field(f),
+                None => p.msg.split_once(':').and_then(|(f, _)| input_field(f.trim())),
+            };
+            if let Some(input) = field {
                 return SkillError::invalid(input, format!("{service} refused it: {}", p.msg));
             }
         }
@@ -100,6 +109,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match error("mmaudio", 400, br#"{"detail":"duration: longer than the video"}"#, map) {
+            SkillError::InvalidInput { field, reason } => {
+                assert_eq!(field, "seconds");
+                assert_eq!(reason, "mmaudio refused it: duration: longer than the video");
+            }
+            other => panic!("{other:?}"),
+        }
+        // An unknown prefix, or a 5xx, blames nothing.
+        let e = error("mmaudio", 400, br#"{"detail":"upload failed: too big"}"#, map);
+        assert_eq!(e, SkillError::backend("mmaudio", Some(400), "upload failed: too big"));
+        let e = error("mmaudio", 500, br#"{"detail":"duration: encoder crashed"}"#, map);
+        assert!(matches!(e, SkillError::Backend { status: Some(500), .. }), "{e:?}");
         match error("mmaudio", 500, br#"{"detail":"encoding failed: x"}"#, map) {
             SkillError::Backend { service, status, message } => {
                 assert_eq!((service.as_str(), status), ("mmaudio", Some(500)));

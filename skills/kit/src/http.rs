@@ -74,16 +74,27 @@ impl ServiceClient {
         self.read_json(resp).await
     }
 
-    /// POST a JSON body to `path`.
-    pub async fn post_json<B: Serialize>(&self, path: &str, body: &B) -> Result<Response<Body>, SkillError> {
+    /// A `POST` of `body` as JSON to `path`, for [`send`](Self::send) or
+    /// [`send_any`](Self::send_any).
+    pub fn json_request<B: Serialize>(&self, path: &str, body: &B) -> Result<Request<Body>, SkillError> {
         let bytes = serde_json::to_vec(body).map_err(SkillError::internal)?;
-        let req = Request::builder()
+        Request::builder()
             .method(Method::POST)
             .uri(self.url(path))
             .header("content-type", "application/json")
             .body(Body::from(bytes))
-            .map_err(|e| self.fail(None, format!("bad request: {e}")))?;
-        self.send(req).await
+            .map_err(|e| self.fail(None, format!("bad request: {e}")))
+    }
+
+    /// POST a JSON body to `path`; a non-2xx status is an error.
+    pub async fn post_json<B: Serialize>(&self, path: &str, body: &B) -> Result<Response<Body>, SkillError> {
+        self.send(self.json_request(path, body)?).await
+    }
+
+    /// POST a JSON body to `path` and return the response whatever its
+    /// status (see [`send_any`](Self::send_any)).
+    pub async fn post_json_any<B: Serialize>(&self, path: &str, body: &B) -> Result<Response<Body>, SkillError> {
+        self.send_any(self.json_request(path, body)?).await
     }
 
     /// A `POST` of `form` to `path`, with its exact `Content-Length`; input
@@ -95,6 +106,23 @@ impl ServiceClient {
             .header("content-type", form.content_type())
             .header("content-length", form.content_length())
             .body(form.into_body())
+            .map_err(|e| self.fail(None, format!("bad request: {e}")))
+    }
+
+    /// Like [`form_request`](Self::form_request), but with the body built in
+    /// memory and sent whole, for small forms of text fields: a server (or
+    /// proxy) that answers before reading the body still gets its status
+    /// through, where a half-streamed body can end in a protocol error.
+    /// Input files in the form are read whole into guest memory.
+    pub fn buffered_form_request(&self, path: &str, form: Form) -> Result<Request<Body>, SkillError> {
+        let content_type = form.content_type();
+        let length = form.content_length();
+        Request::builder()
+            .method(Method::POST)
+            .uri(self.url(path))
+            .header("content-type", content_type)
+            .header("content-length", length)
+            .body(Body::from(form.to_vec()?))
             .map_err(|e| self.fail(None, format!("bad request: {e}")))
     }
 

@@ -11,7 +11,8 @@
 //!
 //! The body is sent with its exact `Content-Length` (every part's size is
 //! known up front), which the small FastAPI and aiohttp servers of the studio
-//! expect for uploads.
+//! expect for uploads. [`Form::on_sent`] watches the bytes go out, for upload
+//! progress.
 
 use crate::inputs::File;
 use crate::SkillError;
@@ -37,10 +38,14 @@ impl Part {
     }
 }
 
+/// Called with (bytes sent, total bytes) as the body goes out.
+type OnSent = Box<dyn FnMut(u64, u64) + Send>;
+
 /// A form being built; see the module docs.
 pub struct Form {
     boundary: String,
     parts: Vec<Part>,
+    on_sent: Option<OnSent>,
 }
 
 impl Default for Form {
@@ -62,7 +67,7 @@ impl Form {
     }
 
     fn with_boundary(boundary: String) -> Self {
-        Form { boundary, parts: Vec::new() }
+        Form { boundary, parts: Vec::new(), on_sent: None }
     }
 
     fn head(&self, name: &str, file: Option<(&str, &str)>) -> Vec<u8> {
@@ -106,6 +111,15 @@ impl Form {
         self
     }
 
+    /// Calls `on_sent(sent, total)` after each chunk of the body is handed
+    /// to the host, `sent == total` after the last: upload progress, and the
+    /// moment the whole form is out (when a server that answers only once
+    /// its work is done starts on it).
+    pub fn on_sent(mut self, on_sent: impl FnMut(u64, u64) + Send + 'static) -> Self {
+        self.on_sent = Some(Box::new(on_sent));
+        self
+    }
+
     /// The request's `Content-Type`, with the boundary.
     pub fn content_type(&self) -> String {
         format!("multipart/form-data; boundary={}", self.boundary)
@@ -136,22 +150,40 @@ impl Form {
 
     fn chunks(self) -> Chunks {
         let trailer = self.trailer();
-        Chunks { parts: self.parts.into_iter(), current: None, trailer: Some(trailer) }
+        let total = self.content_length();
+        Chunks { parts: self.parts.into_iter(), current: None, trailer: Some(trailer), sent: 0, total, on_sent: self.on_sent }
     }
 }
 
 /// Yields each part's head, its content (files in host-sized reads), the
-/// line break after it, and finally the closing boundary.
+/// line break after it, and finally the closing boundary, counting the
+/// bytes for [`Form::on_sent`].
 struct Chunks {
     parts: std::vec::IntoIter<Part>,
     current: Option<File>,
     trailer: Option<Vec<u8>>,
+    sent: u64,
+    total: u64,
+    on_sent: Option<OnSent>,
 }
 
 impl Iterator for Chunks {
     type Item = Result<Vec<u8>, std::io::Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let item = self.next_chunk();
+        if let Some(Ok(chunk)) = &item {
+            self.sent += chunk.len() as u64;
+            if let Some(on_sent) = &mut self.on_sent {
+                on_sent(self.sent, self.total);
+            }
+        }
+        item
+    }
+}
+
+impl Chunks {
+    fn next_chunk(&mut self) -> Option<Result<Vec<u8>, std::io::Error>> {
         if let Some(file) = &mut self.current {
             return match file.read_chunk() {
                 Ok(chunk) if chunk.is_empty() => {
@@ -205,5 +237,21 @@ mod tests {
         let image = b"name=\"image\"; filename=\"in_.._face.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n";
         assert!(body.windows(image.len()).any(|w| w == image), "{text}");
         assert!(text.ends_with(&format!("--{boundary}--\r\n")), "{text}");
+    }
+
+    #[test]
+    fn on_sent_counts_every_byte_up_to_the_total() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let form = Form::with_boundary("b".into())
+            .text("a", "1")
+            .bytes("f", "x.bin", "", vec![7; 100])
+            .on_sent(move |sent, total| log.lock().unwrap().push((sent, total)));
+        let len = form.content_length();
+        assert_eq!(form.to_vec().unwrap().len() as u64, len);
+        let seen = seen.lock().unwrap();
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+        assert!(seen.iter().all(|(_, t)| *t == len), "{seen:?}");
+        assert_eq!(seen.last(), Some(&(len, len)));
     }
 }

@@ -13,22 +13,19 @@
 //! Settings (`[skills.lip-sync.settings]`): `prompt` (default scene
 //! description), `fps`, `steps`.
 
-mod mp4;
 mod plan;
 
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll, ready};
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use c41_kit::http::ServiceClient;
+use c41_kit::media::Probe;
+use c41_kit::media::mp4::Movie;
 use c41_kit::multipart::Form;
 use c41_kit::progress::Progress;
-use c41_kit::wstd::http::Error as HttpError;
-use c41_kit::wstd::http::body::util::BodyExt;
-use c41_kit::wstd::http::body::util::combinators::UnsyncBoxBody;
-use c41_kit::wstd::http::body::{Bytes, Frame, HttpBody, SizeHint};
-use c41_kit::wstd::http::{Body, Method, Request};
+use c41_kit::wstd::http::{Body, Request};
 use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, artifacts, fastapi, inputs, json, settings};
 
 use plan::{Made, Params, human_bytes};
@@ -183,12 +180,10 @@ fn open_nonempty(field: &str) -> Result<inputs::File, SkillError> {
 /// host streams the files out, and announces the "generate" stage once the
 /// last byte has gone (HuMo only answers when the video is done).
 fn upload_request(client: &ServiceClient, form: Form, image: &str, audio: &str) -> Result<Request<Body>, SkillError> {
-    let total = form.content_length();
-    let content_type = form.content_type();
     let service = client.service.name.clone();
     let what = format!("{image} to {audio}");
     let mut shown = 0u64;
-    let on_sent = move |sent: u64| {
+    let on_sent = move |sent: u64, total: u64| {
         // Every 5% (and the end), not every chunk.
         if sent == total || sent - shown >= total / 20 {
             shown = sent;
@@ -204,44 +199,7 @@ fn upload_request(client: &ServiceClient, form: Form, image: &str, audio: &str) 
                 .report();
         }
     };
-    let body = Upload { inner: form.into_body().into_boxed_body(), sent: 0, total, on_sent };
-    Request::builder()
-        .method(Method::POST)
-        .uri(client.url("/generate"))
-        .header("content-type", content_type)
-        .header("content-length", total)
-        .body(Body::from_http_body(body))
-        .map_err(|e| SkillError::internal(format!("building the request: {e}")))
-}
-
-/// The form's body, counted as it goes out (the kit's form body streams the
-/// files from the host; this only watches the bytes pass).
-struct Upload<F> {
-    inner: UnsyncBoxBody<Bytes, HttpError>,
-    sent: u64,
-    total: u64,
-    on_sent: F,
-}
-
-impl<F: FnMut(u64) + Unpin> HttpBody for Upload<F> {
-    type Data = Bytes;
-    type Error = HttpError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        let this = &mut *self;
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        if let Some(Ok(f)) = &frame
-            && let Some(data) = f.data_ref()
-        {
-            this.sent += data.len() as u64;
-            (this.on_sent)(this.sent);
-        }
-        Poll::Ready(frame)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.total.saturating_sub(self.sent))
-    }
+    client.form_request("/generate", form.on_sent(on_sent))
 }
 
 /// Streams the reply into the artifact while reading its boxes; the
@@ -253,32 +211,28 @@ async fn download(
     body: Body,
     expected: Option<u64>,
     content_type: &str,
-) -> Result<(c41_kit::Artifact, mp4::Movie), SkillError> {
+) -> Result<(c41_kit::Artifact, Movie), SkillError> {
     let mut writer = artifacts::create(&params.file_name, "video/mp4")?;
-    let mut scanner = mp4::Scanner::new();
-    let mut body = body.into_boxed_body();
-    let (mut total, mut shown) = (0u64, 0u64);
-    while let Some(frame) = body.frame().await {
-        cx.check_cancelled()?;
-        let frame = frame.map_err(|e| SkillError::backend(service, None, format!("reading the video: {e:#}")))?;
-        let Some(data) = frame.data_ref() else { continue };
-        scanner.feed(data);
-        writer.write_all(data)?;
-        total += data.len() as u64;
-        if shown == 0 || total - shown >= 256 * 1024 {
-            shown = total.max(1);
-            let p = Progress::stage("download");
-            let p = match expected {
-                Some(n) if n > 0 => p.fraction(0.9 + 0.1 * total as f32 / n as f32).message(format!(
-                    "{} of {}",
-                    human_bytes(total),
-                    human_bytes(n)
-                )),
-                _ => p.fraction(0.9).message(human_bytes(total)),
-            };
-            p.report();
-        }
-    }
+    let mut probe = Probe::new();
+    let mut shown = 0u64;
+    let total = writer
+        .write_body(body, service, |chunk, total| {
+            cx.check_cancelled()?;
+            probe.feed(chunk);
+            if shown == 0 || total - shown >= 256 * 1024 {
+                shown = total.max(1);
+                let p = Progress::stage("download");
+                let p = match expected {
+                    Some(n) if n > 0 => p
+                        .fraction(0.9 + 0.1 * total as f32 / n as f32)
+                        .message(format!("{} of {}", human_bytes(total), human_bytes(n))),
+                    _ => p.fraction(0.9).message(human_bytes(total)),
+                };
+                p.report();
+            }
+            Ok(())
+        })
+        .await?;
     if let Some(n) = expected
         && n != total
     {
@@ -288,7 +242,7 @@ async fn download(
             format!("the video was cut short: {total} of {n} bytes arrived"),
         ));
     }
-    let movie = scanner.finish().map_err(|why| {
+    let movie = probe.finish().movie().cloned().map_err(|why| {
         let ct = if content_type.is_empty() { String::new() } else { format!(" (content-type {content_type})") };
         SkillError::backend(service, Some(200), format!("the reply to POST /generate is unusable{ct}: {why}"))
     })?;
@@ -296,7 +250,7 @@ async fn download(
 }
 
 /// The video track's facts, when the MP4 has one.
-fn made(movie: &mp4::Movie) -> Option<Made> {
+fn made(movie: &Movie) -> Option<Made> {
     let v = movie.video()?;
     Some(Made {
         frames: v.samples,

@@ -1,47 +1,17 @@
 //! Error replies of OpenAI-style speech servers, turned into errors that name
 //! the skill's own input field.
 //!
-//! OpenAI (and the simulator) answer
-//! `{"error": {"message", "type", "param", "code"}}` with the server's field
-//! in `param`; Kokoro-FastAPI wraps a similar object in FastAPI's `detail`;
-//! openedai-speech and other FastAPI servers answer pydantic's 422 list,
-//! which `c41_kit::fastapi` already reads. This parser is small on purpose;
-//! if a second skill speaks OpenAI's error shape it belongs in the kit next to
-//! `fastapi`.
+//! OpenAI-shaped bodies (OpenAI, the simulator, Kokoro-FastAPI) are read by
+//! `c41_kit::openai`; pydantic's 422 lists (openedai-speech and other
+//! FastAPI servers) by `c41_kit::fastapi`. What stays here is the wording:
+//! which of the skill's fields a server field is, and what to look up.
 
 use crate::speech::{Source, Speech};
+use c41_kit::openai::{self, ApiError};
 use c41_kit::{SkillError, Value, fastapi};
 
 /// The request path, for messages.
 pub const SPEECH_PATH: &str = "/v1/audio/speech";
-
-/// The `error` object of an OpenAI-style reply.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    /// What the server said.
-    pub message: String,
-    /// The request field it blamed, if any.
-    pub param: Option<String>,
-    /// Its machine-readable code (`invalid_value`, `model_not_found`).
-    pub code: Option<String>,
-}
-
-/// Reads `{"error": {...}}` (OpenAI) or `{"detail": {"message": ...}}`
-/// (Kokoro-FastAPI); `None` for any other body.
-pub fn parse(body: &[u8]) -> Option<ApiError> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let e = v
-        .get("error")
-        .filter(|e| e.is_object())
-        .or_else(|| v.get("detail").filter(|d| d.get("message").is_some_and(Value::is_string)))?;
-    let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
-    Some(ApiError {
-        message: s("message").unwrap_or_else(|| e.to_string()),
-        param: s("param"),
-        // Kokoro-FastAPI puts its code in `error`.
-        code: s("code").or_else(|| s("error")),
-    })
-}
 
 /// The skill's input field for a server field.
 pub fn input_field(server_field: &str) -> Option<&'static str> {
@@ -77,7 +47,7 @@ pub fn whence(from: Source, key: &str) -> String {
 
 /// The error for a non-2xx reply to `sent`, and what to look up to improve it.
 pub fn explain(service: &str, status: u16, body: &[u8], sent: &Speech) -> (SkillError, Lookup) {
-    let Some(e) = parse(body) else {
+    let Some(e) = openai::parse(body) else {
         let err = fastapi::error(service, status, body, input_field);
         let lookup = match &err {
             SkillError::InvalidInput { field, .. } if field == "voice" => Lookup::Voices,

@@ -7,18 +7,15 @@
 //! refusals into errors naming the skill's own field, listing the server's
 //! voices or models when the refusal was about one of them.
 
-mod duration;
 mod errors;
 mod speech;
 
 use c41_kit::http::ServiceClient;
+use c41_kit::media::Probe;
 use c41_kit::progress::Progress;
-use c41_kit::wstd::http::body::util::BodyExt;
-use c41_kit::wstd::http::{Body, Method, Request};
 use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, artifacts, json, settings};
 use errors::{Lookup, SPEECH_PATH};
 use speech::Speech;
-use std::sync::{Arc, Mutex};
 
 /// The service kind this skill needs.
 const SERVICE_KIND: &str = "tts";
@@ -87,14 +84,7 @@ impl Skill for Tts {
             .fraction(0.0)
             .message(format!("{chars} characters as {} ({}) on {name}", speech.voice, speech.model))
             .report();
-        let body = serde_json::to_vec(&speech.body()).map_err(SkillError::internal)?;
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(client.url(SPEECH_PATH))
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .map_err(|e| SkillError::internal(format!("building the request: {e}")))?;
-        let response = client.send_any(request).await.map_err(|e| unreachable_service(e, &client))?;
+        let response = client.post_json_any(SPEECH_PATH, &speech.body()).await.map_err(|e| unreachable_service(e, &client))?;
         let status = response.status().as_u16();
         if !response.status().is_success() {
             let mut body = response.into_body();
@@ -103,39 +93,29 @@ impl Skill for Tts {
         }
         cx.check_cancelled()?;
 
-        // Keep the first bytes while the body streams to the host: the
-        // duration is read from the file's header.
+        // The duration is read from the file's header as the body streams
+        // to the host.
         let expected = response.body().content_length();
         if expected == Some(0) {
             return Err(SkillError::backend(name, Some(status), format!("POST {SPEECH_PATH} answered {status} with no audio")));
         }
-        let head = Arc::new(Mutex::new(Vec::with_capacity(duration::HEAD)));
-        let tee = head.clone();
-        let body = Body::from_http_body(response.into_body().into_boxed_body().map_frame(move |frame| {
-            if let Some(data) = frame.data_ref() {
-                let mut head = tee.lock().unwrap_or_else(|e| e.into_inner());
-                let take = duration::HEAD.saturating_sub(head.len()).min(data.len());
-                head.extend_from_slice(&data[..take]);
-            }
-            frame
-        }));
         let format = speech.format;
-        let artifact = artifacts::save_body(&speech.file_name(), format.mime(), body, name, |done| {
+        let mut probe = Probe::new();
+        let artifact = artifacts::save_body_with(&speech.file_name(), format.mime(), response.into_body(), name, |chunk, done| {
+            probe.feed(chunk);
             let p = Progress::stage("download").message(format!("{done} bytes of {}", format.name()));
             match expected {
                 Some(total) if total > 0 => p.fraction(done as f32 / total as f32).report(),
                 _ => p.report(),
             }
+            Ok(())
         })
         .await?;
         if artifact.bytes == 0 {
             // A streamed reply that turned out empty (the file is stored by now).
             return Err(SkillError::backend(name, Some(status), format!("POST {SPEECH_PATH} answered {status} with no audio")));
         }
-        let seconds = {
-            let head = head.lock().unwrap_or_else(|e| e.into_inner());
-            duration::seconds(format, &head, artifact.bytes).map(|s| (s * 1000.0).round() / 1000.0)
-        };
+        let seconds = speech::seconds(format, &probe.finish()).map(|s| (s * 1000.0).round() / 1000.0);
         Progress::stage("done").fraction(1.0).report();
         Ok(outcome(&speech, name, seconds, artifact))
     }

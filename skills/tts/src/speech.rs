@@ -3,6 +3,7 @@
 //!
 //! Pure logic (no host calls), so it is unit-tested natively.
 
+use c41_kit::media::{Media, audio};
 use c41_kit::{SkillError, Value, json};
 
 /// Voice used when neither the input nor `settings.voice` names one: OpenAI's
@@ -53,6 +54,16 @@ impl Format {
         }
     }
 
+    /// The kit's reader for this format's header (`None` for headerless PCM).
+    pub fn kind(self) -> Option<audio::Kind> {
+        match self {
+            Format::Mp3 => Some(audio::Kind::Mp3),
+            Format::Wav => Some(audio::Kind::Wav),
+            Format::Flac => Some(audio::Kind::Flac),
+            Format::Pcm => None,
+        }
+    }
+
     /// Parses a format name (case-insensitive).
     pub fn parse(s: &str) -> Option<Format> {
         Format::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s))
@@ -69,6 +80,15 @@ pub enum Source {
     Settings,
     /// The skill's built-in default.
     Builtin,
+}
+
+/// Seconds of audio in a stored `format` reply (`None` when its header does
+/// not say): PCM is measured at [`PCM_RATE`], mono, 16-bit.
+pub fn seconds(format: Format, media: &Media) -> Option<f64> {
+    match format.kind() {
+        Some(kind) => media.audio(kind)?.seconds,
+        None => Some(audio::pcm_seconds(media.bytes, PCM_RATE, 1, 2)),
+    }
 }
 
 /// One resolved speech request.
@@ -226,6 +246,15 @@ mod tests {
         assert_eq!(s.characters(), 12);
         let plain = resolve(&json!({"text": "x"}), &json!({})).unwrap().body();
         assert!(plain.get("instructions").is_none(), "{plain}");
+    }
+
+    #[test]
+    fn seconds_read_the_asked_format() {
+        let mut probe = c41_kit::media::Probe::new();
+        probe.feed(&[0u8; 48_000]);
+        let media = probe.finish();
+        assert_eq!(seconds(Format::Pcm, &media), Some(1.0), "24 kHz mono 16-bit");
+        assert_eq!(seconds(Format::Wav, &media), None, "no RIFF header");
     }
 
     #[test]

@@ -1,12 +1,12 @@
-//! Just enough ISO-BMFF reading to describe the video HuMo sent back while it
+//! Just enough ISO-BMFF (MP4/MOV) reading to describe a movie while it
 //! streams into the artifact store: the top-level boxes are walked as bytes
-//! pass, only `moov` (a few kilobytes of tables, wherever it sits: HuMo
-//! wrappers that mux without `faststart` put it last) is kept, and its
-//! tracks give the frame count, length, size and codecs.
+//! pass, only `moov` (a few kilobytes of tables, wherever it sits: muxers
+//! without `faststart` put it last) is kept, and its tracks give codecs,
+//! frame counts, sizes and lengths. `mdat` is skipped, never buffered.
 //!
-//! This lets the skill say how long the clip is without decoding the audio
-//! input, and refuse a 200 reply that is not an MP4 at all (an HTML error
-//! page from a proxy, say) before it becomes an artifact.
+//! [`Scanner::finish`] also says why a stream is *not* a usable MP4 (not
+//! boxes at all, empty, truncated, no `moov`), so a skill can refuse an HTML
+//! error page that came back with a 200 before it becomes an artifact.
 
 /// Largest `moov` kept; larger ones (hours of video) are not described.
 const MAX_MOOV: u64 = 16 << 20;
@@ -149,7 +149,7 @@ pub struct Track {
     pub handler: String,
     /// Sample entry: `avc1`, `hvc1`, `mp4a`, ...
     pub codec: String,
-    /// Display width and height (video tracks).
+    /// Display width and height (video tracks), from `tkhd`.
     pub width: u32,
     /// Display height.
     pub height: u32,
@@ -157,19 +157,42 @@ pub struct Track {
     pub samples: u64,
     /// Media duration in seconds, from `mdhd`.
     pub seconds: f64,
+    /// Media timescale (units per second) from `mdhd`; for an audio track,
+    /// its sample rate.
+    pub timescale: u32,
+    /// Channels, from an audio sample entry (0 otherwise).
+    pub channels: u16,
+    /// Sample rate, from an audio sample entry (0 otherwise).
+    pub sample_rate: u32,
 }
 
-/// The tracks of an MP4's `moov`.
+impl Track {
+    /// Frames per second of a video track (samples over seconds), when both
+    /// are known.
+    pub fn fps(&self) -> Option<f64> {
+        (self.samples > 0 && self.seconds > 0.0).then(|| self.samples as f64 / self.seconds)
+    }
+}
+
+/// What an MP4's `moov` says.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Movie {
+    /// The movie's length in seconds (`mvhd`: its longest track), when the
+    /// header has a usable one.
+    pub seconds: Option<f64>,
     /// Tracks in file order.
     pub tracks: Vec<Track>,
 }
 
 impl Movie {
-    fn parse(moov: &[u8]) -> Movie {
+    /// Reads a complete `moov` body.
+    pub fn parse(moov: &[u8]) -> Movie {
+        let seconds = child(moov, b"mvhd").and_then(|mvhd| {
+            let (scale, duration) = timing(mvhd)?;
+            (scale > 0).then(|| duration as f64 / f64::from(scale))
+        });
         let tracks = children(moov).filter(|(k, _)| k == b"trak").map(|(_, t)| track(t)).collect();
-        Movie { tracks }
+        Movie { seconds, tracks }
     }
 
     /// The first video track.
@@ -228,6 +251,11 @@ fn fourcc(b: &[u8], at: usize) -> String {
     b.get(at..at + 4).map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default()
 }
 
+/// (timescale, duration) of an `mvhd` or `mdhd` body, version 0 or 1.
+fn timing(b: &[u8]) -> Option<(u32, u64)> {
+    if b.first() == Some(&1) { Some((be32(b, 20)?, be64(b, 24)?)) } else { Some((be32(b, 12)?, u64::from(be32(b, 16)?))) }
+}
+
 fn track(trak: &[u8]) -> Track {
     let mut t = Track::default();
     if let Some(tkhd) = child(trak, b"tkhd")
@@ -239,17 +267,11 @@ fn track(trak: &[u8]) -> Track {
         t.height = be32(tkhd, n - 4).unwrap_or(0) >> 16;
     }
     let Some(mdia) = child(trak, b"mdia") else { return t };
-    if let Some(mdhd) = child(mdia, b"mdhd") {
-        let (scale, duration) = if mdhd.first() == Some(&1) {
-            (be32(mdhd, 20), be64(mdhd, 24))
-        } else {
-            (be32(mdhd, 12), be32(mdhd, 16).map(u64::from))
-        };
-        if let (Some(s), Some(d)) = (scale, duration)
-            && s > 0
-        {
-            t.seconds = d as f64 / f64::from(s);
-        }
+    if let Some((s, d)) = child(mdia, b"mdhd").and_then(timing)
+        && s > 0
+    {
+        t.timescale = s;
+        t.seconds = d as f64 / f64::from(s);
     }
     if let Some(hdlr) = child(mdia, b"hdlr") {
         t.handler = fourcc(hdlr, 8);
@@ -257,6 +279,13 @@ fn track(trak: &[u8]) -> Track {
     if let Some(stbl) = path(mdia, &[b"minf", b"stbl"]) {
         if let Some(stsd) = child(stbl, b"stsd") {
             t.codec = fourcc(stsd, 12);
+            // An audio sample entry (after its 8-byte box header): channels
+            // at 16, sample rate (16.16) at 24.
+            if t.handler == "soun" {
+                let entry = stsd.get(16..).unwrap_or_default();
+                t.channels = entry.get(16..18).map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
+                t.sample_rate = be32(entry, 24).unwrap_or(0) >> 16;
+            }
         }
         if let Some(stsz) = child(stbl, b"stsz") {
             t.samples = be32(stsz, 8).map_or(0, u64::from);
@@ -266,10 +295,10 @@ fn track(trak: &[u8]) -> Track {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    pub(crate) fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
         let mut v = ((8 + body.len()) as u32).to_be_bytes().to_vec();
         v.extend_from_slice(kind);
         v.extend_from_slice(body);
@@ -301,7 +330,7 @@ pub(crate) mod tests {
     }
 
     /// A small MP4 like the simulator's: ftyp, mdat, then moov.
-    pub(crate) fn sample_mp4() -> Vec<u8> {
+    fn sample_mp4() -> Vec<u8> {
         let moov = bx(
             b"moov",
             &cat(&[

@@ -1,29 +1,74 @@
-//! How long the stored audio lasts, read from its first bytes and its size
-//! (the file itself is streamed to the host and never held whole).
+//! Audio files described from their first bytes and their size, so a skill
+//! can say how long a stored file lasts without holding it:
 //!
 //! - WAV: the `fmt ` and `data` chunks (a streamed WAV whose `data` size is a
 //!   placeholder is measured from the file size instead);
-//! - PCM: bytes ÷ (24 kHz × 2 bytes), the rate OpenAI and Kokoro send;
-//! - FLAC: STREAMINFO's sample count (when the encoder filled it in);
+//! - FLAC: STREAMINFO (rate, channels, and the sample count when the encoder
+//!   filled it in);
 //! - MP3: a Xing/Info frame count, else the first frame's constant bit rate
-//!   (exact for CBR, an estimate for VBR without a Xing header).
+//!   (exact for CBR, an estimate for VBR without a Xing header);
+//! - headerless PCM: bytes over the rate the caller knows.
 //!
-//! Anything unreadable gives `None`: the duration is a courtesy, not a check.
+//! Anything unreadable gives `None`: a length is a courtesy, not a check.
 
-use crate::speech::{Format, PCM_RATE};
-
-/// How many leading bytes [`seconds`] needs at most.
+/// How many leading bytes [`describe`] needs at most (an MP3's ID3 tag
+/// larger than this hides its first frame).
 pub const HEAD: usize = 4096;
 
-/// Seconds of audio in a `total`-byte file of `format` that starts with `head`.
-pub fn seconds(format: Format, head: &[u8], total: u64) -> Option<f64> {
-    let s = match format {
-        Format::Pcm => Some(total as f64 / f64::from(PCM_RATE * 2)),
-        Format::Wav => wav(head, total),
-        Format::Flac => flac(head),
-        Format::Mp3 => mp3(head, total),
+/// An audio container with a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// RIFF/WAVE.
+    Wav,
+    /// FLAC.
+    Flac,
+    /// MPEG audio Layer III.
+    Mp3,
+}
+
+impl Kind {
+    /// The kind the first bytes show, if any (an MP3 needs an ID3 tag or a
+    /// Layer III frame sync at the start).
+    pub fn sniff(head: &[u8]) -> Option<Kind> {
+        if head.starts_with(b"fLaC") {
+            Some(Kind::Flac)
+        } else if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WAVE") {
+            Some(Kind::Wav)
+        } else if head.starts_with(b"ID3") || mp3_frame(head).is_some() {
+            Some(Kind::Mp3)
+        } else {
+            None
+        }
+    }
+}
+
+/// What an audio header says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Audio {
+    /// Length in seconds, when the header (and size) tell it.
+    pub seconds: Option<f64>,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u16,
+}
+
+/// Reads a `kind` file of `total` bytes that starts with `head` (at least
+/// its first [`HEAD`] bytes, or all of it).
+pub fn describe(kind: Kind, head: &[u8], total: u64) -> Option<Audio> {
+    let mut a = match kind {
+        Kind::Wav => wav(head, total),
+        Kind::Flac => flac(head),
+        Kind::Mp3 => mp3(head, total),
     }?;
-    (s.is_finite() && s >= 0.0).then_some(s)
+    a.seconds = a.seconds.filter(|s| s.is_finite() && *s >= 0.0);
+    Some(a)
+}
+
+/// Seconds in `total` bytes of headerless PCM of `rate` Hz, `channels`
+/// channels of `bytes_per_sample` bytes each.
+pub fn pcm_seconds(total: u64, rate: u32, channels: u16, bytes_per_sample: u16) -> f64 {
+    total as f64 / (f64::from(rate) * f64::from(channels) * f64::from(bytes_per_sample))
 }
 
 fn u16le(b: &[u8], i: usize) -> Option<u16> {
@@ -38,30 +83,33 @@ fn u32be(b: &[u8], i: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?))
 }
 
-fn wav(b: &[u8], total: u64) -> Option<f64> {
+fn wav(b: &[u8], total: u64) -> Option<Audio> {
     if b.get(0..4)? != b"RIFF" || b.get(8..12)? != b"WAVE" {
         return None;
     }
     let mut pos = 12usize;
-    let mut bytes_per_second = None;
+    let mut fmt = None;
     loop {
         let id = b.get(pos..pos + 4)?;
         let size = u32le(b, pos + 4)?;
         let body = pos + 8;
         match id {
             b"fmt " => {
+                let channels = u16le(b, body + 2)?;
                 let rate = u32le(b, body + 4)?;
                 let block_align = u16le(b, body + 12)?;
-                bytes_per_second = Some(u64::from(rate) * u64::from(block_align)).filter(|v| *v > 0);
+                fmt = Some((rate, channels, u64::from(rate) * u64::from(block_align)));
             }
             b"data" => {
+                let (rate, channels, bytes_per_second) = fmt?;
                 let rest = total.checked_sub(body as u64)?;
                 let len = match u64::from(size) {
                     0 => rest,
                     n if n > rest => rest, // a streamed placeholder (0xFFFFFFFF) or a cut file
                     n => n,
                 };
-                return Some(len as f64 / bytes_per_second? as f64);
+                let seconds = (bytes_per_second > 0).then(|| len as f64 / bytes_per_second as f64);
+                return Some(Audio { seconds, sample_rate: rate, channels });
             }
             _ => {}
         }
@@ -70,16 +118,21 @@ fn wav(b: &[u8], total: u64) -> Option<f64> {
     }
 }
 
-fn flac(b: &[u8]) -> Option<f64> {
+fn flac(b: &[u8]) -> Option<Audio> {
     if b.get(0..4)? != b"fLaC" || b.get(4)? & 0x7f != 0 {
         return None;
     }
     // STREAMINFO starts at 8; bytes 10..18 of it hold rate (20 bits),
-    // channels (3), bits per sample (5) and the total sample count (36).
+    // channels - 1 (3), bits per sample - 1 (5) and the sample count (36).
     let x = u64::from_be_bytes(b.get(18..26)?.try_into().ok()?);
-    let rate = x >> 44;
+    let rate = (x >> 44) as u32;
+    let channels = ((x >> 41) & 7) as u16 + 1;
     let samples = x & ((1 << 36) - 1);
-    (rate > 0 && samples > 0).then(|| samples as f64 / rate as f64)
+    if rate == 0 {
+        return None;
+    }
+    let seconds = (samples > 0).then(|| samples as f64 / f64::from(rate));
+    Some(Audio { seconds, sample_rate: rate, channels })
 }
 
 /// The header of one MPEG audio Layer III frame.
@@ -91,6 +144,8 @@ pub struct Mp3Frame {
     pub bitrate: u32,
     /// Samples per frame and channel (1152 for MPEG-1, 576 for MPEG-2/2.5).
     pub samples: u32,
+    /// Channels (1 for mono, else 2).
+    pub channels: u16,
     /// Size of the side information after the header (where Xing sits).
     pub side_info: usize,
     /// Frame length in bytes.
@@ -127,10 +182,10 @@ pub fn mp3_frame(b: &[u8]) -> Option<Mp3Frame> {
     };
     let padding = usize::from((h[2] >> 1) & 1);
     let len = (samples / 8 * kbps * 1000 / rate) as usize + padding;
-    Some(Mp3Frame { rate, bitrate: kbps * 1000, samples, side_info, len })
+    Some(Mp3Frame { rate, bitrate: kbps * 1000, samples, channels: if mono { 1 } else { 2 }, side_info, len })
 }
 
-fn mp3(b: &[u8], total: u64) -> Option<f64> {
+fn mp3(b: &[u8], total: u64) -> Option<Audio> {
     // Skip an ID3v2 tag (syncsafe size, plus a footer when flagged).
     let mut start = 0usize;
     if b.get(0..3)? == b"ID3" {
@@ -139,17 +194,23 @@ fn mp3(b: &[u8], total: u64) -> Option<f64> {
     }
     let frame = mp3_frame(b.get(start..)?)?;
     let xing = start + 4 + frame.side_info;
-    if matches!(b.get(xing..xing + 4), Some(b"Xing" | b"Info")) && u32be(b, xing + 4)? & 1 != 0 {
+    let seconds = if matches!(b.get(xing..xing + 4), Some(b"Xing" | b"Info")) && u32be(b, xing + 4)? & 1 != 0 {
         let frames = u32be(b, xing + 8)?;
-        return Some(f64::from(frames) * f64::from(frame.samples) / f64::from(frame.rate));
-    }
-    let audio = total.checked_sub(start as u64)?;
-    Some(audio as f64 * 8.0 / f64::from(frame.bitrate))
+        f64::from(frames) * f64::from(frame.samples) / f64::from(frame.rate)
+    } else {
+        let audio = total.checked_sub(start as u64)?;
+        audio as f64 * 8.0 / f64::from(frame.bitrate)
+    };
+    Some(Audio { seconds: Some(seconds), sample_rate: frame.rate, channels: frame.channels })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seconds(kind: Kind, head: &[u8], total: u64) -> Option<f64> {
+        describe(kind, head, total)?.seconds
+    }
 
     fn wav_file(rate: u32, channels: u16, data: usize, declared: Option<u32>) -> Vec<u8> {
         let mut b = Vec::new();
@@ -172,34 +233,37 @@ mod tests {
     #[test]
     fn wav_from_its_chunks_even_when_streamed() {
         let f = wav_file(24_000, 1, 72_000, None);
-        assert_eq!(seconds(Format::Wav, &f[..HEAD.min(f.len())], f.len() as u64), Some(1.5));
+        assert_eq!(Kind::sniff(&f), Some(Kind::Wav));
+        assert_eq!(seconds(Kind::Wav, &f[..HEAD.min(f.len())], f.len() as u64), Some(1.5));
         let f = wav_file(48_000, 2, 192_000, Some(u32::MAX));
-        assert_eq!(seconds(Format::Wav, &f[..64], f.len() as u64), Some(1.0));
+        let a = describe(Kind::Wav, &f[..64], f.len() as u64).unwrap();
+        assert_eq!((a.seconds, a.sample_rate, a.channels), (Some(1.0), 48_000, 2));
         // A LIST chunk before data is skipped.
         let mut g = wav_file(24_000, 1, 4_800, None);
         let list = [b"LIST".as_slice(), &3u32.to_le_bytes(), b"abc\0"].concat();
         g.splice(36..36, list.iter().copied());
-        assert_eq!(seconds(Format::Wav, &g[..80], g.len() as u64), Some(0.1));
-        assert_eq!(seconds(Format::Wav, b"not a wav file at all", 21), None);
+        assert_eq!(seconds(Kind::Wav, &g[..80], g.len() as u64), Some(0.1));
+        assert_eq!(seconds(Kind::Wav, b"not a wav file at all", 21), None);
     }
 
     #[test]
-    fn pcm_is_24k_mono_16bit() {
-        assert_eq!(seconds(Format::Pcm, &[], 48_000), Some(1.0));
+    fn pcm_from_its_size() {
+        assert_eq!(pcm_seconds(48_000, 24_000, 1, 2), 1.0);
     }
 
     #[test]
     fn flac_from_streaminfo() {
         let mut b = b"fLaC\x80\0\0\x22".to_vec();
         let mut info = vec![0u8; 34];
-        // 24 kHz, mono (channels - 1 = 0), 16 bits (bps - 1 = 15), 36000 samples.
-        let x: u64 = (24_000u64 << 44) | (15 << 36) | 36_000;
+        // 24 kHz, stereo (channels - 1 = 1), 16 bits (bps - 1 = 15), 36000 samples.
+        let x: u64 = (24_000u64 << 44) | (1 << 41) | (15 << 36) | 36_000;
         info[10..18].copy_from_slice(&x.to_be_bytes());
         b.extend_from_slice(&info);
-        assert_eq!(seconds(Format::Flac, &b, 1000), Some(1.5));
+        assert_eq!(Kind::sniff(&b), Some(Kind::Flac));
+        assert_eq!(describe(Kind::Flac, &b, 1000), Some(Audio { seconds: Some(1.5), sample_rate: 24_000, channels: 2 }));
         info[10..18].copy_from_slice(&(24_000u64 << 44).to_be_bytes());
         let unknown = [&b[..8], &info].concat();
-        assert_eq!(seconds(Format::Flac, &unknown, 1000), None, "sample count not filled in");
+        assert_eq!(seconds(Kind::Flac, &unknown, 1000), None, "sample count not filled in");
     }
 
     #[test]
@@ -207,13 +271,14 @@ mod tests {
         // MPEG-2 Layer III, 64 kbps, 24 kHz, mono, no CRC: 192-byte frames of 576 samples.
         let header = [0xFF, 0xF3, 0x84, 0xC0];
         let f = mp3_frame(&header).unwrap();
-        assert_eq!((f.rate, f.bitrate, f.samples, f.len), (24_000, 64_000, 576, 192));
+        assert_eq!((f.rate, f.bitrate, f.samples, f.len, f.channels), (24_000, 64_000, 576, 192, 1));
         let mut file = Vec::new();
         for _ in 0..50 {
             file.extend_from_slice(&header);
             file.resize(file.len() + 188, 0);
         }
-        let s = seconds(Format::Mp3, &file[..HEAD], file.len() as u64).unwrap();
+        assert_eq!(Kind::sniff(&file), Some(Kind::Mp3));
+        let s = seconds(Kind::Mp3, &file[..HEAD], file.len() as u64).unwrap();
         assert!((s - 50.0 * 576.0 / 24_000.0).abs() < 1e-9, "{s}");
 
         // With an ID3 tag and an Info frame counting 100 frames.
@@ -225,7 +290,8 @@ mod tests {
         info.extend_from_slice(&100u32.to_be_bytes());
         tagged.extend_from_slice(&info);
         tagged.extend_from_slice(&file);
-        assert_eq!(seconds(Format::Mp3, &tagged, tagged.len() as u64), Some(2.4));
-        assert_eq!(seconds(Format::Mp3, b"\0\0\0\0", 4), None);
+        assert_eq!(seconds(Kind::Mp3, &tagged, tagged.len() as u64), Some(2.4));
+        assert_eq!(seconds(Kind::Mp3, b"\0\0\0\0", 4), None);
+        assert_eq!(Kind::sniff(b"\0\0\0\0"), None);
     }
 }
