@@ -75,7 +75,7 @@ fn upload_progress(file: String, generating: String) -> impl FnMut(u64, u64) + S
             shown = sent;
             Progress::stage("upload")
                 .fraction(0.3 * sent as f32 / total.max(1) as f32)
-                .message(format!("sending {file}: {sent} of {total} bytes"))
+                .message(format!("sending {file}: {}%", sent * 100 / total.max(1)))
                 .report();
         }
         if sent >= total {
@@ -115,6 +115,7 @@ impl Skill for AudioGen {
         for (field, value) in p.form_fields() {
             form = form.text(field, value);
         }
+        let mut video_size = 0;
         let video = match p.mode {
             Mode::VideoToAudio => {
                 let file = inputs::open("video")?;
@@ -122,12 +123,12 @@ impl Skill for AudioGen {
                 if file.size() == 0 {
                     return Err(SkillError::invalid("video", format!("{name} is empty")));
                 }
+                video_size = file.size();
                 form = form.file("video", file);
                 Some(name)
             }
             Mode::TextToAudio => None,
         };
-        let total = form.content_length();
         let generating = format!(
             "{svc} is generating {:.1} s of sound ({} steps, seed {})",
             p.seconds, p.steps, p.seed
@@ -135,7 +136,7 @@ impl Skill for AudioGen {
         cx.check_cancelled()?;
         let req = match &video {
             Some(name) => {
-                Progress::stage("upload").fraction(0.0).message(format!("sending {name} ({total} bytes)")).report();
+                Progress::stage("upload").fraction(0.0).message(format!("sending {name} ({video_size} bytes)")).report();
                 client.form_request("/process", form.on_sent(upload_progress(name.clone(), generating.clone())))?
             }
             None => {
