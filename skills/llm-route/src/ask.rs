@@ -75,16 +75,12 @@ pub fn tool_name_for(messages: &[Value], before: usize, id: &str) -> Option<Stri
 /// `{"error": {"message": ...}}` (OpenAI), or the raw text.
 pub fn error_message(body: &str) -> String {
     let trimmed = body.trim();
+    if let Some(e) = c41_kit::openai::parse(trimmed.as_bytes()) {
+        return e.message;
+    }
     if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
-        match v.get("error") {
-            Some(Value::String(s)) => return s.clone(),
-            Some(e) => {
-                if let Some(m) = e.get("message").and_then(Value::as_str) {
-                    return m.to_string();
-                }
-                return e.to_string();
-            }
-            None => {}
+        if let Some(Value::String(s)) = v.get("error") {
+            return s.clone();
         }
         if let Some(m) = v.get("message").and_then(Value::as_str) {
             return m.to_string();

@@ -126,12 +126,8 @@ pub fn chunk(data: &str) -> Vec<Event> {
         }
     };
     let mut out = Vec::new();
-    if let Some(err) = v.get("error") {
-        let msg = err.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| match err {
-            Value::String(s) => s.clone(),
-            e => e.to_string(),
-        });
-        return vec![Event::Error(msg)];
+    if v.get("error").is_some() {
+        return vec![Event::Error(crate::ask::error_message(data))];
     }
     if let Some(m) = v.get("model").and_then(Value::as_str) {
         out.push(Event::Model(m.to_string()));
