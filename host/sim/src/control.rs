@@ -483,10 +483,17 @@ mod http_tests {
 
         // A timed outage: refused, then back on the same port. The control
         // route itself is outside the faults, so a 5xx burst can be cleared.
-        let (code, _) = post_faults(&base, "down=1500ms").await;
+        let (code, _) = post_faults(&base, "down=3s").await;
         assert_eq!(code, 200);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(stats().await.is_err(), "port must be closed while down");
+        let mut closed = false;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if stats().await.is_err() {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "the port must close while down");
         let mut back = false;
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(100)).await;
