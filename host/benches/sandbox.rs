@@ -10,6 +10,10 @@
 //!   sandbox (policy check, pinned connect, guest streaming into the artifact
 //!   store) vs a native hyper client reading the same body and writing it to a
 //!   file.
+//! - `upload`: audio-gen sending an 8 MiB video to an MMAudio-shaped server
+//!   (the input file streamed from the host through the guest's multipart
+//!   body, 1 MiB reads) vs a native hyper client posting the same
+//!   multipart body read from the file.
 //!
 //! Run: `cargo bench -p c41 --bench sandbox`.
 
@@ -76,13 +80,31 @@ async fn main() {
         let body = body.clone();
         axum::Router::new().route("/blob", axum::routing::get(move || { let b = body.clone(); async move { b.as_ref().clone() } }))
     };
+    // An MMAudio-shaped sink: reads the whole upload, answers a short FLAC.
+    let flac = c41_sim::media::flac(&c41_sim::media::Pcm { sample_rate: 44100, channels: 1, samples: vec![0.0; 4410] }).unwrap();
+    let app_router = app_router.route(
+        "/process",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let flac = flac.clone();
+            async move {
+                std::hint::black_box(body.len());
+                ([("content-type", "audio/flac")], flac)
+            }
+        }),
+    )
+    .layer(axum::extract::DefaultBodyLimit::disable());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app_router).await.unwrap() });
 
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let clip = out_dir.join("clip.mp4");
+    std::fs::write(&clip, body.as_ref()).unwrap();
     let text = format!(
-        "output-dir = \"{}\"\n[services.web]\nurl = \"http://{addr}\"\nkind = \"http\"\n[skills.hello-http]\ngrants = [\"web\"]\n",
-        tmp.path().join("out").display()
+        "output-dir = \"{}\"\n[services.web]\nurl = \"http://{addr}\"\nkind = \"http\"\n[skills.hello-http]\ngrants = [\"web\"]\n\
+         [services.mmaudio]\nurl = \"http://{addr}\"\n[skills.audio-gen]\ngrants = [\"mmaudio\"]\n",
+        out_dir.display()
     );
     let loaded = config::parse(&text, Path::new("/bench/c41.toml")).unwrap();
     let runaway = std::path::PathBuf::from(c41::guests::TEST_GUESTS.iter().find(|(n, _)| *n == "runaway").unwrap().1);
@@ -118,4 +140,35 @@ async fn main() {
     })
     .await;
     report("fetch", sandboxed, native, "8 MiB via hello-http in the sandbox vs native hyper");
+
+    // upload: 8 MiB video streamed through audio-gen vs native hyper posting
+    // the same multipart form (read from the file, sent whole).
+    let input = json!({"prompt": "rain", "video": clip.display().to_string(), "seconds": 1, "seed": 1});
+    let sandboxed = time(5, || async {
+        app.invoke("audio-gen", input.clone(), Arc::new(Discard), CancellationToken::new()).await.unwrap();
+    })
+    .await;
+    let native = time(5, || async {
+        let video = tokio::fs::read(&clip).await.unwrap();
+        let mut form = Vec::with_capacity(video.len() + 1024);
+        for (k, v) in [("prompt", "rain"), ("duration", "1"), ("seed", "1")] {
+            form.extend_from_slice(format!("--b\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+        }
+        form.extend_from_slice(b"--b\r\nContent-Disposition: form-data; name=\"video\"; filename=\"clip.mp4\"\r\nContent-Type: video/mp4\r\n\r\n");
+        form.extend_from_slice(&video);
+        form.extend_from_slice(b"\r\n--b--\r\n");
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::post("/process")
+            .header("host", addr.to_string())
+            .header("content-type", "multipart/form-data; boundary=b")
+            .body(http_body_util::Full::new(bytes::Bytes::from(form)))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let data = resp.into_body().collect().await.unwrap().to_bytes();
+        std::fs::write(out_dir.join("native.flac"), &data).unwrap();
+    })
+    .await;
+    report("upload", sandboxed, native, "8 MiB video streamed by audio-gen in the sandbox vs native hyper");
 }
