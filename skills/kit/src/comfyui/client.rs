@@ -126,6 +126,12 @@ impl Backend {
             None => Body::empty(),
         };
         let req = builder.body(body).map_err(|e| CallError::Protocol(format!("bad request {path}: {e}")))?;
+        self.send(req, timeout).await
+    }
+
+    /// Sends `req` with the client's timeouts; a non-2xx status becomes
+    /// [`CallError::Status`] with the body's text.
+    async fn send(&self, req: Request<Body>, timeout: Duration) -> Result<Response<Body>, CallError> {
         let mut client = Client::new();
         client.set_connect_timeout(CONNECT_TIMEOUT);
         client.set_first_byte_timeout(timeout);
@@ -247,15 +253,21 @@ impl Backend {
 
     /// `POST /upload/image` (any file type). Returns what the server stored,
     /// which may be renamed: always use the returned name.
-    pub async fn upload(&self, name: &str, mime: &str, bytes: Vec<u8>, subfolder: &str) -> Result<UploadReply, CallError> {
+    /// The input file is streamed from the host as the request goes out.
+    pub async fn upload(&self, file: crate::inputs::File, subfolder: &str) -> Result<UploadReply, CallError> {
         let form = crate::multipart::Form::new()
-            .bytes("image", name, mime, bytes)
             .text("type", "input")
             .text("subfolder", subfolder)
-            .text("overwrite", "false");
-        let ct = form.content_type();
-        let body = form.to_vec().map_err(|e| CallError::Protocol(e.to_string()))?;
-        let resp = self.call(Method::POST, "/upload/image", Some((&ct, body)), SUBMIT_TIMEOUT).await?;
+            .text("overwrite", "false")
+            .file("image", file);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}/upload/image", self.service.url))
+            .header("content-type", form.content_type())
+            .header("content-length", form.content_length())
+            .body(form.into_body())
+            .map_err(|e| CallError::Protocol(format!("bad request /upload/image: {e}")))?;
+        let resp = self.send(req, SUBMIT_TIMEOUT).await?;
         Self::json(resp, "POST /upload/image").await
     }
 

@@ -341,12 +341,15 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         }
     }
     let mut instance = wf.instantiate(&job.params)?;
-    // Read file inputs once; they go to whichever backend runs the job.
+    // File inputs are opened (and checked) now, and streamed from the host
+    // to whichever backend runs the job, opened again for each attempt.
     let mut files = Vec::new();
     for f in &job.files {
-        let mut file = inputs::open(&f.field)?;
-        let bytes = file.read_all()?;
-        files.push((f.clone(), file.name(), file.mime(), bytes));
+        let file = inputs::open(&f.field)?;
+        if file.size() == 0 {
+            return Err(SkillError::invalid(f.field.as_str(), format!("{} is empty", file.name())));
+        }
+        files.push((f.clone(), file.name()));
     }
     let skip: Vec<(String, String)> = job.files.iter().flat_map(|f| instance.targets(&f.param)).collect();
 
@@ -362,9 +365,9 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
             .report();
         let mut uploads = Map::new();
         let mut upload_failed = None;
-        for (f, name, mime, bytes) in &files {
+        for (f, name) in &files {
             Progress::stage("upload").fraction(0.03).message(format!("uploading {name} to {}", backend.name())).report();
-            match backend.upload(name, mime, bytes.clone(), UPLOAD_SUBFOLDER).await {
+            match backend.upload(inputs::open(&f.field)?, UPLOAD_SUBFOLDER).await {
                 Ok(reply) => {
                     let value = Value::String(reply.loader_value());
                     instance.set(&f.param, &value)?;
