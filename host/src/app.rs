@@ -6,6 +6,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::config::LoadedConfig;
 use crate::events::EventSink;
 use crate::input::{FilePolicy, InputError, resolve_files};
+use crate::runs::{RunLog, RunRecord};
 use crate::runtime::{InvokeError, InvokeRequest, Invoked, Runtime, RuntimeOptions};
 use c41_artifacts::ArtifactStore;
 use serde_json::Value;
@@ -23,6 +24,8 @@ pub struct App {
     pub catalog: Catalog,
     /// Per-skill state shared by this process's invocations.
     pub state: std::sync::Arc<crate::imports::state::StateStore>,
+    /// The run journal (none when there is nowhere to keep it).
+    pub runs: Option<RunLog>,
 }
 
 /// Why a run could not happen or failed.
@@ -80,17 +83,44 @@ impl App {
     pub async fn new(config: LoadedConfig, options: RuntimeOptions, components: &[PathBuf]) -> anyhow::Result<App> {
         let runtime = Runtime::new(options.clone()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let catalog = Catalog::load(&runtime, &config, components).await.map_err(|e: CatalogError| anyhow::anyhow!(e))?;
-        let state = crate::imports::state::StateStore::new(options_state_dir(&options));
-        Ok(App { config, runtime, catalog, state })
+        let root = state_root(&options);
+        let state = crate::imports::state::StateStore::new(root.as_ref().map(|r| r.join("state")));
+        let runs = root.map(|r| RunLog::new(r.join("runs")));
+        Ok(App { config, runtime, catalog, state, runs })
+    }
+
+    /// Run an interrupted (or failed) run again: the same skill and input,
+    /// and the same invocation id, so a skill that kept the job it had
+    /// submitted follows it instead of starting over.
+    pub async fn resume(
+        &self,
+        run: &RunRecord,
+        events: Arc<dyn EventSink>,
+        cancel: CancellationToken,
+    ) -> Result<Invoked, RunError> {
+        self.invoke_run(&run.skill, run.input.clone(), events, cancel, Some((run.id.clone(), run.resumed + 1))).await
     }
 
     /// Run `skill` on `input` (a JSON object from the user or agent).
     pub async fn invoke(
         &self,
         skill: &str,
+        input: Value,
+        events: Arc<dyn EventSink>,
+        cancel: CancellationToken,
+    ) -> Result<Invoked, RunError> {
+        self.invoke_run(skill, input, events, cancel, None).await
+    }
+
+    /// [`invoke`](Self::invoke), recorded in the run journal; `resuming`
+    /// carries the id of the run to continue and how often it was resumed.
+    async fn invoke_run(
+        &self,
+        skill: &str,
         mut input: Value,
         events: Arc<dyn EventSink>,
         cancel: CancellationToken,
+        resuming: Option<(String, u32)>,
     ) -> Result<Invoked, RunError> {
         let loaded = self.catalog.get(skill).ok_or_else(|| RunError::UnknownSkill {
             name: skill.to_string(),
@@ -98,6 +128,7 @@ impl App {
         })?;
         loaded.schema.apply_defaults(&mut input);
         loaded.schema.validate(&input)?;
+        let given = input.clone();
         let store = ArtifactStore::open(self.config.output_dir())?;
         let mut allow_dirs = self.config.config.inputs.allow_dirs.clone();
         if let Ok(cwd) = std::env::current_dir() {
@@ -118,14 +149,29 @@ impl App {
             events,
             cancel,
             state: Some(self.state.clone()),
+            invocation_id: None,
         };
-        tracing::info!(skill, "invoking");
-        Ok(loaded.invoke(request).await?)
+        let (id, resumed) = resuming.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), 0));
+        let request = InvokeRequest { invocation_id: Some(id.clone()), ..request };
+        let record = self.runs.as_ref().map(|log| log.start(&id, skill, &given, resumed));
+        tracing::info!(skill, run = %id, "invoking");
+        let result = loaded.invoke(request).await;
+        if let (Some(log), Some(record)) = (&self.runs, record) {
+            let outcome = match &result {
+                Ok(r) => Ok((r.text.as_str(), r.artifacts.iter().map(|a| a.path.clone()).collect())),
+                Err(e) => Err(e.to_string()),
+            };
+            log.finish(record, outcome);
+        }
+        Ok(result?)
     }
 }
 
-/// Skill state lives beside the compiled-component cache (same lifetime,
-/// same "safe to delete" nature); no cache dir means memory only.
-fn options_state_dir(options: &RuntimeOptions) -> Option<PathBuf> {
-    options.cache_dir.as_ref().and_then(|d| d.parent()).map(|p| p.join("state"))
+/// Skill state and the run journal live in `C41_STATE_DIR`, else beside the
+/// compiled-component cache (`~/.cache/c41/state`, `~/.cache/c41/runs`);
+/// no cache dir means memory only and no journal.
+pub fn state_root(options: &RuntimeOptions) -> Option<PathBuf> {
+    std::env::var_os("C41_STATE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| options.cache_dir.as_ref().and_then(|d| d.parent()).map(PathBuf::from))
 }

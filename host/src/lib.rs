@@ -21,6 +21,7 @@ pub mod events;
 pub mod imports;
 pub mod input;
 pub mod mcp;
+pub mod runs;
 pub mod runtime;
 pub mod sandbox;
 pub mod studio;

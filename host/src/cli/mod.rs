@@ -14,6 +14,7 @@ mod mcp;
 pub mod output;
 pub mod progress;
 mod run;
+mod runs;
 mod sim;
 
 use crate::app::App;
@@ -58,6 +59,10 @@ pub enum Command {
     Describe(describe::Args),
     /// Run a skill once and print its outcome and files.
     Run(run::Args),
+    /// List recent runs; an interrupted one can be resumed.
+    Runs(runs::RunsArgs),
+    /// Continue an interrupted run (same input and id; a submitted ComfyUI job is followed, not redone).
+    Resume(runs::ResumeArgs),
     /// Check that each configured service answers, and what is missing.
     Doctor(doctor::Args),
     /// Write a commented starter config for the Mac + workstation setup.
@@ -96,6 +101,8 @@ impl Cli {
             Command::List(a) => a.run(&ctx).await,
             Command::Describe(a) => a.run(&ctx).await,
             Command::Run(a) => a.run(&ctx).await,
+            Command::Runs(a) => a.run(&ctx).await,
+            Command::Resume(a) => a.run(&ctx).await,
             Command::Doctor(a) => a.run(&ctx).await,
             Command::Init(a) => a.run(&ctx).await,
             Command::Sim(a) => a.run(&ctx).await,

@@ -38,24 +38,28 @@ impl Args {
             Err(e) => return Ok(print_failure(&self.skill, &RunError::Input(e), self.json)),
         };
         let progress = Arc::new(CliProgress::new(!self.json));
-        let cancel = CancellationToken::new();
-        {
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("\ncancelling (Ctrl-C again to quit now)…");
-                    cancel.cancel();
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(130);
-                    }
-                }
-            });
-        }
-        let result = app.invoke(&self.skill, value, progress.clone(), cancel).await;
+        let result = app.invoke(&self.skill, value, progress.clone(), cancel_on_ctrl_c()).await;
         progress.finish();
         Ok(match result {
             Ok(r) => print_success(&self.skill, &r, self.json, progress.streamed()),
             Err(e) => print_failure(&self.skill, &e, self.json),
         })
     }
+}
+
+/// A token Ctrl-C cancels (the skill cleans up, e.g. removes its ComfyUI
+/// job); a second Ctrl-C quits at once, leaving the run to `c41 resume`.
+pub(super) fn cancel_on_ctrl_c() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ncancelling (Ctrl-C again to quit now; `c41 resume` picks the run up later)…");
+            token.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    cancel
 }

@@ -47,6 +47,10 @@ pub struct InvokeRequest {
     /// The skill's state that outlives calls (none: `state.get` finds
     /// nothing and `state.set` is dropped).
     pub state: Option<Arc<crate::imports::state::StateStore>>,
+    /// The invocation id to give the skill: a new uuid, or (resuming a run
+    /// the host was stopped in) the id of that run, by which the skill finds
+    /// what it kept in its state.
+    pub invocation_id: Option<String>,
 }
 
 /// A successful call.
@@ -252,7 +256,7 @@ impl LoadedSkill {
     pub async fn invoke(&self, req: InvokeRequest) -> Result<Invoked, InvokeError> {
         let name = self.description.name.clone();
         let started = Instant::now();
-        let invocation_id = uuid::Uuid::new_v4().to_string();
+        let invocation_id = req.invocation_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let denials = DenialLog::default();
         let output = GuestOutput::default();
         let limits = req.limits;

@@ -646,3 +646,75 @@ async fn exported_workflow_files_named_in_the_config_are_read_by_the_host() {
     let err = c41::config::parse(&missing, &dir.path().join("c41.toml")).unwrap_err().to_string();
     assert!(err.contains("workflows.tiny.graph-file") && err.contains("nope.json"), "{err}");
 }
+
+// ---- resuming after the host dies --------------------------------------------
+
+/// `c41 run` is killed while its image job runs on ComfyUI; `c41 runs` shows
+/// the run as interrupted, and `c41 resume` follows the job already on the
+/// server to its end (nothing is generated twice) and stores its image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_is_resumed_without_generating_again() {
+    use std::io::BufRead;
+    let (sim, addr) = start(ComfyConfig::default().with_delays(Duration::from_millis(150), Duration::ZERO)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c41.toml");
+    std::fs::write(&cfg, one(addr).replace("{out}", &dir.path().join("out").display().to_string())).unwrap();
+    let c41 = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_c41"));
+        cmd.args(args)
+            .env("C41_CONFIG", &cfg)
+            .env("C41_CACHE_DIR", cache_dir())
+            .env("C41_STATE_DIR", dir.path().join("state"))
+            .env_remove("RUST_LOG");
+        cmd
+    };
+
+    let mut child = c41(&["run", "comfyui-image", "prompt=a lighthouse at dusk", "width=256", "height=256"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        // Sampler steps mean the job is on the server and the run recorded it.
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        lines.by_ref().map_while(Result::ok).find(|l| l.contains("sampling")).map(|l| (l, lines))
+    })
+    .await
+    .unwrap();
+    let (_line, rest) = seen.expect("the job started sampling");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(rest);
+    assert_eq!(sim.history_len(), 0, "killed before the job ended");
+    assert_eq!(sim.queue_remaining(), 1, "the job goes on on the server");
+
+    let runs = |args: &[&str]| -> Value {
+        let out = c41(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let listed = runs(&["runs", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let run = &listed[0];
+    assert_eq!((run["skill"].as_str(), run["status"].as_str()), (Some("comfyui-image"), Some("interrupted")), "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+
+    let resumed = runs(&["resume", &id[..8], "--json"]);
+    assert_eq!(resumed["ok"], true, "{resumed}");
+    assert_eq!(resumed["invocation_id"], id, "the same invocation");
+    assert_eq!(resumed["artifacts"].as_array().unwrap().len(), 1);
+    let png = std::fs::read(resumed["artifacts"][0]["path"].as_str().unwrap()).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    assert_eq!((sim.history_len(), sim.queue_remaining()), (1, 0), "one job in all: followed, not submitted again");
+    let outputs: Vec<_> = sim.files().into_iter().filter(|f| f.kind == "output").collect();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!(sim.file("output", &outputs[0].subfolder, &outputs[0].filename).unwrap().to_vec(), png, "the job's own image");
+
+    let listed = runs(&["runs", "--json"]);
+    assert_eq!((listed[0]["status"].as_str(), listed[0]["resumed"].as_u64()), (Some("ok"), Some(1)), "{listed}");
+    let again = c41(&["resume", &id]).output().unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already finished"));
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), format!("MEDIA:{}", resumed["artifacts"][0]["path"].as_str().unwrap()));
+}

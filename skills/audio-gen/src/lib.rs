@@ -15,7 +15,7 @@ use c41_kit::media::Probe;
 use c41_kit::multipart::Form;
 use c41_kit::progress::Progress;
 use c41_kit::wstd::http::Body;
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, artifacts, comfyui, inputs, json, settings};
+use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, artifacts, inputs, json, settings};
 
 use params::{Mode, Params};
 
@@ -107,7 +107,7 @@ impl Skill for AudioGen {
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let service = settings::require_service(SERVICE_KIND)?;
-        let p = Params::resolve(&cx.input, &settings::all(), comfyui::random_seed)?;
+        let p = Params::resolve(&cx.input, &settings::all(), || cx.random_seed())?;
         let client = ServiceClient::new(service.clone());
         let svc = service.name.as_str();
 

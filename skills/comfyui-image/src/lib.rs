@@ -94,7 +94,7 @@ impl Skill for ComfyImage {
             .unwrap_or_else(|| DEFAULT_WORKFLOW.into());
         let workflow = library.get(&name)?;
 
-        let seed = cx.u64("seed").unwrap_or_else(comfyui::random_seed);
+        let seed = cx.u64("seed").unwrap_or_else(|| cx.random_seed());
         let mut params = Map::new();
         for key in ["prompt", "negative_prompt", "width", "height", "steps", "cfg", "count"] {
             if let Some(v) = cx.input.get(key).filter(|v| !v.is_null()) {

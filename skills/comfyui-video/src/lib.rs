@@ -129,7 +129,7 @@ impl Skill for ComfyVideo {
         };
         let frames = requested.map(|f| round_frames(f, workflow.frames_step));
 
-        let seed = cx.u64("seed").unwrap_or_else(comfyui::random_seed);
+        let seed = cx.u64("seed").unwrap_or_else(|| cx.random_seed());
         let mut params = Map::new();
         for key in ["prompt", "negative_prompt", "width", "height", "steps", "cfg", "fps"] {
             if let Some(v) = cx.input.get(key).filter(|v| !v.is_null()) {

@@ -78,6 +78,23 @@ impl Invocation {
         self.input.get(field).and_then(Value::as_str)
     }
 
+    /// A seed for "random when absent": drawn from this invocation's id (a
+    /// random uuid4), so it is random per call yet the same when the host
+    /// resumes the call after a restart (`c41 resume` reuses the id), which
+    /// keeps a resumed job's parameters and reported seed those of the job
+    /// already running. At most 2^53 - 1, exact in JSON.
+    pub fn random_seed(&self) -> u64 {
+        // FNV-1a over the id, then splitmix64 to spread the bits.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.id.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (h ^ (h >> 31)) & ((1u64 << 53) - 1)
+    }
+
     /// A string field the schema requires.
     pub fn required_str(&self, field: &str) -> Result<&str, SkillError> {
         self.str(field)

@@ -58,14 +58,14 @@ pub struct Finished {
 }
 
 /// Where the job stands according to the server's records.
-enum Status {
+pub(crate) enum Status {
     Pending { ahead: usize },
     Running,
     Done(HistoryEntry),
     Gone(String),
 }
 
-async fn status(backend: &Backend, id: &str) -> Result<Status, CallError> {
+pub(crate) async fn status(backend: &Backend, id: &str) -> Result<Status, CallError> {
     if backend.has_jobs_api().await {
         return match backend.job(id).await? {
             None => Ok(Status::Gone("the server does not know it (GET /api/jobs answered 404)".into())),

@@ -51,13 +51,6 @@ pub fn uuid4() -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-/// A random seed below 2^53, so it survives any JSON client (JavaScript
-/// numbers) when an agent reads it back to reproduce a result.
-pub fn random_seed() -> u64 {
-    let mut b = [0u8; 8];
-    wstd::rand::get_random_bytes(&mut b);
-    u64::from_le_bytes(b) & ((1u64 << 53) - 1)
-}
 
 /// Knobs from the skill's settings (`poll-ms`, `stall-secs`).
 #[derive(Debug, Clone)]
@@ -353,6 +346,9 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
     }
     let skip: Vec<(String, String)> = job.files.iter().flat_map(|f| instance.targets(&f.param)).collect();
 
+    if let Some(done) = resume(cx, &services, &mut instance, wf, opts, t0).await? {
+        return Ok(done);
+    }
     Progress::stage("connect").fraction(0.0).message(format!("choosing among {} ComfyUI backend(s)", services.len())).report();
     let candidates = choose(services, &instance.graph, &skip).await?;
     let mut failures = Vec::new();
@@ -408,52 +404,136 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         }
         log::info("comfyui job submitted", &[("backend", backend.name()), ("prompt_id", &prompt_id), ("workflow", &wf.name)]);
         Progress::stage("queued").fraction(0.05).message(format!("submitted to {}", backend.name())).report();
-
-        // Keep a margin for downloads and for reporting before the host's
-        // deadline stops us.
-        let remaining = Duration::from_millis(cx.remaining_ms());
-        let margin = (remaining / 10).clamp(Duration::from_secs(2), Duration::from_secs(30));
-        let deadline = Instant::now() + remaining.saturating_sub(margin);
-        let fopts = FollowOptions { poll: opts.poll, stall: opts.stall, deadline };
-        let finished = follow::follow(cx, &backend, ws, &prompt_id, &instance.graph, &fopts).await?;
-
-        let t_dl = Instant::now();
-        let outputs = outputs_of(&finished, wf);
-        if outputs.is_empty() {
-            let nodes: Vec<&String> = finished.entry.outputs.keys().collect();
-            return Err(backend.error(
-                None,
-                format!(
-                    "job {prompt_id} succeeded but produced no output files (nodes with outputs: {nodes:?}); does the workflow end in a Save node?"
-                ),
-            ));
-        }
-        let mut stored = Vec::new();
-        for (i, f) in outputs.iter().enumerate() {
-            cx.check_cancelled()?;
-            stored.push(download(&backend, f, i, outputs.len()).await?);
-        }
-        Progress::stage("done").fraction(1.0).message(format!("{} file(s) from {}", stored.len(), backend.name())).report();
-        let timings = Timings {
-            prepare,
-            queued: finished.queued,
-            run: finished.ran,
-            download: t_dl.elapsed(),
-            total: t0.elapsed(),
-        };
-        return Ok(Done {
-            backend: backend.name().to_string(),
-            prompt_id,
-            instance,
-            artifacts: stored,
-            files: outputs,
-            timings,
-            uploads,
-        });
+        remember(cx, &backend, &prompt_id, &uploads);
+        let done = finish(cx, backend, ws, prompt_id, instance, uploads, wf, opts, (t0, prepare)).await;
+        forget(cx);
+        return done;
     }
     Err(SkillError::backend(
         SERVICE_KIND,
         None,
         format!("every ComfyUI backend failed: {}", failures.join("; ")),
     ))
+}
+
+/// Follow a submitted job to its end and store its outputs.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    cx: &Invocation,
+    backend: Backend,
+    ws: Option<crate::websocket::WebSocket>,
+    prompt_id: String,
+    instance: Instance,
+    uploads: Map<String, Value>,
+    wf: &Workflow,
+    opts: &Options,
+    (t0, prepare): (Instant, Duration),
+) -> Result<Done, SkillError> {
+    // Keep a margin for downloads and for reporting before the host's
+    // deadline stops us.
+    let remaining = Duration::from_millis(cx.remaining_ms());
+    let margin = (remaining / 10).clamp(Duration::from_secs(2), Duration::from_secs(30));
+    let deadline = Instant::now() + remaining.saturating_sub(margin);
+    let fopts = FollowOptions { poll: opts.poll, stall: opts.stall, deadline };
+    let finished = follow::follow(cx, &backend, ws, &prompt_id, &instance.graph, &fopts).await?;
+
+    let t_dl = Instant::now();
+    let outputs = outputs_of(&finished, wf);
+    if outputs.is_empty() {
+        let nodes: Vec<&String> = finished.entry.outputs.keys().collect();
+        return Err(backend.error(
+            None,
+            format!(
+                "job {prompt_id} succeeded but produced no output files (nodes with outputs: {nodes:?}); does the workflow end in a Save node?"
+            ),
+        ));
+    }
+    let mut stored = Vec::new();
+    for (i, f) in outputs.iter().enumerate() {
+        cx.check_cancelled()?;
+        stored.push(download(&backend, f, i, outputs.len()).await?);
+    }
+    Progress::stage("done").fraction(1.0).message(format!("{} file(s) from {}", stored.len(), backend.name())).report();
+    let timings = Timings {
+        prepare,
+        queued: finished.queued,
+        run: finished.ran,
+        download: t_dl.elapsed(),
+        total: t0.elapsed(),
+    };
+    Ok(Done {
+        backend: backend.name().to_string(),
+        prompt_id,
+        instance,
+        artifacts: stored,
+        files: outputs,
+        timings,
+        uploads,
+    })
+}
+
+// ---- resuming after a restart of the host ----------------------------------
+
+/// The job an invocation submitted, kept in the host's per-skill state until
+/// the invocation ends, so that `c41 resume` (the same invocation id, after
+/// the host was killed or restarted) follows the job already running on the
+/// server instead of generating it again.
+fn job_key(cx: &Invocation) -> String {
+    format!("comfyui-job:{}", cx.id)
+}
+
+/// The longest the host keeps state (24 h): a job older than that is
+/// generated again.
+const JOB_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn remember(cx: &Invocation, backend: &Backend, prompt_id: &str, uploads: &Map<String, Value>) {
+    let saved = json!({"backend": backend.name(), "prompt_id": prompt_id, "uploads": uploads});
+    crate::state::set(&job_key(cx), &saved.to_string(), JOB_TTL);
+}
+
+/// The invocation ended, either way (a cancel or timeout has already
+/// removed the job from the server): nothing is left to resume. Only a host
+/// that dies mid-job leaves the record behind.
+fn forget(cx: &Invocation) {
+    crate::state::clear(&job_key(cx));
+}
+
+/// If this invocation already submitted a job that its backend still knows
+/// (queued, running or finished), follow that job to its end.
+async fn resume(cx: &Invocation, services: &[settings::Service], instance: &mut Instance, wf: &Workflow, opts: &Options, t0: Instant) -> Result<Option<Done>, SkillError> {
+    let Some(saved) = crate::state::get(&job_key(cx)).and_then(|s| serde_json::from_str::<Value>(&s).ok()) else {
+        return Ok(None);
+    };
+    let (Some(name), Some(prompt_id)) = (saved["backend"].as_str(), saved["prompt_id"].as_str()) else {
+        return Ok(None);
+    };
+    let Some(service) = services.iter().find(|s| s.name == name) else {
+        log::warn("comfyui job to resume is on a backend no longer granted; starting over", &[("backend", name)]);
+        return Ok(None);
+    };
+    let backend = Backend::new(service.clone());
+    match follow::status(&backend, prompt_id).await {
+        Ok(follow::Status::Gone(why)) => {
+            log::warn("comfyui job to resume is gone; starting over", &[("prompt_id", prompt_id), ("why", &why)]);
+            return Ok(None);
+        }
+        Err(e) => {
+            log::warn("cannot check the comfyui job to resume; starting over", &[("prompt_id", prompt_id), ("error", &e.to_string())]);
+            return Ok(None);
+        }
+        Ok(_) => {}
+    }
+    let uploads = saved["uploads"].as_object().cloned().unwrap_or_default();
+    for (param, value) in &uploads {
+        instance.set(param, value)?;
+    }
+    log::info("resuming comfyui job", &[("backend", name), ("prompt_id", prompt_id)]);
+    Progress::stage("queued")
+        .fraction(0.05)
+        .message(format!("resumed job {prompt_id} on {name}, submitted before the restart"))
+        .report();
+    let ws = crate::websocket::connect(&backend.ws_url(&cx.id), backend.name()).ok();
+    let done = finish(cx, backend, ws, prompt_id.to_string(), instance.clone(), uploads, wf, opts, (t0, Duration::ZERO)).await;
+    forget(cx);
+    done.map(Some)
 }

@@ -1,0 +1,294 @@
+//! The run journal: every invocation is recorded before the skill starts
+//! (skill, input, invocation id, the process running it) and updated when it
+//! ends, one small JSON file per run, written atomically. A run whose process
+//! died midway (killed, crashed, the Mac went to sleep) shows as
+//! *interrupted*: `c41 runs` lists it and `c41 resume` calls the skill again
+//! with the same input and the same invocation id. Skills that keep the job
+//! they submitted in their state (the ComfyUI skills) then follow that job
+//! on the server instead of generating it again.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// How many run records are kept; older ones are pruned as new runs start.
+pub const KEEP: usize = 200;
+
+/// Where a run stands, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recorded {
+    /// Started, not yet ended (or its process died: see [`RunRecord::status`]).
+    Running,
+    /// Ended with an outcome.
+    Ok,
+    /// Ended with an error.
+    Failed,
+}
+
+/// Where a run stands, as shown to people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Its process is still at it.
+    Running,
+    /// Its process is gone and it never ended: `c41 resume` picks it up.
+    Interrupted,
+    /// Ended with an outcome.
+    Ok,
+    /// Ended with an error.
+    Failed,
+}
+
+impl Status {
+    /// The word shown in `c41 runs`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Interrupted => "interrupted",
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// One run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The invocation id (a uuid), given to the skill.
+    pub id: String,
+    /// The skill.
+    pub skill: String,
+    /// The input as given (after schema defaults, before file resolution),
+    /// so a resume resolves `artifact:` references and paths again.
+    pub input: Value,
+    /// Start, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// The process that runs it.
+    pub pid: u32,
+    /// What the journal says.
+    pub recorded: Recorded,
+    /// End, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    /// The outcome's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The stored files (absolute paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
+    /// The error, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How many times it was resumed.
+    #[serde(default)]
+    pub resumed: u32,
+}
+
+impl RunRecord {
+    /// Where the run stands: a run recorded as running whose process is
+    /// gone was interrupted.
+    pub fn status(&self) -> Status {
+        match self.recorded {
+            Recorded::Ok => Status::Ok,
+            Recorded::Failed => Status::Failed,
+            Recorded::Running if process_alive(self.pid) => Status::Running,
+            Recorded::Running => Status::Interrupted,
+        }
+    }
+}
+
+/// Whether a process is alive (a reused pid reads as alive: the run then
+/// shows as running until that process ends too).
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    // Signal 0 checks existence and permission without sending anything.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn process_alive(_pid: u32) -> bool {
+    true
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Why `c41 resume RUN` found nothing to resume.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    /// No record matches.
+    #[error("no run `{0}` (`c41 runs` lists the recent ones)")]
+    NotFound(String),
+    /// Several records match the prefix.
+    #[error("`{0}` matches several runs ({1}); give more of the id")]
+    Ambiguous(String, String),
+}
+
+/// The journal directory.
+#[derive(Debug, Clone)]
+pub struct RunLog {
+    dir: PathBuf,
+}
+
+impl RunLog {
+    /// A journal in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        RunLog { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records a run that is starting, in this process.
+    pub fn start(&self, id: &str, skill: &str, input: &Value, resumed: u32) -> RunRecord {
+        let rec = RunRecord {
+            id: id.to_string(),
+            skill: skill.to_string(),
+            input: input.clone(),
+            started_ms: now_ms(),
+            pid: std::process::id(),
+            recorded: Recorded::Running,
+            finished_ms: None,
+            text: None,
+            files: Vec::new(),
+            error: None,
+            resumed,
+        };
+        self.write(&rec);
+        self.prune();
+        rec
+    }
+
+    /// Records how a run ended.
+    pub fn finish(&self, mut rec: RunRecord, outcome: Result<(&str, Vec<PathBuf>), String>) {
+        rec.finished_ms = Some(now_ms());
+        match outcome {
+            Ok((text, files)) => {
+                rec.recorded = Recorded::Ok;
+                rec.text = Some(text.to_string());
+                rec.files = files;
+            }
+            Err(e) => {
+                rec.recorded = Recorded::Failed;
+                rec.error = Some(e);
+            }
+        }
+        self.write(&rec);
+    }
+
+    /// Writes `rec` atomically (temp file, fsync, rename). The journal is a
+    /// convenience: failing to write it is logged, never fatal to the run.
+    fn write(&self, rec: &RunRecord) {
+        let r = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.dir)?;
+            let path = self.dir.join(format!("{}.json", rec.id));
+            let tmp = self.dir.join(format!(".{}.json.tmp", rec.id));
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = r {
+            tracing::warn!(dir = %self.dir.display(), run = %rec.id, "cannot write the run journal: {e}");
+        }
+    }
+
+    /// Every readable record, newest first.
+    pub fn list(&self) -> Vec<RunRecord> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut runs: Vec<RunRecord> = entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json") && !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+            .collect();
+        runs.sort_by(|a: &RunRecord, b| b.started_ms.cmp(&a.started_ms));
+        runs
+    }
+
+    /// The run whose id is or starts with `prefix`.
+    pub fn find(&self, prefix: &str) -> Result<RunRecord, FindError> {
+        let prefix = prefix.trim();
+        let mut matches: Vec<RunRecord> =
+            self.list().into_iter().filter(|r| !prefix.is_empty() && r.id.starts_with(prefix)).collect();
+        match matches.len() {
+            0 => Err(FindError::NotFound(prefix.to_string())),
+            1 => Ok(matches.remove(0)),
+            _ => Err(FindError::Ambiguous(
+                prefix.to_string(),
+                matches.iter().take(4).map(|r| r.id[..8.min(r.id.len())].to_string()).collect::<Vec<_>>().join(", "),
+            )),
+        }
+    }
+
+    /// Keeps the newest [`KEEP`] records.
+    fn prune(&self) {
+        for old in self.list().into_iter().skip(KEEP) {
+            let _ = std::fs::remove_file(self.dir.join(format!("{}.json", old.id)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn records_start_and_end_and_finds_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RunLog::new(dir.path().join("runs"));
+        let a = log.start("aaaa1111-0000", "tts", &json!({"text": "hi"}), 0);
+        assert_eq!(a.status(), Status::Running, "our own process is alive");
+        log.finish(a, Ok(("spoke", vec![PathBuf::from("/out/a.wav")])));
+        let b = log.start("aaaa2222-0000", "comfyui-video", &json!({"prompt": "boat"}), 0);
+        log.finish(b, Err("comfyui answered 500".into()));
+
+        let runs = log.list();
+        assert_eq!(runs.len(), 2);
+        let a = log.find("aaaa1").unwrap();
+        assert_eq!((a.status(), a.text.as_deref(), a.files.len()), (Status::Ok, Some("spoke"), 1));
+        assert_eq!(log.find("aaaa2").unwrap().status(), Status::Failed);
+        assert!(matches!(log.find("aaaa"), Err(FindError::Ambiguous(..))));
+        assert!(matches!(log.find("zzz"), Err(FindError::NotFound(_))));
+        assert!(matches!(log.find(""), Err(FindError::NotFound(_))));
+        assert!(!dir.path().join("runs").read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_run_whose_process_died_is_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RunLog::new(dir.path());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let mut rec = log.start("dead-run", "comfyui-video", &json!({}), 0);
+        rec.pid = pid;
+        log.write(&rec);
+        assert_eq!(log.find("dead").unwrap().status(), Status::Interrupted);
+    }
+
+    #[test]
+    fn keeps_only_the_newest_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RunLog::new(dir.path());
+        for i in 0..KEEP + 3 {
+            let mut rec = log.start(&format!("run-{i:04}"), "tts", &json!({}), 0);
+            rec.started_ms = i as u64;
+            log.write(&rec);
+        }
+        log.prune();
+        let runs = log.list();
+        assert_eq!(runs.len(), KEEP);
+        assert_eq!(runs[0].id, format!("run-{:04}", KEEP + 2), "newest first");
+    }
+}
