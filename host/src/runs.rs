@@ -210,7 +210,7 @@ impl RunLog {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".json") && !e.file_name().to_string_lossy().starts_with('.'))
             .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
             .collect();
-        runs.sort_by(|a: &RunRecord, b| b.started_ms.cmp(&a.started_ms));
+        runs.sort_by_key(|r: &RunRecord| std::cmp::Reverse(r.started_ms));
         runs
     }
 

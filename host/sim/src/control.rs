@@ -325,6 +325,16 @@ async fn clear(State(t): T) -> Response {
     }
 }
 
+/// A `c41-sim-fault` header that does not parse: answered with 400.
+#[derive(Debug)]
+pub(crate) struct BadHeader(String);
+
+impl IntoResponse for BadHeader {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, self.0).into_response()
+    }
+}
+
 /// What the `c41-sim-fault` header asks of one request.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RequestFault {
@@ -338,14 +348,12 @@ impl RequestFault {
     /// Reads the header (faults separated by commas); a fault that does not
     /// parse or does not make sense for one request is answered with 400,
     /// naming the header, so a typo is never silently ignored.
-    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<RequestFault, Response> {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<RequestFault, BadHeader> {
         let mut rf = RequestFault::default();
         let Some(v) = headers.get(HEADER) else {
             return Ok(rf);
         };
-        let bad = |msg: String| {
-            (StatusCode::BAD_REQUEST, format!("{HEADER} header: {msg}")).into_response()
-        };
+        let bad = |msg: String| BadHeader(format!("{HEADER} header: {msg}"));
         let text = v.to_str().map_err(|_| bad("not text".into()))?;
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part.parse::<FaultSpec>().map_err(&bad)? {
@@ -430,7 +438,7 @@ mod tests {
         assert_eq!(rf, RequestFault { delay: Duration::from_millis(20), fail: Some(502) });
 
         h.insert(HEADER, "fail=3x503".parse().unwrap());
-        let resp = RequestFault::from_headers(&h).unwrap_err();
+        let resp = RequestFault::from_headers(&h).unwrap_err().into_response();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 
         assert_eq!(RequestFault::from_headers(&HeaderMap::new()).unwrap(), RequestFault::default());

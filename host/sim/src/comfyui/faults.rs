@@ -122,7 +122,7 @@ pub(crate) async fn middleware(
 ) -> Response {
     let own = match crate::control::RequestFault::from_headers(req.headers()) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(bad) => return bad.into_response(),
     };
     let delay = faults.faults.lock().delay;
     if !delay.is_zero() {

@@ -407,7 +407,7 @@ async fn request_fault(
 ) -> axum::response::Response {
     let fault = match crate::control::RequestFault::from_headers(req.headers()) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(bad) => return axum::response::IntoResponse::into_response(bad),
     };
     let armed = shared.first_byte_delay();
     if !armed.is_zero() {

@@ -86,7 +86,7 @@ struct Guard {
 async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     let own = match crate::control::RequestFault::from_headers(req.headers()) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(bad) => return bad.into_response(),
     };
     let delay = g.faults.lock().delay;
     if !delay.is_zero() {
