@@ -45,7 +45,9 @@ pub fn skill_md(d: &SkillDescription, config: Option<&Path>) -> String {
          on stdout. To deliver a file to the user, copy each `MEDIA:` line exactly, on its own line, into your final \
          reply (not inside a code block).\n\n\
          Long jobs (a video) can take minutes: if exec moves the command to the background, poll it with the process \
-         tool until it exits; its final output still carries the MEDIA lines.\n\n\
+         tool until it exits; its final output still carries the MEDIA lines. If the command was killed before it \
+         finished, `c41 runs` lists it as interrupted and `c41 resume <run id>` finishes it (a job already running \
+         on the workstation is followed, not started again).\n\n\
          Exit code 0: success. 1: the skill ran and failed (the message says why: a refused request, a backend error, \
          a limit). 2: the input was refused (the message names the field); fix it and run again.\n",
     );
