@@ -292,3 +292,26 @@ fn sim_arms_faults_from_the_command_line() {
     assert!(stderr.contains("Faults armed: comfyui:fail=2x503, tts:down"), "{stderr}");
     assert!(stderr.contains("/c41-sim/faults"), "{stderr}");
 }
+
+/// The per-request fault header, attached by the host to every call a skill
+/// makes through a service (`headers` in the config): the simulated TTS
+/// fails exactly those calls, in its own error shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_header_breaks_a_skills_requests_to_the_simulator() {
+    let tts = c41_sim::services::tts::TtsSim::default();
+    let addr = tts.start("127.0.0.1:0").await.unwrap();
+    let config = |header: &str| {
+        format!(
+            "output-dir = \"{{out}}\"\n[services.tts]\nurl = \"http://{addr}\"\n{header}\n[skills.tts]\ngrants = [\"tts\"]\n"
+        )
+    };
+    let broken = harness(&config("headers = { c41-sim-fault = \"fail=503\" }"), &[]).await;
+    let (r, _) = broken.run("tts", serde_json::json!({"text": "hello"})).await;
+    let (service, status, message) = backend_error(r);
+    assert_eq!((service.as_str(), status), ("tts", Some(503)), "{message}");
+    assert!(broken.output_files().is_empty());
+
+    let fine = harness(&config(""), &[]).await;
+    let (r, _) = fine.run("tts", serde_json::json!({"text": "hello"})).await;
+    assert_eq!(r.expect("without the header the same call works").artifacts.len(), 1);
+}
