@@ -183,7 +183,23 @@ pub(crate) struct Aac {
     pub asc: Vec<u8>,
     pub packets: Vec<Vec<u8>>,
     pub bitrate: u32,
+    /// Samples per channel of the PCM that was encoded: what players must
+    /// present (the packets hold the encoder's priming and whole frames).
+    pub frames: u64,
 }
+
+/// The AAC encoding of `pcm` as (AudioSpecificConfig, packets), for the
+/// test that measures the priming.
+#[cfg(test)]
+pub(crate) fn encode_aac_for_tests(pcm: &Pcm) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let a = encode_aac(pcm).expect("aac encodes");
+    (a.asc, a.packets)
+}
+
+/// The encoder's priming: decoded audio lags the input by one AAC frame
+/// (measured: the cross-correlation of input and decoded output peaks at
+/// exactly 1024 samples). The audio track's edit list skips it.
+const AAC_PRIMING: u32 = 1024;
 
 fn encode_aac(pcm: &Pcm) -> Result<Aac> {
     let channels = pcm.channels.clamp(1, 2);
@@ -213,6 +229,7 @@ fn encode_aac(pcm: &Pcm) -> Result<Aac> {
         asc: rusty_aac::audio_specific_config_bytes(pcm.sample_rate, channels),
         packets,
         bitrate,
+        frames: (samples.len() / usize::from(channels)) as u64,
     })
 }
 
@@ -469,7 +486,16 @@ fn audio_trak(a: &Aac, offset: u32, duration_ms: u32) -> Vec<u8> {
             minf,
         ]),
     );
-    bx(b"trak", &cat(&[tkhd(2, duration_ms, true, 0, 0), mdia]))
+    bx(b"trak", &cat(&[tkhd(2, duration_ms, true, 0, 0), edts(duration_ms, AAC_PRIMING), mdia]))
+}
+
+/// An edit list of one segment: present `duration_ms` of the media starting
+/// at `media_time` (in the track's timescale), as ffmpeg writes to hide AAC
+/// priming.
+fn edts(duration_ms: u32, media_time: u32) -> Vec<u8> {
+    let mut e = W(Vec::new());
+    e.u32(1).u32(duration_ms).u32(media_time).u16(1).u16(0);
+    bx(b"edts", &full(b"elst", 0, 0, &e.0))
 }
 
 fn mux(v: &H264, a: Option<&Aac>) -> Vec<u8> {
@@ -494,7 +520,7 @@ fn mux(v: &H264, a: Option<&Aac>) -> Vec<u8> {
     let mut traks = vec![video_trak(v, mdat_start as u32, v_ms)];
     let mut total_ms = v_ms;
     if let Some(a) = a {
-        let a_ms = (a.packets.len() as u64 * 1024 * 1000 / u64::from(a.sample_rate)) as u32;
+        let a_ms = (a.frames * 1000).div_ceil(u64::from(a.sample_rate)) as u32;
         total_ms = total_ms.max(a_ms);
         traks.push(audio_trak(a, (mdat_start + video_len) as u32, a_ms));
     }
@@ -504,3 +530,4 @@ fn mux(v: &H264, a: Option<&Aac>) -> Vec<u8> {
     out.extend(bx(b"moov", &cat(&moov)));
     out
 }
+

@@ -163,3 +163,31 @@ fn mp3_webp_webm_are_accepted_by_ffprobe() {
         assert_eq!(p["format"]["format_name"], "webp_pipe");
     }
 }
+
+/// The audio track's edit list skips the AAC encoder's 1024-sample priming
+/// (measured by decoding: input and output correlate best at that lag) and
+/// presents exactly the PCM's length, so sound starts with the first frame.
+#[test]
+fn mp4_audio_edit_list_hides_the_priming() {
+    let rate = 48_000;
+    let pcm = Pcm { sample_rate: rate, channels: 1, samples: vec![0.1; rate as usize / 2] };
+    let bytes = mp4(&frames(32, 32, 4), 8.0, Some(&pcm)).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"elst").expect("an elst box");
+    let field = |i: usize| u32::from_be_bytes(bytes[at + 4 + i * 4..at + 8 + i * 4].try_into().unwrap());
+    assert_eq!(field(1), 1, "one segment");
+    assert_eq!(field(2), 500, "presents 500 ms (the movie timescale is 1000)");
+    assert_eq!(field(3), 1024, "starts after the priming");
+
+    // The decoded media really lags by 1024 samples: a click comes out there.
+    let mut click = vec![0.0f32; rate as usize / 2];
+    for (i, s) in click[6000..6064].iter_mut().enumerate() {
+        *s = if i % 2 == 0 { 0.9 } else { -0.9 };
+    }
+    let pcm = Pcm { sample_rate: rate, channels: 1, samples: click.clone() };
+    let a = super::mp4::encode_aac_for_tests(&pcm);
+    let mut dec = rusty_aac::AacDecoder::with_config_bytes(&a.0).unwrap();
+    let out: Vec<f32> = a.1.iter().flat_map(|p| dec.decode(p, None).unwrap().samples).collect();
+    let corr = |lag: usize| -> f32 { click.iter().enumerate().filter(|(i, _)| i + lag < out.len()).map(|(i, s)| s * out[i + lag]).sum() };
+    let best = (0..2048).max_by(|a, b| corr(*a).total_cmp(&corr(*b))).unwrap();
+    assert_eq!(best, 1024);
+}

@@ -32,11 +32,11 @@
 //!   shows a closed mouth and speech visibly moves it;
 //! - an AAC-LC track: the uploaded audio re-encoded at its own sample rate,
 //!   except that rates below 32 kHz are resampled (linearly) to 48 kHz; more
-//!   than two channels are cut to the first two. The track is as long as
-//!   the input plus the encoder's priming and padding (at most two AAC
-//!   frames, 2 × 1024 samples: `crate::media`'s muxer writes no edit list),
-//!   which is why low rates are raised: it keeps the priming delay, and so
-//!   the lip-sync offset, under one video frame.
+//!   than two channels are cut to the first two. Its edit list skips the
+//!   encoder's 1024-sample priming, so the sound starts with the first
+//!   frame (no lip-sync offset) and is presented exactly as long as the
+//!   input; the media itself holds whole AAC frames (up to two more, 2 ×
+//!   1024 samples, than the input).
 //!
 //! The output is a pure function of the inputs: the bar's colour comes from
 //! `prompt`, `seed` and `steps`, so changing any of them changes the bytes,

@@ -24,9 +24,10 @@
 //! AAC-LC mono 44.1 kHz track of generated sound. Like MMAudio, the clip is
 //! cut to `duration`: the output has `min(frames, round(duration × fps))`
 //! frames and the sound is generated for exactly that long, so a video
-//! longer than `duration` gives `duration` seconds of both. (The AAC track
-//! reads up to two AAC frames, 2 × 1024 samples ≈ 46 ms, longer: encoder
-//! priming and padding, as `crate::media`'s muxer writes no edit list.) Should the decoder reject the
+//! longer than `duration` gives `duration` seconds of both. (The AAC media
+//! holds whole 1024-sample frames after the encoder's 1024-sample priming;
+//! the track's edit list skips the priming and presents exactly the sound's
+//! length, as ffmpeg's muxer does.) Should the decoder reject the
 //! stream (profiles beyond Baseline/Main/most of High), the frames are
 //! replaced by a synthetic gradient of the same size, rate and length, and
 //! the request log says `decoded: false`.
