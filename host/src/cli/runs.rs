@@ -85,6 +85,10 @@ pub struct ResumeArgs {
     /// Print one JSON object instead of text and MEDIA: lines.
     #[arg(long)]
     pub json: bool,
+    /// Resume even though the run's process still seems alive (its pid was
+    /// reused by another program after a reboot, say).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl ResumeArgs {
@@ -98,8 +102,11 @@ impl ResumeArgs {
         };
         let short = &record.id[..8.min(record.id.len())];
         match record.status() {
-            Status::Running => {
-                eprintln!("error: run {short} ({}) is still running in process {}", record.skill, record.pid);
+            Status::Running if !self.force => {
+                eprintln!(
+                    "error: run {short} ({}) is still running in process {} (if that process is something else now, add --force)",
+                    record.skill, record.pid
+                );
                 return Ok(ExitCode::from(2));
             }
             Status::Ok => {
@@ -109,7 +116,7 @@ impl ResumeArgs {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            Status::Interrupted | Status::Failed => {}
+            Status::Running | Status::Interrupted | Status::Failed => {}
         }
         eprintln!("resuming run {short} ({}) started {}", record.skill, age(record.started_ms));
         let app = ctx.app().await?;
