@@ -139,6 +139,7 @@ impl App {
         for name in ignored {
             tracing::warn!(skill, service = %name, "granted in the config but not declared by the skill; not granted");
         }
+        let (id, resumed) = resuming.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), 0));
         let request = InvokeRequest {
             input,
             files,
@@ -149,10 +150,8 @@ impl App {
             events,
             cancel,
             state: Some(self.state.clone()),
-            invocation_id: None,
+            invocation_id: Some(id.clone()),
         };
-        let (id, resumed) = resuming.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), 0));
-        let request = InvokeRequest { invocation_id: Some(id.clone()), ..request };
         let record = self.runs.as_ref().map(|log| log.start(&id, skill, &given, resumed));
         tracing::info!(skill, run = %id, "invoking");
         let result = loaded.invoke(request).await;

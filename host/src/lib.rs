@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod events;
+mod files;
 pub mod imports;
 pub mod input;
 pub mod mcp;

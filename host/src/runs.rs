@@ -9,7 +9,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// How many run records are kept; older ones are pruned as new runs start.
@@ -116,9 +115,6 @@ fn process_alive(_pid: u32) -> bool {
     true
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// Why `c41 resume RUN` found nothing to resume.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +150,7 @@ impl RunLog {
             id: id.to_string(),
             skill: skill.to_string(),
             input: input.clone(),
-            started_ms: now_ms(),
+            started_ms: crate::files::now_ms(),
             pid: std::process::id(),
             recorded: Recorded::Running,
             finished_ms: None,
@@ -170,7 +166,7 @@ impl RunLog {
 
     /// Records how a run ended.
     pub fn finish(&self, mut rec: RunRecord, outcome: Result<(&str, Vec<PathBuf>), String>) {
-        rec.finished_ms = Some(now_ms());
+        rec.finished_ms = Some(crate::files::now_ms());
         match outcome {
             Ok((text, files)) => {
                 rec.recorded = Recorded::Ok;
@@ -188,15 +184,10 @@ impl RunLog {
     /// Writes `rec` atomically (temp file, fsync, rename). The journal is a
     /// convenience: failing to write it is logged, never fatal to the run.
     fn write(&self, rec: &RunRecord) {
-        let r = (|| -> std::io::Result<()> {
-            std::fs::create_dir_all(&self.dir)?;
-            let path = self.dir.join(format!("{}.json", rec.id));
-            let tmp = self.dir.join(format!(".{}.json.tmp", rec.id));
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
+        let path = self.dir.join(format!("{}.json", rec.id));
+        let r = serde_json::to_vec_pretty(rec)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| crate::files::write_atomically(&path, &bytes));
         if let Err(e) = r {
             tracing::warn!(dir = %self.dir.display(), run = %rec.id, "cannot write the run journal: {e}");
         }
@@ -229,8 +220,13 @@ impl RunLog {
         }
     }
 
-    /// Keeps the newest [`KEEP`] records.
+    /// Keeps the newest [`KEEP`] records. Runs on every start, so it only
+    /// counts directory entries unless there is something to prune.
     fn prune(&self) {
+        let count = std::fs::read_dir(&self.dir).map(|d| d.count()).unwrap_or(0);
+        if count <= KEEP {
+            return;
+        }
         for old in self.list().into_iter().skip(KEEP) {
             let _ = std::fs::remove_file(self.dir.join(format!("{}.json", old.id)));
         }

@@ -325,6 +325,52 @@ async fn clear(State(t): T) -> Response {
     }
 }
 
+/// How one simulator turns a fault into a reply, for [`gate`].
+pub(crate) struct Gate<A, F> {
+    /// The armed delay every request waits first.
+    pub delay: Duration,
+    /// Takes one armed failure for this request, if any (called only when
+    /// the request's own header asked for none).
+    pub armed: A,
+    /// The failure reply, in the service's own shape.
+    pub fail: F,
+    /// Read the whole body before failing, as servers that parse the form
+    /// before their handler runs (uvicorn) do; the client then gets to
+    /// finish its upload and read the status.
+    pub drain: bool,
+}
+
+/// The one fault path of every simulator's middleware: the request's own
+/// `c41-sim-fault` header (400 if it does not parse), then the armed delay,
+/// then the header's or an armed failure, else the handler.
+pub(crate) async fn gate<A, F>(req: axum::extract::Request, next: axum::middleware::Next, g: Gate<A, F>) -> Response
+where
+    A: FnOnce(&axum::extract::Request) -> Option<u16>,
+    F: FnOnce(&axum::extract::Request, StatusCode) -> Response,
+{
+    let own = match RequestFault::from_headers(req.headers()) {
+        Ok(f) => f,
+        Err(bad) => return bad.into_response(),
+    };
+    if !g.delay.is_zero() {
+        tokio::time::sleep(g.delay).await;
+    }
+    let failure = match own.run().await {
+        Some(code) => Some(code),
+        None => (g.armed)(&req).map(|s| StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)),
+    };
+    match failure {
+        Some(code) => {
+            let resp = (g.fail)(&req, code);
+            if g.drain {
+                let _ = axum::body::to_bytes(req.into_body(), 1 << 30).await;
+            }
+            resp
+        }
+        None => next.run(req).await,
+    }
+}
+
 /// A `c41-sim-fault` header that does not parse: answered with 400.
 #[derive(Debug)]
 pub(crate) struct BadHeader(String);

@@ -6,7 +6,7 @@ use super::Ctx;
 use super::progress::CliProgress;
 use crate::app::App;
 use crate::config::{self, LoadedConfig};
-use crate::runtime::{ComponentCache, RuntimeOptions};
+use crate::runtime::RuntimeOptions;
 use crate::studio::{SimPorts, SimStudio};
 use serde_json::{Value, json};
 use c41_artifacts::StoredArtifact;
@@ -61,7 +61,7 @@ impl Args {
         let text = studio.config_toml(&out.display().to_string());
         let parsed: config::Config = toml::from_str(&text)?;
         let loaded = LoadedConfig::from_config(parsed, None)?;
-        let app = App::new(loaded, RuntimeOptions { cache_dir: ComponentCache::default_dir(), pooling: None }, &[]).await?;
+        let app = App::new(loaded, RuntimeOptions::with_default_cache(), &[]).await?;
 
         let mut failed = 0;
         let mut ran = 0;

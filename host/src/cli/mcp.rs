@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::app::App;
 use crate::mcp::McpServer;
-use crate::runtime::{ComponentCache, PoolingOptions, RuntimeOptions};
+use crate::runtime::{PoolingOptions, RuntimeOptions};
 use rmcp::ServiceExt;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,8 +30,8 @@ impl Args {
             .max()
             .unwrap_or(512 << 20);
         let options = RuntimeOptions {
-            cache_dir: ComponentCache::default_dir(),
             pooling: Some(PoolingOptions { instances: self.max_concurrent.max(1) * 2, max_memory_bytes: max_memory }),
+            ..RuntimeOptions::with_default_cache()
         };
         let app = Arc::new(App::new(config, options, &ctx.components).await?);
         tracing::info!(skills = app.catalog.iter().count(), "serving skills over MCP on stdio");

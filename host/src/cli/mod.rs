@@ -19,7 +19,7 @@ mod sim;
 
 use crate::app::App;
 use crate::config::{self, LoadedConfig};
-use crate::runtime::{ComponentCache, RuntimeOptions};
+use crate::runtime::RuntimeOptions;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,7 +130,7 @@ impl Ctx {
     /// Load the config, the engine and every skill.
     pub async fn app(&self) -> anyhow::Result<App> {
         let config = self.config()?;
-        let options = RuntimeOptions { cache_dir: ComponentCache::default_dir(), pooling: None };
+        let options = RuntimeOptions::with_default_cache();
         let app = App::new(config, options, &self.components).await?;
         for w in &app.catalog.warnings {
             eprintln!("warning: skipped a component in the skills directory: {w}");

@@ -4,21 +4,20 @@ use super::Ctx;
 use super::output::{print_failure, print_success};
 use super::progress::CliProgress;
 use crate::runs::{RunLog, RunRecord, Status};
-use crate::runtime::{ComponentCache, RuntimeOptions};
+use crate::runtime::RuntimeOptions;
 use serde_json::json;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 fn journal() -> anyhow::Result<RunLog> {
-    let options = RuntimeOptions { cache_dir: ComponentCache::default_dir(), pooling: None };
+    let options = RuntimeOptions::with_default_cache();
     let root = crate::app::state_root(&options)
         .ok_or_else(|| anyhow::anyhow!("no place for the run journal: set C41_STATE_DIR or C41_CACHE_DIR"))?;
     Ok(RunLog::new(root.join("runs")))
 }
 
 fn age(ms: u64) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    let s = now.saturating_sub(ms) / 1000;
+    let s = crate::files::now_ms().saturating_sub(ms) / 1000;
     match s {
         0..60 => format!("{s}s ago"),
         60..3600 => format!("{}m ago", s / 60),

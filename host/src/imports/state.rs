@@ -9,7 +9,6 @@ use crate::runtime::bindings::c41::skill::state::Host;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Longest key kept.
 pub const MAX_KEY: usize = 256;
@@ -29,9 +28,6 @@ pub struct StateStore {
     skills: Mutex<HashMap<String, Entries>>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 impl StateStore {
     /// A store persisted under `dir` (none: memory only).
@@ -51,7 +47,7 @@ impl StateStore {
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default()
         });
-        let now = now_ms();
+        let now = crate::files::now_ms();
         entries.retain(|_, (_, expires)| *expires > now);
         f(entries)
     }
@@ -71,26 +67,18 @@ impl StateStore {
             if ttl_ms == 0 {
                 e.remove(key);
             } else if e.len() < MAX_KEYS || e.contains_key(key) {
-                e.insert(key.to_string(), (value.to_string(), now_ms() + ttl_ms.min(MAX_TTL_MS)));
+                e.insert(key.to_string(), (value.to_string(), crate::files::now_ms() + ttl_ms.min(MAX_TTL_MS)));
             }
             serde_json::to_vec(e).unwrap_or_default()
         });
         if let Some(path) = self.file(skill)
-            && let Err(e) = write_atomically(&path, &snapshot)
+            && let Err(e) = crate::files::write_atomically(&path, &snapshot)
         {
             tracing::debug!(skill, path = %path.display(), "cannot persist skill state: {e}");
         }
     }
 }
 
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("state files live in a directory");
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
 
 impl Host for InvocationCtx {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {

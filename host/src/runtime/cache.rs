@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -66,7 +66,7 @@ impl ComponentCache {
             }
         }
         let compiled = engine.precompile_component(bytes)?;
-        if let Err(e) = write_atomically(&path, &compiled) {
+        if let Err(e) = crate::files::write_atomically(&path, &compiled) {
             tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
         }
         // SAFETY: `compiled` was produced just now by this engine.
@@ -75,12 +75,3 @@ impl ComponentCache {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("cache entries live in a directory");
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}

@@ -41,6 +41,14 @@ pub struct RuntimeOptions {
     pub pooling: Option<PoolingOptions>,
 }
 
+impl RuntimeOptions {
+    /// The CLI's engine: compiled components cached in the default cache
+    /// dir (`C41_CACHE_DIR`, else the platform cache dir), no pooling.
+    pub fn with_default_cache() -> Self {
+        RuntimeOptions { cache_dir: cache::ComponentCache::default_dir(), pooling: None }
+    }
+}
+
 /// Pooling allocator sizing.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolingOptions {

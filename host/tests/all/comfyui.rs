@@ -100,13 +100,6 @@ fn previews(events: &[Event]) -> usize {
     events.iter().filter(|e| matches!(e, Event::Preview { .. })).count()
 }
 
-fn backend_error(r: Result<Invoked, RunError>) -> (Option<u16>, String) {
-    match r {
-        Err(RunError::Invoke(InvokeError::Backend { status, message, .. })) => (status, message),
-        other => panic!("expected a backend error, got {other:?}"),
-    }
-}
-
 /// A plain HTTP/1.1 call to the simulator (what another ComfyUI client does).
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -383,7 +376,7 @@ async fn a_missing_model_names_node_class_input_file_and_what_the_server_has() {
     let (sim, addr) = start(fast().with_models("vae", &["ae.safetensors", "wan_2.1_vae.safetensors"])).await;
     let h = harness(&one(addr), &[]).await;
     let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256})).await;
-    let (status, m) = backend_error(r);
+    let (_, status, m) = backend_error(r);
     assert_eq!(status, Some(400));
     for needle in ["workflow `flux2-dev`", "node 3 (VAELoader \"Load VAE\")", "input `vae_name`", "'flux2-vae.safetensors' is not installed", "ae.safetensors, wan_2.1_vae.safetensors"] {
         assert!(m.contains(needle), "{m:?} should mention {needle:?}");
@@ -397,7 +390,7 @@ async fn a_runtime_error_names_the_node_class_and_exception() {
     sim.inject(Fault::FailNode { class_type: "VAEDecode".into(), message: "CUDA out of memory. Tried to allocate 2.00 GiB".into() });
     let h = harness(&one(addr), &[]).await;
     let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
-    let (status, m) = backend_error(r);
+    let (_, status, m) = backend_error(r);
     assert_eq!(status, None);
     for needle in ["node 12 (VAEDecode \"VAE Decode\")", "RuntimeError", "CUDA out of memory"] {
         assert!(m.contains(needle), "{m:?} should mention {needle:?}");
@@ -418,7 +411,7 @@ async fn an_interrupt_on_the_server_is_reported_not_taken_for_success() {
         }
     })
     .await;
-    let (_, m) = backend_error(r);
+    let (_, _, m) = backend_error(r);
     assert!(m.contains("interrupted") && m.contains("SamplerCustomAdvanced"), "{m}");
     assert!(h.output_files().is_empty());
 }
@@ -492,7 +485,7 @@ async fn a_server_restart_mid_job_is_reported_as_a_forgotten_job() {
             }
         })
         .await;
-        let (_, m) = backend_error(r);
+        let (_, _, m) = backend_error(r);
         assert!(m.contains("forgot job") && m.contains("restarted"), "jobs_api={jobs_api}: {m}");
         assert!(started.elapsed() < Duration::from_secs(8), "noticed promptly, no hang");
         assert!(h.output_files().is_empty(), "no false success");
@@ -505,7 +498,7 @@ async fn a_download_cut_mid_stream_is_an_error_and_leaves_no_file() {
     sim.inject(Fault::DropView(Some(100)));
     let h = harness(&one(addr), &[]).await;
     let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
-    let (_, m) = backend_error(r);
+    let (_, _, m) = backend_error(r);
     assert!(m.contains(".png"), "names the file: {m}");
     assert!(h.output_files().is_empty(), "no truncated file: {:?}", h.output_files());
 }
@@ -563,7 +556,7 @@ async fn a_backend_that_is_down_is_skipped_and_all_down_is_a_clear_error() {
     let dead2 = format!("http://127.0.0.1:{}", closed_port());
     let h = harness(&config(&[("comfyui-ws1", dead.clone()), ("comfyui-ws2", dead2.clone())], "", ""), &[]).await;
     let (r, _) = h.run("comfyui-image", json!({"prompt": "x"})).await;
-    let (status, m) = backend_error(r);
+    let (_, status, m) = backend_error(r);
     assert_eq!(status, None);
     assert!(m.contains("no ComfyUI backend is reachable") && m.contains(&dead) && m.contains(&dead2), "{m}");
 }

@@ -64,26 +64,6 @@ const SCHEMA: &str = r#"{
   }
 }"#;
 
-/// Upload progress for the form: each chunk the host sends moves the
-/// "upload" stage, and the last one starts "generate": with one streamed
-/// request there is no other moment at which the upload is known to be done.
-fn upload_progress(file: String, generating: String) -> impl FnMut(u64, u64) + Send + 'static {
-    let mut shown = 0u64;
-    move |sent, total| {
-        let step = (total / 50).max(1);
-        if sent >= total || sent - shown >= step {
-            shown = sent;
-            Progress::stage("upload")
-                .fraction(0.3 * sent as f32 / total.max(1) as f32)
-                .message(format!("sending {file}: {}%", sent * 100 / total.max(1)))
-                .report();
-        }
-        if sent >= total {
-            Progress::stage("generate").fraction(0.3).message(generating.clone()).report();
-        }
-    }
-}
-
 fn header(resp: &c41_kit::wstd::http::Response<Body>, name: &str) -> Option<String> {
     resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
@@ -137,7 +117,10 @@ impl Skill for AudioGen {
         let req = match &video {
             Some(name) => {
                 Progress::stage("upload").fraction(0.0).message(format!("sending {name} ({video_size} bytes)")).report();
-                client.form_request("/process", form.on_sent(upload_progress(name.clone(), generating.clone())))?
+                let file = name.clone();
+                let sending = move |sent, total: u64| format!("sending {file}: {}%", sent * 100 / total.max(1));
+                let generate = Progress::stage("generate").fraction(0.3).message(generating.clone());
+                client.form_request("/process", form.report_upload(0.3, 50, sending, generate))?
             }
             None => {
                 Progress::stage("generate").fraction(0.1).message(generating.clone()).report();

@@ -100,30 +100,14 @@ impl ServiceClient {
     /// A `POST` of `form` to `path`, with its exact `Content-Length`; input
     /// files in the form are streamed from the host as the body is sent.
     pub fn form_request(&self, path: &str, form: Form) -> Result<Request<Body>, SkillError> {
-        Request::builder()
-            .method(Method::POST)
-            .uri(self.url(path))
-            .header("content-type", form.content_type())
-            .header("content-length", form.content_length())
-            .body(form.into_body())
-            .map_err(|e| self.fail(None, format!("bad request: {e}")))
+        form.into_request(&self.url(path), false).map_err(|e| self.fail(None, e))
     }
 
     /// Like [`form_request`](Self::form_request), but with the body built in
-    /// memory and sent whole, for small forms of text fields: a server (or
-    /// proxy) that answers before reading the body still gets its status
-    /// through, where a half-streamed body can end in a protocol error.
-    /// Input files in the form are read whole into guest memory.
+    /// memory and sent whole (see [`Form::into_request`]). Input files in the
+    /// form are read whole into guest memory.
     pub fn buffered_form_request(&self, path: &str, form: Form) -> Result<Request<Body>, SkillError> {
-        let content_type = form.content_type();
-        let length = form.content_length();
-        Request::builder()
-            .method(Method::POST)
-            .uri(self.url(path))
-            .header("content-type", content_type)
-            .header("content-length", length)
-            .body(Body::from(form.to_vec()?))
-            .map_err(|e| self.fail(None, format!("bad request: {e}")))
+        form.into_request(&self.url(path), true).map_err(|e| self.fail(None, e))
     }
 
     /// POST a multipart form to `path` (see [`form_request`](Self::form_request)).

@@ -15,8 +15,9 @@
 //! progress.
 
 use crate::inputs::File;
+use crate::progress::Progress;
 use crate::SkillError;
-use wstd::http::Body;
+use wstd::http::{Body, Method, Request};
 
 enum Content {
     Bytes(Vec<u8>),
@@ -120,6 +121,38 @@ impl Form {
         self
     }
 
+    /// Reports the upload as the form goes out: the `upload` stage moves
+    /// from 0 to `span` (overall fraction) at most `steps` times plus once at
+    /// the end, with `message(sent, total)`; when the last byte has gone,
+    /// `then` is reported (the stage that waits for the server). With one
+    /// streamed request there is no other moment at which the upload is
+    /// known to be done.
+    pub fn report_upload(
+        self,
+        span: f32,
+        steps: u64,
+        message: impl Fn(u64, u64) -> String + Send + 'static,
+        then: Progress,
+    ) -> Self {
+        let mut shown = 0u64;
+        let mut then = Some(then);
+        self.on_sent(move |sent, total| {
+            let step = (total / steps.max(1)).max(1);
+            if sent >= total || sent - shown >= step {
+                shown = sent;
+                Progress::stage("upload")
+                    .fraction(span * sent as f32 / total.max(1) as f32)
+                    .message(message(sent, total))
+                    .report();
+            }
+            if sent >= total
+                && let Some(then) = then.take()
+            {
+                then.report();
+            }
+        })
+    }
+
     /// The request's `Content-Type`, with the boundary.
     pub fn content_type(&self) -> String {
         format!("multipart/form-data; boundary={}", self.boundary)
@@ -146,6 +179,21 @@ impl Form {
     /// The body as a stream of chunks; input files are read as it is polled.
     pub fn into_body(self) -> Body {
         Body::from_try_stream(futures_lite::stream::iter(self.chunks()))
+    }
+
+    /// A `POST` of this form to `uri` with its `Content-Type` and exact
+    /// `Content-Length`; `buffered` builds the body in memory and sends it
+    /// whole (small forms of text fields: a server or proxy that answers
+    /// before reading the body still gets its status through, where a
+    /// half-streamed body can end in a protocol error), otherwise it streams.
+    pub fn into_request(self, uri: &str, buffered: bool) -> Result<Request<Body>, String> {
+        let builder = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("content-type", self.content_type())
+            .header("content-length", self.content_length());
+        let body = if buffered { Body::from(self.to_vec().map_err(|e| e.to_string())?) } else { self.into_body() };
+        builder.body(body).map_err(|e| format!("bad request {uri}: {e}"))
     }
 
     fn chunks(self) -> Chunks {

@@ -180,26 +180,12 @@ fn open_nonempty(field: &str) -> Result<inputs::File, SkillError> {
 /// host streams the files out, and announces the "generate" stage once the
 /// last byte has gone (HuMo only answers when the video is done).
 fn upload_request(client: &ServiceClient, form: Form, image: &str, audio: &str) -> Result<Request<Body>, SkillError> {
-    let service = client.service.name.clone();
-    let what = format!("{image} to {audio}");
-    let mut shown = 0u64;
-    let on_sent = move |sent: u64, total: u64| {
-        // Every 5% (and the end), not every chunk.
-        if sent == total || sent - shown >= total / 20 {
-            shown = sent;
-            Progress::stage("upload")
-                .fraction(0.1 * sent as f32 / total.max(1) as f32)
-                .message(format!("sent {} of {}", human_bytes(sent), human_bytes(total)))
-                .report();
-        }
-        if sent == total {
-            Progress::stage("generate")
-                .fraction(0.1)
-                .message(format!("{service} is lip-syncing {what} (the video comes back whole when done)"))
-                .report();
-        }
-    };
-    client.form_request("/generate", form.on_sent(on_sent))
+    let generate = Progress::stage("generate")
+        .fraction(0.1)
+        .message(format!("{} is lip-syncing {image} to {audio} (the video comes back whole when done)", client.service.name));
+    // Every 5% (and the end), not every chunk.
+    let form = form.report_upload(0.1, 20, |sent, total| format!("sent {} of {}", human_bytes(sent), human_bytes(total)), generate);
+    client.form_request("/generate", form)
 }
 
 /// Streams the reply into the artifact while reading its boxes; the

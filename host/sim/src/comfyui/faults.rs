@@ -120,22 +120,14 @@ pub(crate) async fn middleware(
     req: Request,
     next: Next,
 ) -> Response {
-    let own = match crate::control::RequestFault::from_headers(req.headers()) {
-        Ok(f) => f,
-        Err(bad) => return bad.into_response(),
+    let gate = crate::control::Gate {
+        delay: faults.faults.lock().delay,
+        armed: |_: &Request| faults.faults.take_failure(),
+        fail: |_: &Request, code: StatusCode| {
+            let text = format!("{} {}", code.as_u16(), code.canonical_reason().unwrap_or("Error"));
+            (code, text).into_response()
+        },
+        drain: false,
     };
-    let delay = faults.faults.lock().delay;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    if let Some(status) = own.run().await.map(|c| c.as_u16()).or_else(|| faults.faults.take_failure()) {
-        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let text = format!(
-            "{} {}",
-            code.as_u16(),
-            code.canonical_reason().unwrap_or("Error")
-        );
-        return (code, text).into_response();
-    }
-    next.run(req).await
+    crate::control::gate(req, next, gate).await
 }

@@ -405,25 +405,21 @@ async fn request_fault(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let fault = match crate::control::RequestFault::from_headers(req.headers()) {
-        Ok(f) => f,
-        Err(bad) => return axum::response::IntoResponse::into_response(bad),
-    };
-    let armed = shared.first_byte_delay();
-    if !armed.is_zero() {
-        tokio::time::sleep(armed).await;
-    }
-    match fault.run().await {
-        None => next.run(req).await,
-        Some(status) => {
+    let gate = crate::control::Gate {
+        delay: shared.first_byte_delay(),
+        // Armed failures are the inference requests' own (see `admit`).
+        armed: |_: &axum::extract::Request| None,
+        fail: |req: &axum::extract::Request, status: axum::http::StatusCode| {
             let msg = format!("simulated failure ({})", status.as_u16());
             if req.uri().path().starts_with("/v1/") {
                 openai::error(status, &msg, None)
             } else {
                 ollama::error(status, msg)
             }
-        }
-    }
+        },
+        drain: false,
+    };
+    crate::control::gate(req, next, gate).await
 }
 
 impl crate::control::FaultTarget for LlmSim {

@@ -84,31 +84,14 @@ struct Guard {
 }
 
 async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
-    let own = match crate::control::RequestFault::from_headers(req.headers()) {
-        Ok(f) => f,
-        Err(bad) => return bad.into_response(),
+    let gate = crate::control::Gate {
+        delay: g.faults.lock().delay,
+        // Armed failures hit the work requests, not health checks or listings.
+        armed: |req: &Request| if req.method() == Method::POST { g.faults.take_failure() } else { None },
+        fail: |_: &Request, code: StatusCode| (g.body)(code),
+        drain: true,
     };
-    let delay = g.faults.lock().delay;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let failure = match own.run().await {
-        Some(code) => Some(code),
-        None if req.method() == Method::POST => g
-            .faults
-            .take_failure()
-            .map(|s| StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)),
-        None => None,
-    };
-    match failure {
-        Some(code) => {
-            // uvicorn parses the whole form before the handler can fail, so
-            // a client always gets to finish its upload and read the status.
-            let _ = axum::body::to_bytes(req.into_body(), 1 << 30).await;
-            (g.body)(code)
-        }
-        None => next.run(req).await,
-    }
+    crate::control::gate(req, next, gate).await
 }
 
 /// uvicorn/Starlette's plain-text error body (`Internal Server Error`).

@@ -260,13 +260,7 @@ impl Backend {
             .text("subfolder", subfolder)
             .text("overwrite", "false")
             .file("image", file);
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}/upload/image", self.service.url))
-            .header("content-type", form.content_type())
-            .header("content-length", form.content_length())
-            .body(form.into_body())
-            .map_err(|e| CallError::Protocol(format!("bad request /upload/image: {e}")))?;
+        let req = form.into_request(&format!("{}/upload/image", self.service.url), false).map_err(CallError::Protocol)?;
         let resp = self.send(req, SUBMIT_TIMEOUT).await?;
         Self::json(resp, "POST /upload/image").await
     }
