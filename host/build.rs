@@ -23,10 +23,8 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=C41_GUEST_PROFILE");
 
-    let target_dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("wasm-guests");
+    let target_dir =
+        env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("wasm-guests");
     let profile = env::var("C41_GUEST_PROFILE").unwrap_or_else(|_| "release".into());
 
     ensure_wasm_target();
@@ -39,7 +37,9 @@ fn main() {
         cmd.args(["-p", pkg]);
     }
     // Flags meant for the host build must not leak into the guest build.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"] {
+    for var in
+        ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"]
+    {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("running cargo to build the guest components");
@@ -89,8 +89,11 @@ fn ensure_wasm_target() {
         return;
     }
     println!("cargo:warning=installing the wasm32-wasip2 target with rustup (needed to build the skills)");
-    let ok = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status().map(|s| s.success()).unwrap_or(false);
+    let ok =
+        Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status().map(|s| s.success()).unwrap_or(false);
     if !ok {
-        panic!("the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed; install it and build again");
+        panic!(
+            "the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed; install it and build again"
+        );
     }
 }

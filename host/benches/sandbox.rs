@@ -78,21 +78,29 @@ async fn main() {
     let body: Arc<Vec<u8>> = Arc::new((0..8 << 20).map(|i: u32| ((i * 31) >> 7) as u8).collect());
     let app_router = {
         let body = body.clone();
-        axum::Router::new().route("/blob", axum::routing::get(move || { let b = body.clone(); async move { b.as_ref().clone() } }))
+        axum::Router::new().route(
+            "/blob",
+            axum::routing::get(move || {
+                let b = body.clone();
+                async move { b.as_ref().clone() }
+            }),
+        )
     };
     // An MMAudio-shaped sink: reads the whole upload, answers a short FLAC.
-    let flac = c41_sim::media::flac(&c41_sim::media::Pcm { sample_rate: 44100, channels: 1, samples: vec![0.0; 4410] }).unwrap();
-    let app_router = app_router.route(
-        "/process",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let flac = flac.clone();
-            async move {
-                std::hint::black_box(body.len());
-                ([("content-type", "audio/flac")], flac)
-            }
-        }),
-    )
-    .layer(axum::extract::DefaultBodyLimit::disable());
+    let flac = c41_sim::media::flac(&c41_sim::media::Pcm { sample_rate: 44100, channels: 1, samples: vec![0.0; 4410] })
+        .unwrap();
+    let app_router = app_router
+        .route(
+            "/process",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let flac = flac.clone();
+                async move {
+                    std::hint::black_box(body.len());
+                    ([("content-type", "audio/flac")], flac)
+                }
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app_router).await.unwrap() });
@@ -108,7 +116,9 @@ async fn main() {
     );
     let loaded = config::parse(&text, Path::new("/bench/c41.toml")).unwrap();
     let runaway = std::path::PathBuf::from(c41::guests::TEST_GUESTS.iter().find(|(n, _)| *n == "runaway").unwrap().1);
-    let app = App::new(loaded, RuntimeOptions { cache_dir: Some(tmp.path().join("cache")), pooling: None }, &[runaway]).await.unwrap();
+    let app = App::new(loaded, RuntimeOptions { cache_dir: Some(tmp.path().join("cache")), pooling: None }, &[runaway])
+        .await
+        .unwrap();
 
     // invoke: a trivial skill call vs a trivial native task
     let invoke = time(50, || async {
@@ -116,24 +126,33 @@ async fn main() {
     })
     .await;
     let native = time(50, || async {
-        tokio::spawn(async { std::hint::black_box(serde_json::to_string(&json!({"text": "fine"})).unwrap()) }).await.unwrap();
+        tokio::spawn(async { std::hint::black_box(serde_json::to_string(&json!({"text": "fine"})).unwrap()) })
+            .await
+            .unwrap();
     })
     .await;
     report("invoke", invoke, native, "fresh sandboxed instance + call vs a native tokio task");
 
     // fetch: 8 MiB through the sandbox into the artifact store vs native hyper + file write
     let sandboxed = time(5, || async {
-        app.invoke("hello-http", json!({"path": "/blob", "name": "blob.bin"}), Arc::new(Discard), CancellationToken::new())
-            .await
-            .unwrap();
+        app.invoke(
+            "hello-http",
+            json!({"path": "/blob", "name": "blob.bin"}),
+            Arc::new(Discard),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
     })
     .await;
     let out = tmp.path().join("native.bin");
     let native = time(5, || async {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
         tokio::spawn(conn);
-        let req = http::Request::get("/blob").header("host", addr.to_string()).body(Empty::<bytes::Bytes>::new()).unwrap();
+        let req =
+            http::Request::get("/blob").header("host", addr.to_string()).body(Empty::<bytes::Bytes>::new()).unwrap();
         let resp = sender.send_request(req).await.unwrap();
         let data = resp.into_body().collect().await.unwrap().to_bytes();
         std::fs::write(&out, &data).unwrap();

@@ -82,7 +82,8 @@ impl App {
     /// Build the runtime and load every skill.
     pub async fn new(config: LoadedConfig, options: RuntimeOptions, components: &[PathBuf]) -> anyhow::Result<App> {
         let runtime = Runtime::new(options.clone()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let catalog = Catalog::load(&runtime, &config, components).await.map_err(|e: CatalogError| anyhow::anyhow!(e))?;
+        let catalog =
+            Catalog::load(&runtime, &config, components).await.map_err(|e: CatalogError| anyhow::anyhow!(e))?;
         let root = state_root(&options);
         let state = crate::imports::state::StateStore::new(root.as_ref().map(|r| r.join("state")));
         let runs = root.map(|r| RunLog::new(r.join("runs")));

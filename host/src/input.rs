@@ -158,7 +158,9 @@ impl InputSchema {
     /// Apply schema defaults for absent top-level properties, so skills and
     /// users see the same values the schema documents.
     pub fn apply_defaults(&self, input: &mut Value) {
-        let (Some(props), Some(obj)) = (self.schema.get("properties").and_then(Value::as_object), input.as_object_mut()) else {
+        let (Some(props), Some(obj)) =
+            (self.schema.get("properties").and_then(Value::as_object), input.as_object_mut())
+        else {
             return;
         };
         for (k, p) in props {
@@ -221,7 +223,11 @@ pub struct FilePolicy<'a> {
 
 /// Resolve the file fields of `input` in place (values become file names)
 /// and return where each one is.
-pub fn resolve_files(schema: &InputSchema, input: &mut Value, policy: &FilePolicy<'_>) -> Result<FileInputs, InputError> {
+pub fn resolve_files(
+    schema: &InputSchema,
+    input: &mut Value,
+    policy: &FilePolicy<'_>,
+) -> Result<FileInputs, InputError> {
     let mut files = FileInputs::default();
     let mut allowed: Vec<PathBuf> = policy.allow_dirs.iter().filter_map(|d| d.canonicalize().ok()).collect();
     if let Some(store) = policy.store {
@@ -247,7 +253,12 @@ pub fn resolve_files(schema: &InputSchema, input: &mut Value, policy: &FilePolic
     Ok(files)
 }
 
-fn resolve_one(field: &str, value: &Value, policy: &FilePolicy<'_>, allowed: &[PathBuf]) -> Result<FileInput, InputError> {
+fn resolve_one(
+    field: &str,
+    value: &Value,
+    policy: &FilePolicy<'_>,
+    allowed: &[PathBuf],
+) -> Result<FileInput, InputError> {
     let fail = |reason: String| InputError::File { field: field.to_string(), reason };
     let Some(text) = value.as_str() else {
         return Err(fail("expected a path or an artifact reference".into()));

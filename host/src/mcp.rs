@@ -70,7 +70,11 @@ impl EventSink for McpProgress {
     }
 }
 
-fn forward_progress(peer: Peer<RoleServer>, token: ProgressToken, mut rx: mpsc::UnboundedReceiver<Event>) -> tokio::task::JoinHandle<()> {
+fn forward_progress(
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+    mut rx: mpsc::UnboundedReceiver<Event>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // MCP wants progress to increase with every notification.
         let mut last = 0.0f64;
@@ -149,10 +153,8 @@ impl ServerHandler for McpServer {
         }
         let input = serde_json::Value::Object(request.arguments.unwrap_or_default());
         let (tx, rx) = mpsc::unbounded_channel();
-        let forwarder = context
-            .meta
-            .get_progress_token()
-            .map(|token| forward_progress(context.peer.clone(), token, rx));
+        let forwarder =
+            context.meta.get_progress_token().map(|token| forward_progress(context.peer.clone(), token, rx));
         let events = Arc::new(McpProgress { tx });
         let result = self.app.invoke(&skill, input, events, context.ct.clone()).await;
         if let Some(f) = forwarder {

@@ -115,7 +115,6 @@ fn process_alive(_pid: u32) -> bool {
     true
 }
 
-
 /// Why `c41 resume RUN` found nothing to resume.
 #[derive(Debug, thiserror::Error)]
 pub enum FindError {
@@ -198,7 +197,9 @@ impl RunLog {
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
         let mut runs: Vec<RunRecord> = entries
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json") && !e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| {
+                e.file_name().to_string_lossy().ends_with(".json") && !e.file_name().to_string_lossy().starts_with('.')
+            })
             .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
             .collect();
         runs.sort_by_key(|r: &RunRecord| std::cmp::Reverse(r.started_ms));
@@ -256,7 +257,13 @@ mod tests {
         assert!(matches!(log.find("aaaa"), Err(FindError::Ambiguous(..))));
         assert!(matches!(log.find("zzz"), Err(FindError::NotFound(_))));
         assert!(matches!(log.find(""), Err(FindError::NotFound(_))));
-        assert!(!dir.path().join("runs").read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+        assert!(
+            !dir.path().join("runs").read_dir().unwrap().any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp"))
+        );
     }
 
     #[cfg(unix)]

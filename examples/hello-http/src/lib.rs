@@ -37,7 +37,8 @@ impl Skill for HelloHttp {
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Fetch a URL from a granted HTTP service and store the body as a file.".into(),
             input_schema: SCHEMA.into(),
-            output: "text: what was fetched; one artifact: the response body; data: {url, status, bytes, content_type}".into(),
+            output: "text: what was fetched; one artifact: the response body; data: {url, status, bytes, content_type}"
+                .into(),
             services: vec!["http".into()],
         }
     }
@@ -50,9 +51,7 @@ impl Skill for HelloHttp {
         };
         Progress::stage("connect").fraction(0.0).message(format!("GET {url}")).report();
 
-        let request = Request::get(&url)
-            .body(Body::empty())
-            .map_err(|e| SkillError::invalid("url", e.to_string()))?;
+        let request = Request::get(&url).body(Body::empty()).map_err(|e| SkillError::invalid("url", e.to_string()))?;
         let response = Client::new()
             .send(request)
             .await

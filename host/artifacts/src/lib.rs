@@ -110,20 +110,14 @@ const MIME_TABLE: &[(&str, &str)] = &[
 
 /// The MIME type for a file extension (without the dot, any case), if known.
 pub fn mime_for_extension(ext: &str) -> Option<&'static str> {
-    MIME_TABLE
-        .iter()
-        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
-        .map(|&(_, m)| m)
+    MIME_TABLE.iter().find(|(e, _)| e.eq_ignore_ascii_case(ext)).map(|&(_, m)| m)
 }
 
 /// The preferred file extension (without the dot) for a MIME type, if known.
 /// Parameters such as `; charset=utf-8` are ignored.
 pub fn extension_for_mime(mime: &str) -> Option<&'static str> {
     let essence = mime.split(';').next().unwrap_or("").trim();
-    MIME_TABLE
-        .iter()
-        .find(|(_, m)| m.eq_ignore_ascii_case(essence))
-        .map(|&(e, _)| e)
+    MIME_TABLE.iter().find(|(_, m)| m.eq_ignore_ascii_case(essence)).map(|&(e, _)| e)
 }
 
 /// Why storing or resolving an artifact failed.
@@ -177,10 +171,7 @@ pub enum ArtifactError {
 
 /// Attaches the path an I/O error was about.
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArtifactError + '_ {
-    move |source| ArtifactError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| ArtifactError::Io { path: path.to_path_buf(), source }
 }
 
 /// A finished, stored artifact.
@@ -232,12 +223,7 @@ impl ArtifactStore {
     /// Starts a new artifact. `suggested_name` comes from the skill and is
     /// only a hint (see the crate docs); `mime` may be empty to derive it from
     /// the name's extension. Writes beyond `max_bytes` fail.
-    pub fn create(
-        &self,
-        suggested_name: &str,
-        mime: &str,
-        max_bytes: u64,
-    ) -> Result<PendingArtifact, ArtifactError> {
+    pub fn create(&self, suggested_name: &str, mime: &str, max_bytes: u64) -> Result<PendingArtifact, ArtifactError> {
         let plan = plan_name(suggested_name, mime)?;
         let mut builder = tempfile::Builder::new();
         builder.prefix(PARTIAL_PREFIX);
@@ -249,13 +235,7 @@ impl ArtifactStore {
             builder.permissions(fs::Permissions::from_mode(0o666));
         }
         let file = builder.tempfile_in(&self.dir).map_err(io_err(&self.dir))?;
-        Ok(PendingArtifact {
-            dir: self.dir.clone(),
-            plan,
-            max_bytes,
-            bytes: 0,
-            open: Some((file, Sha256::new())),
-        })
+        Ok(PendingArtifact { dir: self.dir.clone(), plan, max_bytes, bytes: 0, open: Some((file, Sha256::new())) })
     }
 
     /// Resolves `artifact:<hex>` (a full sha256 or a prefix of at least 8 hex
@@ -266,9 +246,7 @@ impl ArtifactStore {
     /// are not ambiguous: the content is what a reference names, and the
     /// first file name in sorted order is returned.
     pub fn resolve(&self, reference: &str) -> Result<StoredArtifact, ArtifactError> {
-        let invalid = |why: &str| ArtifactError::InvalidName {
-            reason: format!("`{reference}`: {why}"),
-        };
+        let invalid = |why: &str| ArtifactError::InvalidName { reason: format!("`{reference}`: {why}") };
         let body = reference
             .strip_prefix(REFERENCE_PREFIX)
             .ok_or_else(|| invalid("expected artifact:<sha256> or artifact:<file name>"))?;
@@ -282,8 +260,7 @@ impl ArtifactStore {
             return self.resolve_hash(reference, &body.to_ascii_lowercase());
         }
         let mut components = Path::new(body).components();
-        let single_normal =
-            matches!(components.next(), Some(Component::Normal(_))) && components.next().is_none();
+        let single_normal = matches!(components.next(), Some(Component::Normal(_))) && components.next().is_none();
         if !single_normal || body.contains(['/', '\\', '\0']) {
             return Err(invalid("not a plain file name inside the output directory"));
         }
@@ -313,8 +290,7 @@ impl ArtifactStore {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if name.starts_with('.') || !name_hash(&name).is_some_and(|t| t.starts_with(tag_query))
-            {
+            if name.starts_with('.') || !name_hash(&name).is_some_and(|t| t.starts_with(tag_query)) {
                 continue;
             }
             // DirEntry::file_type does not follow symlinks, so they are skipped.
@@ -351,23 +327,13 @@ impl ArtifactStore {
     }
 
     fn stored(&self, file_name: String, sha256: String, bytes: u64) -> StoredArtifact {
-        let mime = extension_of(&file_name)
-            .and_then(mime_for_extension)
-            .unwrap_or(FALLBACK_MIME);
-        StoredArtifact {
-            path: self.dir.join(&file_name),
-            file_name,
-            mime: mime.to_string(),
-            bytes,
-            sha256,
-        }
+        let mime = extension_of(&file_name).and_then(mime_for_extension).unwrap_or(FALLBACK_MIME);
+        StoredArtifact { path: self.dir.join(&file_name), file_name, mime: mime.to_string(), bytes, sha256 }
     }
 }
 
 fn not_found(reference: &str) -> ArtifactError {
-    ArtifactError::NotFound {
-        reference: reference.to_string(),
-    }
+    ArtifactError::NotFound { reference: reference.to_string() }
 }
 
 /// An artifact being written. Finish it with [`PendingArtifact::finish`];
@@ -389,15 +355,10 @@ impl PendingArtifact {
     /// [`ArtifactError::Closed`].
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), ArtifactError> {
         let (file, hasher) = self.open.as_mut().ok_or(ArtifactError::Closed)?;
-        let within_limit = self
-            .bytes
-            .checked_add(chunk.len() as u64)
-            .filter(|&total| total <= self.max_bytes);
+        let within_limit = self.bytes.checked_add(chunk.len() as u64).filter(|&total| total <= self.max_bytes);
         let Some(total) = within_limit else {
             self.open = None;
-            return Err(ArtifactError::TooLarge {
-                limit: self.max_bytes,
-            });
+            return Err(ArtifactError::TooLarge { limit: self.max_bytes });
         };
         if let Err(source) = file.write_all(chunk) {
             let path = file.path().to_path_buf();
@@ -426,13 +387,8 @@ impl PendingArtifact {
         let sha256 = hex::encode(hasher.finalize());
         let file_name = self.plan.file_name(&sha256[..NAME_HASH_LEN]);
         let path = self.dir.join(&file_name);
-        let stored = StoredArtifact {
-            path: path.clone(),
-            file_name,
-            mime: self.plan.mime.clone(),
-            bytes: self.bytes,
-            sha256,
-        };
+        let stored =
+            StoredArtifact { path: path.clone(), file_name, mime: self.plan.mime.clone(), bytes: self.bytes, sha256 };
 
         match file.persist_noclobber(&path) {
             Ok(_) => {
@@ -446,10 +402,7 @@ impl PendingArtifact {
                     Ok(meta) => meta,
                     Err(_) => return Err(io_err(&path)(err.error)),
                 };
-                if existing.is_file()
-                    && existing.len() == stored.bytes
-                    && hash_file(&path)?.0 == stored.sha256
-                {
+                if existing.is_file() && existing.len() == stored.bytes && hash_file(&path)?.0 == stored.sha256 {
                     Ok(stored)
                 } else {
                     Err(ArtifactError::Corrupt { path })
@@ -463,9 +416,7 @@ impl PendingArtifact {
 /// on Windows, where the rename is already durable enough.
 fn sync_dir(dir: &Path) -> Result<(), ArtifactError> {
     #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
@@ -511,17 +462,8 @@ impl NamePlan {
 fn plan_name(suggested_name: &str, mime: &str) -> Result<NamePlan, ArtifactError> {
     let mime = normalise_mime(mime)?;
     let (stem, ext) = sanitise_name(suggested_name);
-    let ext = ext.or_else(|| {
-        mime.as_deref()
-            .and_then(extension_for_mime)
-            .map(str::to_string)
-    });
-    let mime = mime.unwrap_or_else(|| {
-        ext.as_deref()
-            .and_then(mime_for_extension)
-            .unwrap_or(FALLBACK_MIME)
-            .to_string()
-    });
+    let ext = ext.or_else(|| mime.as_deref().and_then(extension_for_mime).map(str::to_string));
+    let mime = mime.unwrap_or_else(|| ext.as_deref().and_then(mime_for_extension).unwrap_or(FALLBACK_MIME).to_string());
     Ok(NamePlan { stem, ext, mime })
 }
 
@@ -532,16 +474,10 @@ fn normalise_mime(mime: &str) -> Result<Option<String>, ArtifactError> {
     if mime.trim().is_empty() {
         return Ok(None);
     }
-    let is_token = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
+    let is_token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b));
     match essence.split_once('/') {
         Some((ty, sub)) if is_token(ty) && is_token(sub) => Ok(Some(essence.to_ascii_lowercase())),
-        _ => Err(ArtifactError::InvalidName {
-            reason: format!("MIME type `{mime}` is not of the form type/subtype"),
-        }),
+        _ => Err(ArtifactError::InvalidName { reason: format!("MIME type `{mime}` is not of the form type/subtype") }),
     }
 }
 
@@ -553,11 +489,7 @@ fn sanitise_name(suggested: &str) -> (String, Option<String>) {
     let last = suggested.rsplit(['/', '\\']).next().unwrap_or("");
     let mut clean = String::with_capacity(last.len());
     for c in last.chars() {
-        let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-            c
-        } else {
-            '-'
-        };
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' };
         if matches!(c, '-' | '.') && clean.ends_with(c) {
             continue;
         }
@@ -598,8 +530,7 @@ fn extension_of(file_name: &str) -> Option<&str> {
 fn name_hash(file_name: &str) -> Option<&str> {
     fn tag_at_end(s: &str) -> Option<&str> {
         let (_, tag) = s.rsplit_once('-')?;
-        let is_tag = tag.len() == NAME_HASH_LEN
-            && tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let is_tag = tag.len() == NAME_HASH_LEN && tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         is_tag.then_some(tag)
     }
     tag_at_end(file_name).or_else(|| tag_at_end(file_name.rsplit_once('.')?.0))
@@ -614,19 +545,14 @@ mod tests {
     }
 
     fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         names
     }
 
     fn partials(dir: &Path) -> Vec<String> {
-        entries(dir)
-            .into_iter()
-            .filter(|n| n.starts_with(PARTIAL_PREFIX))
-            .collect()
+        entries(dir).into_iter().filter(|n| n.starts_with(PARTIAL_PREFIX)).collect()
     }
 
     fn store_bytes(store: &ArtifactStore, name: &str, mime: &str, data: &[u8]) -> StoredArtifact {
@@ -668,11 +594,7 @@ mod tests {
         assert_eq!(stored.file_name, format!("clip-{}.mp4", &expected[..12]));
         assert!(stored.path.is_absolute());
         assert_eq!(stored.path.parent().unwrap(), store.dir());
-        assert!(
-            stored
-                .path
-                .starts_with(fs::canonicalize(tmp.path()).unwrap())
-        );
+        assert!(stored.path.starts_with(fs::canonicalize(tmp.path()).unwrap()));
         assert_eq!(fs::read(&stored.path).unwrap(), data);
         assert_eq!(stored.reference(), format!("artifact:{expected}"));
         assert!(partials(store.dir()).is_empty());
@@ -685,10 +607,7 @@ mod tests {
         let nested = tmp.path().join("a").join("b").join("..").join("c");
         let store = ArtifactStore::open(&nested).unwrap();
         assert!(store.dir().is_absolute());
-        assert_eq!(
-            store.dir(),
-            fs::canonicalize(tmp.path()).unwrap().join("a").join("c")
-        );
+        assert_eq!(store.dir(), fs::canonicalize(tmp.path()).unwrap().join("a").join("c"));
         assert!(store.dir().is_dir());
     }
 
@@ -739,10 +658,7 @@ mod tests {
 
         let mut over = store.create("over.bin", "", 10).unwrap();
         over.write(&[0; 10]).unwrap();
-        assert!(matches!(
-            over.write(&[0]),
-            Err(ArtifactError::TooLarge { limit: 10 })
-        ));
+        assert!(matches!(over.write(&[0]), Err(ArtifactError::TooLarge { limit: 10 })));
         assert!(partials(store.dir()).is_empty());
         assert!(matches!(over.write(&[]), Err(ArtifactError::Closed)));
         assert!(matches!(over.finish(), Err(ArtifactError::Closed)));
@@ -755,10 +671,7 @@ mod tests {
         let store = ArtifactStore::open(tmp.path()).unwrap();
         let mut pending = store.create("big", "", 0).unwrap();
         let err = pending.write(&[0; 1]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "artifact exceeds its size limit of 0 bytes"
-        );
+        assert_eq!(err.to_string(), "artifact exceeds its size limit of 0 bytes");
         assert!(entries(store.dir()).is_empty());
     }
 
@@ -787,32 +700,14 @@ mod tests {
             ("???", "audio/wav", "artifact", Some("wav"), "audio/wav"),
             ("--rm -rf", "", "rm-rf", None, FALLBACK_MIME),
             ("Photo.JPEG", "", "Photo", Some("jpeg"), "image/jpeg"),
-            (
-                "archive.tar.gz",
-                "",
-                "archive.tar",
-                Some("gz"),
-                FALLBACK_MIME,
-            ),
+            ("archive.tar.gz", "", "archive.tar", Some("gz"), FALLBACK_MIME),
             ("a...b..txt", "", "a.b", Some("txt"), "text/plain"),
             ("café.md", "", "caf", Some("md"), "text/markdown"),
             ("render", "image/webp", "render", Some("webp"), "image/webp"),
-            (
-                "render",
-                "Text/Plain; charset=utf-8",
-                "render",
-                Some("txt"),
-                "text/plain",
-            ),
+            ("render", "Text/Plain; charset=utf-8", "render", Some("txt"), "text/plain"),
             ("notes.weird", "", "notes", Some("weird"), FALLBACK_MIME),
             ("x.not-an-ext", "", "x.not-an-ext", None, FALLBACK_MIME),
-            (
-                "data",
-                "application/x-unknown",
-                "data",
-                None,
-                "application/x-unknown",
-            ),
+            ("data", "application/x-unknown", "data", None, "application/x-unknown"),
             // A mismatch between name and type is the skill's business.
             ("pic.png", "image/jpeg", "pic", Some("png"), "image/jpeg"),
         ];
@@ -820,11 +715,7 @@ mod tests {
             let plan = plan_name(suggested, mime).unwrap();
             assert_eq!(
                 plan,
-                NamePlan {
-                    stem: stem.to_string(),
-                    ext: ext.map(str::to_string),
-                    mime: mime_out.to_string(),
-                },
+                NamePlan { stem: stem.to_string(), ext: ext.map(str::to_string), mime: mime_out.to_string() },
                 "suggested {suggested:?} with mime {mime:?}"
             );
         }
@@ -832,34 +723,18 @@ mod tests {
         let plan = plan_name(&long, "").unwrap();
         assert_eq!(plan.stem, "x".repeat(MAX_STEM_LEN));
         let plan = plan_name(&long_png, "").unwrap();
-        assert_eq!(
-            (plan.stem.len(), plan.ext.as_deref()),
-            (MAX_STEM_LEN, Some("png"))
-        );
+        assert_eq!((plan.stem.len(), plan.ext.as_deref()), (MAX_STEM_LEN, Some("png")));
         let dashes = format!("{}-tail", "y".repeat(MAX_STEM_LEN - 1));
-        assert_eq!(
-            plan_name(&dashes, "").unwrap().stem,
-            "y".repeat(MAX_STEM_LEN - 1)
-        );
+        assert_eq!(plan_name(&dashes, "").unwrap().stem, "y".repeat(MAX_STEM_LEN - 1));
     }
 
     #[test]
     fn malformed_mime_is_rejected() {
         let tmp = tempfile::tempdir().unwrap();
         let store = ArtifactStore::open(tmp.path()).unwrap();
-        for mime in [
-            "png",
-            "image/",
-            "/png",
-            "image/png/x",
-            "ima ge/png",
-            "image/p\"ng",
-        ] {
+        for mime in ["png", "image/", "/png", "image/png/x", "ima ge/png", "image/p\"ng"] {
             let err = store.create("x.png", mime, 1).unwrap_err();
-            assert!(
-                matches!(&err, ArtifactError::InvalidName { reason } if reason.contains(mime)),
-                "{mime:?}: {err}"
-            );
+            assert!(matches!(&err, ArtifactError::InvalidName { reason } if reason.contains(mime)), "{mime:?}: {err}");
         }
         assert!(entries(store.dir()).is_empty());
     }
@@ -904,10 +779,7 @@ mod tests {
         // Every table entry round-trips to a type with the same extension.
         for &(ext, _) in MIME_TABLE {
             let canonical = mime_for_extension(ext).unwrap();
-            assert_eq!(
-                mime_for_extension(extension_for_mime(canonical).unwrap()),
-                Some(canonical)
-            );
+            assert_eq!(mime_for_extension(extension_for_mime(canonical).unwrap()), Some(canonical));
         }
     }
 
@@ -930,10 +802,7 @@ mod tests {
         let mut pending = store.create("frame.png", "", 100).unwrap();
         pending.write(b"same pixels").unwrap();
         let err = pending.finish().unwrap_err();
-        assert!(
-            matches!(&err, ArtifactError::Corrupt { path } if *path == a.path),
-            "{err}"
-        );
+        assert!(matches!(&err, ArtifactError::Corrupt { path } if *path == a.path), "{err}");
         assert_eq!(fs::read(&a.path).unwrap(), b"SAME PIXELS", "not clobbered");
         assert!(partials(store.dir()).is_empty());
     }
@@ -961,29 +830,13 @@ mod tests {
         assert_eq!(c.file_name, format!("v1.2-notes-{}", &c.sha256[..12]));
 
         assert_eq!(store.resolve(&a.reference()).unwrap(), a);
-        assert_eq!(
-            store
-                .resolve(&format!("artifact:{}", &a.sha256[..8]))
-                .unwrap(),
-            a
-        );
-        assert_eq!(
-            store
-                .resolve(&format!("artifact:{}", &a.sha256[..20]))
-                .unwrap(),
-            a
-        );
+        assert_eq!(store.resolve(&format!("artifact:{}", &a.sha256[..8])).unwrap(), a);
+        assert_eq!(store.resolve(&format!("artifact:{}", &a.sha256[..20])).unwrap(), a);
         let upper = format!("artifact:{}", a.sha256[..16].to_ascii_uppercase());
         assert_eq!(store.resolve(&upper).unwrap(), a);
-        assert_eq!(
-            store.resolve(&format!("artifact:{}", a.file_name)).unwrap(),
-            a
-        );
+        assert_eq!(store.resolve(&format!("artifact:{}", a.file_name)).unwrap(), a);
         assert_eq!(store.resolve(&c.reference()).unwrap(), c);
-        assert_eq!(
-            store.resolve(&format!("artifact:{}", c.file_name)).unwrap(),
-            c
-        );
+        assert_eq!(store.resolve(&format!("artifact:{}", c.file_name)).unwrap(), c);
 
         // Right tag, wrong continuation: a different content.
         let mut wrong = a.sha256.clone();
@@ -1013,10 +866,7 @@ mod tests {
         fs::write(&a.path, b"purr").unwrap();
         for reference in [a.reference(), format!("artifact:{}", a.file_name)] {
             let err = store.resolve(&reference).unwrap_err();
-            assert!(
-                matches!(err, ArtifactError::Corrupt { .. }),
-                "{reference}: {err}"
-            );
+            assert!(matches!(err, ArtifactError::Corrupt { .. }), "{reference}: {err}");
         }
     }
 
@@ -1033,27 +883,14 @@ mod tests {
         let b = store_bytes(&store, "y.txt", "", y);
         let reference = format!("artifact:{}", &a.sha256[..8]);
         match store.resolve(&reference).unwrap_err() {
-            ArtifactError::Ambiguous {
-                reference: r,
-                candidates,
-            } => {
+            ArtifactError::Ambiguous { reference: r, candidates } => {
                 assert_eq!(r, reference);
                 assert_eq!(candidates, vec![a.file_name.clone(), b.file_name.clone()]);
             }
             other => panic!("expected Ambiguous, got {other}"),
         }
-        assert_eq!(
-            store
-                .resolve(&format!("artifact:{}", &a.sha256[..9]))
-                .unwrap(),
-            a
-        );
-        assert_eq!(
-            store
-                .resolve(&format!("artifact:{}", &b.sha256[..9]))
-                .unwrap(),
-            b
-        );
+        assert_eq!(store.resolve(&format!("artifact:{}", &a.sha256[..9])).unwrap(), a);
+        assert_eq!(store.resolve(&format!("artifact:{}", &b.sha256[..9])).unwrap(), b);
 
         // The same content under two stems is not ambiguous.
         let c = store_bytes(&store, "w.txt", "", x);
@@ -1108,10 +945,7 @@ mod tests {
         std::os::unix::fs::symlink(&outside, store.dir().join(&link)).unwrap();
         for reference in [format!("artifact:{link}"), format!("artifact:{tag}")] {
             let err = store.resolve(&reference).unwrap_err();
-            assert!(
-                matches!(err, ArtifactError::NotFound { .. }),
-                "{reference}: {err}"
-            );
+            assert!(matches!(err, ArtifactError::NotFound { .. }), "{reference}: {err}");
         }
     }
 

@@ -101,11 +101,7 @@ pub enum GrantError {
     Wildcard { service: String, url: String },
     /// The host is neither an IP literal nor a plain DNS name.
     #[error("service {service:?}: {url:?} has an invalid host: {error}")]
-    InvalidHost {
-        service: String,
-        url: String,
-        error: HostError,
-    },
+    InvalidHost { service: String, url: String, error: HostError },
     /// Not a number from 1 to 65535.
     #[error("service {service:?}: {url:?} has an invalid port")]
     InvalidPort { service: String, url: String },
@@ -127,9 +123,7 @@ impl Grant {
         }
         // Judge the scheme first: `http::Uri` refuses `file:///x` outright,
         // and "not http" is the more useful thing to tell the user.
-        let scheme = base_url
-            .split_once("://")
-            .and_then(|(s, _)| Scheme::parse(s));
+        let scheme = base_url.split_once("://").and_then(|(s, _)| Scheme::parse(s));
         let Some(scheme) = scheme else {
             return Err(GrantError::NotHttp { service, url });
         };
@@ -147,23 +141,13 @@ impl Grant {
             Ok(host) => host,
             Err(HostError::Empty) => return Err(GrantError::MissingHost { service, url }),
             Err(error) => {
-                return Err(GrantError::InvalidHost {
-                    service,
-                    url,
-                    error,
-                });
+                return Err(GrantError::InvalidHost { service, url, error });
             }
         };
         let Some(port) = parse_port(raw_port, scheme).filter(|&p| p != 0) else {
             return Err(GrantError::InvalidPort { service, url });
         };
-        Ok(Grant {
-            service,
-            scheme,
-            host,
-            port,
-            url,
-        })
+        Ok(Grant { service, scheme, host, port, url })
     }
 }
 
@@ -171,10 +155,7 @@ impl Grant {
 /// left in the host part, where [`normalize_host`] refuses it.
 pub(crate) fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     let split_at = if authority.starts_with('[') {
-        authority
-            .find(']')
-            .map(|end| end + 1)
-            .filter(|&i| authority[i..].starts_with(':'))
+        authority.find(']').map(|end| end + 1).filter(|&i| authority[i..].starts_with(':'))
     } else {
         authority.rfind(':')
     };
@@ -205,40 +186,15 @@ mod tests {
         let name = |s: &str| Host::Name(s.into());
         for (url, scheme, host, port) in [
             ("http://127.0.0.1:8188", Scheme::Http, ip("127.0.0.1"), 8188),
-            (
-                "http://127.0.0.1:8188/",
-                Scheme::Http,
-                ip("127.0.0.1"),
-                8188,
-            ),
-            (
-                "https://proxy.lan/comfy",
-                Scheme::Https,
-                name("proxy.lan"),
-                443,
-            ),
-            (
-                "HTTPS://Proxy.LAN./comfy?x=1",
-                Scheme::Https,
-                name("proxy.lan"),
-                443,
-            ),
+            ("http://127.0.0.1:8188/", Scheme::Http, ip("127.0.0.1"), 8188),
+            ("https://proxy.lan/comfy", Scheme::Https, name("proxy.lan"), 443),
+            ("HTTPS://Proxy.LAN./comfy?x=1", Scheme::Https, name("proxy.lan"), 443),
             ("http://localhost", Scheme::Http, name("localhost"), 80),
             ("http://localhost:", Scheme::Http, name("localhost"), 80),
-            (
-                "http://2130706433:11434",
-                Scheme::Http,
-                ip("127.0.0.1"),
-                11434,
-            ),
+            ("http://2130706433:11434", Scheme::Http, ip("127.0.0.1"), 11434),
             ("http://[::1]:8080", Scheme::Http, ip("::1"), 8080),
             ("http://[::ffff:7f00:1]", Scheme::Http, ip("127.0.0.1"), 80),
-            (
-                "http://169.254.169.254",
-                Scheme::Http,
-                ip("169.254.169.254"),
-                80,
-            ),
+            ("http://169.254.169.254", Scheme::Http, ip("169.254.169.254"), 80),
         ] {
             let g = Grant::parse("svc", url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!((g.scheme, &g.host, g.port), (scheme, &host, port), "{url}");
@@ -255,16 +211,8 @@ mod tests {
         let wildcard: Make = |service, url| GrantError::Wildcard { service, url };
         let no_host: Make = |service, url| GrantError::MissingHost { service, url };
         let bad_port: Make = |service, url| GrantError::InvalidPort { service, url };
-        let bad_v4: Make = |service, url| GrantError::InvalidHost {
-            service,
-            url,
-            error: HostError::Ipv4,
-        };
-        let bad_v6: Make = |service, url| GrantError::InvalidHost {
-            service,
-            url,
-            error: HostError::Ipv6,
-        };
+        let bad_v4: Make = |service, url| GrantError::InvalidHost { service, url, error: HostError::Ipv4 };
+        let bad_v6: Make = |service, url| GrantError::InvalidHost { service, url, error: HostError::Ipv6 };
         for (url, want) in [
             ("ftp://x", not_http),
             ("127.0.0.1:8188", not_http),
@@ -288,32 +236,20 @@ mod tests {
             let want = want("comfyui".into(), url.into());
             assert_eq!(Grant::parse("comfyui", url), Err(want), "{url}");
         }
-        assert_eq!(
-            Grant::parse("comfyui", ""),
-            Err(GrantError::Empty {
-                service: "comfyui".into()
-            })
-        );
+        assert_eq!(Grant::parse("comfyui", ""), Err(GrantError::Empty { service: "comfyui".into() }));
     }
 
     #[test]
     fn grant_errors_name_service_and_url() {
         for (url, shown) in [
-            (
-                "ftp://x",
-                r#"service "comfyui": "ftp://x" is not an http:// or https:// URL"#,
-            ),
+            ("ftp://x", r#"service "comfyui": "ftp://x" is not an http:// or https:// URL"#),
             (
                 "http://0x1g",
                 r#"service "comfyui": "http://0x1g" has an invalid host: it looks like an IPv4 address but is not a valid one"#,
             ),
             ("", r#"service "comfyui": no URL given"#),
         ] {
-            assert_eq!(
-                Grant::parse("comfyui", url).unwrap_err().to_string(),
-                shown,
-                "{url}"
-            );
+            assert_eq!(Grant::parse("comfyui", url).unwrap_err().to_string(), shown, "{url}");
         }
     }
 }

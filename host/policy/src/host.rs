@@ -76,18 +76,12 @@ pub fn normalize_host(s: &str) -> Result<Host, HostError> {
         return Err(HostError::Empty);
     }
     let last = name.rsplit('.').next().unwrap_or(name);
-    let numeric =
-        last.starts_with("0x") || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()));
+    let numeric = last.starts_with("0x") || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()));
     if numeric {
-        return parse_inet_aton(name)
-            .map(|ip| Host::Ip(IpAddr::V4(ip)))
-            .ok_or(HostError::Ipv4);
+        return parse_inet_aton(name).map(|ip| Host::Ip(IpAddr::V4(ip))).ok_or(HostError::Ipv4);
     }
     let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     if name.len() > 253 || !name.split('.').all(label_ok) {
         return Err(HostError::Name);
@@ -115,10 +109,7 @@ fn parse_inet_aton(s: &str) -> Option<Ipv4Addr> {
     if last_bits < 32 && *last >= 1 << last_bits {
         return None;
     }
-    let high = leading
-        .iter()
-        .enumerate()
-        .fold(0u32, |acc, (i, &p)| acc | (p << (24 - 8 * i)));
+    let high = leading.iter().enumerate().fold(0u32, |acc, (i, &p)| acc | (p << (24 - 8 * i)));
     Some(Ipv4Addr::from(high | last))
 }
 
@@ -218,11 +209,7 @@ mod tests {
 
     #[test]
     fn display_is_url_form() {
-        for (input, shown) in [
-            ("[::1]", "[::1]"),
-            ("0x7f.1", "127.0.0.1"),
-            ("Box.LAN.", "box.lan"),
-        ] {
+        for (input, shown) in [("[::1]", "[::1]"), ("0x7f.1", "127.0.0.1"), ("Box.LAN.", "box.lan")] {
             assert_eq!(normalize_host(input).unwrap().to_string(), shown, "{input}");
         }
     }

@@ -105,12 +105,7 @@ pub struct Denial {
 
 impl Denial {
     fn new(url: String, reason: DenialReason) -> Denial {
-        Denial {
-            url,
-            reason,
-            closest: None,
-            granted: Vec::new(),
-        }
+        Denial { url, reason, closest: None, granted: Vec::new() }
     }
 }
 
@@ -255,9 +250,7 @@ impl GrantSet {
     pub fn check(&self, uri: &http::Uri) -> Result<Target, Denial> {
         match parse_request(uri) {
             Ok((scheme, host, port)) => self.find(scheme, &host, port),
-            Err((url, _)) if self.grants.is_empty() => {
-                Err(Denial::new(url, DenialReason::NoGrants))
-            }
+            Err((url, _)) if self.grants.is_empty() => Err(Denial::new(url, DenialReason::NoGrants)),
             Err((url, reason)) => Err(Denial::new(url, reason)),
         }
     }
@@ -280,15 +273,10 @@ impl GrantSet {
             let addr = canonical_ip(addr);
             match AddressKind::of(addr) {
                 None => return Ok(SocketAddr::new(addr, target.port)),
-                Some(kind) => {
-                    _ = blocked.get_or_insert(DenialReason::BlockedAddress { addr, kind })
-                }
+                Some(kind) => _ = blocked.get_or_insert(DenialReason::BlockedAddress { addr, kind }),
             }
         }
-        Err(Denial::new(
-            target.to_string(),
-            blocked.unwrap_or(DenialReason::Unresolved),
-        ))
+        Err(Denial::new(target.to_string(), blocked.unwrap_or(DenialReason::Unresolved)))
     }
 
     /// The grant for exactly this scheme, host and port, or a denial naming
@@ -300,19 +288,11 @@ impl GrantSet {
         }
         let same_host = || self.grants.iter().filter(|g| g.host == *host);
         if let Some(g) = same_host().find(|g| g.scheme == scheme && g.port == port) {
-            return Ok(Target {
-                service: g.service.clone(),
-                scheme,
-                host: host.clone(),
-                port,
-            });
+            return Ok(Target { service: g.service.clone(), scheme, host: host.clone(), port });
         }
         let (reason, closest) = if let Some(g) = same_host().find(|g| g.scheme == scheme) {
             (DenialReason::NoGrantForPort, Some(g))
-        } else if let Some(g) = same_host()
-            .find(|g| g.port == port)
-            .or_else(|| same_host().next())
-        {
+        } else if let Some(g) = same_host().find(|g| g.port == port).or_else(|| same_host().next()) {
             (DenialReason::NoGrantForScheme, Some(g))
         } else {
             (DenialReason::NoGrantForHost, None)
@@ -321,11 +301,7 @@ impl GrantSet {
             url,
             reason,
             closest: closest.cloned(),
-            granted: if closest.is_none() {
-                self.grants.clone()
-            } else {
-                Vec::new()
-            },
+            granted: if closest.is_none() { self.grants.clone() } else { Vec::new() },
         })
     }
 }
@@ -342,9 +318,7 @@ fn parse_request(uri: &http::Uri) -> Result<(Scheme, Host, u16), (String, Denial
     };
     let authority = authority.as_str();
     let Some(scheme) = Scheme::parse(raw_scheme) else {
-        let reason = DenialReason::UnsupportedScheme {
-            scheme: raw_scheme.to_string(),
-        };
+        let reason = DenialReason::UnsupportedScheme { scheme: raw_scheme.to_string() };
         return Err((format!("{raw_scheme}://{authority}"), reason));
     };
     // With user info the connection goes to what follows the last `@`; show
@@ -358,22 +332,13 @@ fn parse_request(uri: &http::Uri) -> Result<(Scheme, Host, u16), (String, Denial
     let port = parse_port(raw_port, scheme);
     let url = format!(
         "{scheme}://{}:{}",
-        host.as_ref()
-            .map_or_else(|_| raw_host.to_string(), Host::to_string),
-        port.map_or_else(
-            || raw_port.unwrap_or_default().to_string(),
-            |p| p.to_string()
-        ),
+        host.as_ref().map_or_else(|_| raw_host.to_string(), Host::to_string),
+        port.map_or_else(|| raw_port.unwrap_or_default().to_string(), |p| p.to_string()),
     );
     let reason = match (user_info, host, port) {
         (true, _, _) => DenialReason::UserInfo,
-        (false, Err(error), _) => DenialReason::InvalidHost {
-            host: raw_host.to_string(),
-            error,
-        },
-        (false, Ok(_), None) => DenialReason::InvalidPort {
-            port: raw_port.unwrap_or_default().to_string(),
-        },
+        (false, Err(error), _) => DenialReason::InvalidHost { host: raw_host.to_string(), error },
+        (false, Ok(_), None) => DenialReason::InvalidPort { port: raw_port.unwrap_or_default().to_string() },
         (false, Ok(host), Some(port)) => return Ok((scheme, host, port)),
     };
     Err((url, reason))
@@ -429,11 +394,7 @@ mod tests {
             (COMFY, "http://user@127.0.0.1:8188/", false),
             (COMFY, "http://127.0.0.1:8188@evil.com/", false),
             ("http://[::1]:8080", "http://[0:0:0:0:0:0:0:1]:8080/", true),
-            (
-                "http://[::ffff:127.0.0.1]:8188",
-                "http://127.0.0.1:8188/",
-                true,
-            ),
+            ("http://[::ffff:127.0.0.1]:8188", "http://127.0.0.1:8188/", true),
             ("http://2130706433:8188", "http://127.0.0.1:8188/", true),
             ("http://h", "http://h:80/", true),
             ("http://h:80", "http://h/", true),
@@ -446,186 +407,67 @@ mod tests {
             ("http://Localhost.:8188", "http://localhost:8188/", true),
             ("http://localhost:8188", "http://localhost..:8188/", false),
             ("http://localhost:8188", "http://127.0.0.1:8188/", false),
-            (
-                "https://proxy.lan/comfy",
-                "https://proxy.lan/ollama/api",
-                true,
-            ),
-            (
-                "https://proxy.lan/comfy",
-                "https://proxy.lan:8443/comfy",
-                false,
-            ),
-            (
-                "http://169.254.169.254",
-                "http://169.254.169.254/latest/",
-                true,
-            ),
+            ("https://proxy.lan/comfy", "https://proxy.lan/ollama/api", true),
+            ("https://proxy.lan/comfy", "https://proxy.lan:8443/comfy", false),
+            ("http://169.254.169.254", "http://169.254.169.254/latest/", true),
         ] {
             let set = grants(&[("svc", grant)]);
-            assert_eq!(
-                check(&set, url).is_ok(),
-                ok,
-                "{grant} {url}: {:?}",
-                check(&set, url)
-            );
+            assert_eq!(check(&set, url).is_ok(), ok, "{grant} {url}: {:?}", check(&set, url));
         }
     }
 
     #[test]
     fn denial_reasons_and_closest() {
-        let set = grants(&[
-            ("comfyui", COMFY),
-            ("ollama", OLLAMA),
-            ("web", "https://example.com"),
-        ]);
+        let set = grants(&[("comfyui", COMFY), ("ollama", OLLAMA), ("web", "https://example.com")]);
         let comfy = Some(set.grants[0].clone());
         let web = Some(set.grants[2].clone());
-        let invalid = |host: &str, error| DenialReason::InvalidHost {
-            host: host.into(),
-            error,
-        };
+        let invalid = |host: &str, error| DenialReason::InvalidHost { host: host.into(), error };
         for (url, want_url, want_reason, want_closest) in [
-            (
-                "http://127.0.0.1:9999/",
-                "http://127.0.0.1:9999",
-                DenialReason::NoGrantForPort,
-                comfy.clone(),
-            ),
-            (
-                "http://2130706433:9999/",
-                "http://127.0.0.1:9999",
-                DenialReason::NoGrantForPort,
-                comfy.clone(),
-            ),
-            (
-                "http://example.com/",
-                "http://example.com:80",
-                DenialReason::NoGrantForScheme,
-                web.clone(),
-            ),
-            (
-                "http://example.com:443/",
-                "http://example.com:443",
-                DenialReason::NoGrantForScheme,
-                web.clone(),
-            ),
-            (
-                "https://example.com:8443/",
-                "https://example.com:8443",
-                DenialReason::NoGrantForPort,
-                web.clone(),
-            ),
-            (
-                "https://127.0.0.1:8188/",
-                "https://127.0.0.1:8188",
-                DenialReason::NoGrantForScheme,
-                comfy.clone(),
-            ),
-            (
-                "http://169.254.169.254/",
-                "http://169.254.169.254:80",
-                DenialReason::NoGrantForHost,
-                None,
-            ),
-            (
-                "http://[::1]:8188/",
-                "http://[::1]:8188",
-                DenialReason::NoGrantForHost,
-                None,
-            ),
-            (
-                "http://user@127.0.0.1:8188/",
-                "http://127.0.0.1:8188",
-                DenialReason::UserInfo,
-                None,
-            ),
-            (
-                "http://127.0.0.1:8188@evil.com/",
-                "http://evil.com:80",
-                DenialReason::UserInfo,
-                None,
-            ),
-            (
-                "http://a@b@127.0.0.1:8188/",
-                "http://127.0.0.1:8188",
-                DenialReason::UserInfo,
-                None,
-            ),
-            (
-                "http://:@127.0.0.1:8188/",
-                "http://127.0.0.1:8188",
-                DenialReason::UserInfo,
-                None,
-            ),
+            ("http://127.0.0.1:9999/", "http://127.0.0.1:9999", DenialReason::NoGrantForPort, comfy.clone()),
+            ("http://2130706433:9999/", "http://127.0.0.1:9999", DenialReason::NoGrantForPort, comfy.clone()),
+            ("http://example.com/", "http://example.com:80", DenialReason::NoGrantForScheme, web.clone()),
+            ("http://example.com:443/", "http://example.com:443", DenialReason::NoGrantForScheme, web.clone()),
+            ("https://example.com:8443/", "https://example.com:8443", DenialReason::NoGrantForPort, web.clone()),
+            ("https://127.0.0.1:8188/", "https://127.0.0.1:8188", DenialReason::NoGrantForScheme, comfy.clone()),
+            ("http://169.254.169.254/", "http://169.254.169.254:80", DenialReason::NoGrantForHost, None),
+            ("http://[::1]:8188/", "http://[::1]:8188", DenialReason::NoGrantForHost, None),
+            ("http://user@127.0.0.1:8188/", "http://127.0.0.1:8188", DenialReason::UserInfo, None),
+            ("http://127.0.0.1:8188@evil.com/", "http://evil.com:80", DenialReason::UserInfo, None),
+            ("http://a@b@127.0.0.1:8188/", "http://127.0.0.1:8188", DenialReason::UserInfo, None),
+            ("http://:@127.0.0.1:8188/", "http://127.0.0.1:8188", DenialReason::UserInfo, None),
             (
                 "ftp://127.0.0.1:8188/",
                 "ftp://127.0.0.1:8188",
-                DenialReason::UnsupportedScheme {
-                    scheme: "ftp".into(),
-                },
+                DenialReason::UnsupportedScheme { scheme: "ftp".into() },
                 None,
             ),
             ("/relative", "/relative", DenialReason::MissingScheme, None),
-            (
-                "127.0.0.1:8188",
-                "127.0.0.1:8188",
-                DenialReason::MissingScheme,
-                None,
-            ),
-            (
-                "http://1.2.3.4.5/",
-                "http://1.2.3.4.5:80",
-                invalid("1.2.3.4.5", HostError::Ipv4),
-                None,
-            ),
-            (
-                "http://0x1g:8188/",
-                "http://0x1g:8188",
-                invalid("0x1g", HostError::Ipv4),
-                None,
-            ),
-            (
-                "http://256.1.1.1./",
-                "http://256.1.1.1.:80",
-                invalid("256.1.1.1.", HostError::Ipv4),
-                None,
-            ),
+            ("127.0.0.1:8188", "127.0.0.1:8188", DenialReason::MissingScheme, None),
+            ("http://1.2.3.4.5/", "http://1.2.3.4.5:80", invalid("1.2.3.4.5", HostError::Ipv4), None),
+            ("http://0x1g:8188/", "http://0x1g:8188", invalid("0x1g", HostError::Ipv4), None),
+            ("http://256.1.1.1./", "http://256.1.1.1.:80", invalid("256.1.1.1.", HostError::Ipv4), None),
             (
                 "http://[fe80::1%25eth0]/",
                 "http://[fe80::1%25eth0]:80",
                 invalid("[fe80::1%25eth0]", HostError::Ipv6),
                 None,
             ),
-            (
-                "http://:8188/",
-                "http://:8188",
-                invalid("", HostError::Empty),
-                None,
-            ),
+            ("http://:8188/", "http://:8188", invalid("", HostError::Empty), None),
             (
                 "http://127.0.0.1:99999/",
                 "http://127.0.0.1:99999",
-                DenialReason::InvalidPort {
-                    port: "99999".into(),
-                },
+                DenialReason::InvalidPort { port: "99999".into() },
                 None,
             ),
             (
                 "http://127.0.0.1:+8188/",
                 "http://127.0.0.1:+8188",
-                DenialReason::InvalidPort {
-                    port: "+8188".into(),
-                },
+                DenialReason::InvalidPort { port: "+8188".into() },
                 None,
             ),
         ] {
             let d = check(&set, url).expect_err(url);
-            assert_eq!(
-                (d.url.as_str(), &d.reason, &d.closest),
-                (want_url, &want_reason, &want_closest),
-                "{url}"
-            );
+            assert_eq!((d.url.as_str(), &d.reason, &d.closest), (want_url, &want_reason, &want_closest), "{url}");
             let lists_all = want_reason == DenialReason::NoGrantForHost;
             assert_eq!(d.granted.len(), if lists_all { 3 } else { 0 }, "{url}");
         }
@@ -634,92 +476,46 @@ mod tests {
     #[test]
     fn no_grants_denies_everything() {
         let set = GrantSet::default();
-        for url in [
-            "http://127.0.0.1:8188/",
-            "https://example.com/",
-            "http://user@h/",
-            "ftp://x/",
-        ] {
+        for url in ["http://127.0.0.1:8188/", "https://example.com/", "http://user@h/", "ftp://x/"] {
             assert_eq!(reason(&set, url), Some(DenialReason::NoGrants), "{url}");
         }
         let d = check(&set, "http://localhost/").unwrap_err();
-        assert_eq!(
-            d.to_string(),
-            "refused http://localhost:80: the skill has no network grants"
-        );
+        assert_eq!(d.to_string(), "refused http://localhost:80: the skill has no network grants");
     }
 
     #[test]
     fn targets() {
-        let set = grants(&[
-            ("comfyui", COMFY),
-            ("a", "https://proxy.lan/a"),
-            ("b", "https://proxy.lan/b"),
-        ]);
+        let set = grants(&[("comfyui", COMFY), ("a", "https://proxy.lan/a"), ("b", "https://proxy.lan/b")]);
         let t = check(&set, "http://0x7f.1:8188/x").unwrap();
         assert_eq!(t.service, "comfyui");
         assert_eq!(t.socket_addr(), Some("127.0.0.1:8188".parse().unwrap()));
         assert_eq!(t.to_string(), "http://127.0.0.1:8188");
         let t = check(&set, "https://PROXY.lan./b").unwrap();
-        assert_eq!(
-            (t.service.as_str(), t.to_string().as_str()),
-            ("a", "https://proxy.lan:443")
-        );
+        assert_eq!((t.service.as_str(), t.to_string().as_str()), ("a", "https://proxy.lan:443"));
         assert_eq!(t.socket_addr(), None);
     }
 
     #[test]
     fn check_resolved_pins_and_blocks() {
-        let set = grants(&[
-            ("nas", "http://nas.lan:8080"),
-            ("comfyui", COMFY),
-            ("meta", "http://169.254.169.254"),
-        ]);
+        let set = grants(&[("nas", "http://nas.lan:8080"), ("comfyui", COMFY), ("meta", "http://169.254.169.254")]);
         let nas = check(&set, "http://NAS.lan:8080/").unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let blocked = |addr: &str, kind| DenialReason::BlockedAddress {
-            addr: ip(addr),
-            kind,
-        };
+        let blocked = |addr: &str, kind| DenialReason::BlockedAddress { addr: ip(addr), kind };
         for (addrs, want) in [
             (&["192.168.1.10"][..], Ok("192.168.1.10:8080")),
             (&["127.0.0.1"], Ok("127.0.0.1:8080")),
             (&["::1"], Ok("[::1]:8080")),
             (&["169.254.169.254", "10.0.0.5"], Ok("10.0.0.5:8080")),
-            (
-                &["fe80::1", "0.0.0.0", "::", "fd00::5"],
-                Ok("[fd00::5]:8080"),
-            ),
+            (&["fe80::1", "0.0.0.0", "::", "fd00::5"], Ok("[fd00::5]:8080")),
             (&["::ffff:10.0.0.5"], Ok("10.0.0.5:8080")),
-            (
-                &["169.254.169.254"],
-                Err(blocked("169.254.169.254", AddressKind::LinkLocal)),
-            ),
-            (
-                &["::ffff:169.254.169.254"],
-                Err(blocked("169.254.169.254", AddressKind::LinkLocal)),
-            ),
-            (
-                &["fe80::1"],
-                Err(blocked("fe80::1", AddressKind::LinkLocal)),
-            ),
-            (
-                &["0.0.0.0", "169.254.0.1"],
-                Err(blocked("0.0.0.0", AddressKind::Unspecified)),
-            ),
+            (&["169.254.169.254"], Err(blocked("169.254.169.254", AddressKind::LinkLocal))),
+            (&["::ffff:169.254.169.254"], Err(blocked("169.254.169.254", AddressKind::LinkLocal))),
+            (&["fe80::1"], Err(blocked("fe80::1", AddressKind::LinkLocal))),
+            (&["0.0.0.0", "169.254.0.1"], Err(blocked("0.0.0.0", AddressKind::Unspecified))),
             (&["::"], Err(blocked("::", AddressKind::Unspecified))),
-            (
-                &["224.0.0.1"],
-                Err(blocked("224.0.0.1", AddressKind::Multicast)),
-            ),
-            (
-                &["ff02::1"],
-                Err(blocked("ff02::1", AddressKind::Multicast)),
-            ),
-            (
-                &["255.255.255.255"],
-                Err(blocked("255.255.255.255", AddressKind::Broadcast)),
-            ),
+            (&["224.0.0.1"], Err(blocked("224.0.0.1", AddressKind::Multicast))),
+            (&["ff02::1"], Err(blocked("ff02::1", AddressKind::Multicast))),
+            (&["255.255.255.255"], Err(blocked("255.255.255.255", AddressKind::Broadcast))),
             (&[], Err(DenialReason::Unresolved)),
         ] {
             let addrs: Vec<IpAddr> = addrs.iter().map(|a| ip(a)).collect();
@@ -729,38 +525,21 @@ mod tests {
 
         // IP targets were checked against the user's own grant: no filtering.
         let meta = check(&set, "http://169.254.169.254/latest").unwrap();
-        assert_eq!(
-            set.check_resolved(&meta, &[]),
-            Ok("169.254.169.254:80".parse().unwrap())
-        );
+        assert_eq!(set.check_resolved(&meta, &[]), Ok("169.254.169.254:80".parse().unwrap()));
         let comfy = check(&set, "http://127.1:8188/").unwrap();
-        assert_eq!(
-            set.check_resolved(&comfy, &[ip("10.9.9.9")]),
-            Ok("127.0.0.1:8188".parse().unwrap())
-        );
+        assert_eq!(set.check_resolved(&comfy, &[ip("10.9.9.9")]), Ok("127.0.0.1:8188".parse().unwrap()));
 
         // A hand-made target is checked again.
-        let forged = Target {
-            port: 22,
-            ..nas.clone()
-        };
-        let d = set
-            .check_resolved(&forged, &[ip("192.168.1.10")])
-            .unwrap_err();
+        let forged = Target { port: 22, ..nas.clone() };
+        let d = set.check_resolved(&forged, &[ip("192.168.1.10")]).unwrap_err();
         assert_eq!(d.reason, DenialReason::NoGrantForPort);
-        let d = GrantSet::default()
-            .check_resolved(&nas, &[ip("192.168.1.10")])
-            .unwrap_err();
+        let d = GrantSet::default().check_resolved(&nas, &[ip("192.168.1.10")]).unwrap_err();
         assert_eq!(d.reason, DenialReason::NoGrants);
     }
 
     #[test]
     fn denial_messages() {
-        let set = grants(&[
-            ("comfyui", COMFY),
-            ("ollama", OLLAMA),
-            ("nas", "http://nas.lan:8080/"),
-        ]);
+        let set = grants(&[("comfyui", COMFY), ("ollama", OLLAMA), ("nas", "http://nas.lan:8080/")]);
         for (url, shown) in [
             (
                 "http://127.0.0.1:9999/",
@@ -787,17 +566,12 @@ mod tests {
                 "http://0x1g:8188/",
                 "refused http://0x1g:8188: invalid host \"0x1g\": it looks like an IPv4 address but is not a valid one",
             ),
-            (
-                "gopher://nas.lan/",
-                "refused gopher://nas.lan: scheme \"gopher\" is not http or https",
-            ),
+            ("gopher://nas.lan/", "refused gopher://nas.lan: scheme \"gopher\" is not http or https"),
         ] {
             assert_eq!(check(&set, url).unwrap_err().to_string(), shown, "{url}");
         }
         let nas = check(&set, "http://nas.lan:8080/").unwrap();
-        let d = set
-            .check_resolved(&nas, &["169.254.169.254".parse().unwrap()])
-            .unwrap_err();
+        let d = set.check_resolved(&nas, &["169.254.169.254".parse().unwrap()]).unwrap_err();
         assert_eq!(
             d.to_string(),
             "refused http://nas.lan:8080: it resolves to 169.254.169.254, a link-local address, \

@@ -105,8 +105,7 @@ fn duration(name: &str, v: &str) -> Result<Duration, String> {
     if v == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(v)
-        .map_err(|e| format!("`{name}={v}`: {e} (write a time like 500ms, 2s or 1m)"))
+    humantime::parse_duration(v).map_err(|e| format!("`{name}={v}`: {e} (write a time like 500ms, 2s or 1m)"))
 }
 
 fn status(name: &str, v: &str) -> Result<u16, String> {
@@ -126,9 +125,7 @@ impl FromStr for FaultSpec {
             None => (s, None),
         };
         let need = |what: &str| -> Result<&str, String> {
-            value
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("`{name}` needs a value: {name}={what}"))
+            value.filter(|v| !v.is_empty()).ok_or_else(|| format!("`{name}` needs a value: {name}={what}"))
         };
         let none = |spec: FaultSpec| -> Result<FaultSpec, String> {
             match value {
@@ -142,9 +139,10 @@ impl FromStr for FaultSpec {
                 let v = need("503 or 3x503")?;
                 match v.split_once(['x', 'X']) {
                     Some((n, st)) => FaultSpec::Fail {
-                        count: n.trim().parse().map_err(|_| {
-                            format!("`fail={v}`: write the count as a number, as in fail=3x503")
-                        })?,
+                        count: n
+                            .trim()
+                            .parse()
+                            .map_err(|_| format!("`fail={v}`: write the count as a number, as in fail=3x503"))?,
                         status: status(name, st.trim())?,
                     },
                     None => FaultSpec::Fail { count: 1, status: status(name, v)? },
@@ -255,11 +253,7 @@ pub fn parse_lines(target: &dyn FaultTarget, text: &str) -> Result<Vec<FaultSpec
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|line| {
             let fault: FaultSpec = line.parse()?;
-            if target.supported().contains(&fault.name()) {
-                Ok(fault)
-            } else {
-                Err(unsupported(target, &fault))
-            }
+            if target.supported().contains(&fault.name()) { Ok(fault) } else { Err(unsupported(target, &fault)) }
         })
         .collect()
 }
@@ -267,9 +261,7 @@ pub fn parse_lines(target: &dyn FaultTarget, text: &str) -> Result<Vec<FaultSpec
 /// `GET` lists the faults the service has; `POST` (faults one per line)
 /// arms them; `DELETE` clears them.
 pub(crate) fn router(target: Arc<dyn FaultTarget>) -> Router {
-    Router::new()
-        .route(CONTROL_PATH, get(list).post(arm).delete(clear))
-        .with_state(target)
+    Router::new().route(CONTROL_PATH, get(list).post(arm).delete(clear)).with_state(target)
 }
 
 type T = State<Arc<dyn FaultTarget>>;
@@ -421,8 +413,7 @@ impl RequestFault {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
-        self.fail
-            .map(|s| StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        self.fail.map(|s| StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
     }
 }
 

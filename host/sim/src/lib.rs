@@ -8,6 +8,6 @@
 pub mod comfyui;
 pub mod control;
 pub mod llm;
-mod offswitch;
 pub mod media;
+mod offswitch;
 pub mod services;

@@ -8,8 +8,8 @@ use crate::app::App;
 use crate::config::{self, LoadedConfig};
 use crate::runtime::RuntimeOptions;
 use crate::studio::{SimPorts, SimStudio};
-use serde_json::{Value, json};
 use c41_artifacts::StoredArtifact;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,12 +32,22 @@ pub fn demo_input(skill: &str, made: &HashMap<String, Vec<StoredArtifact>>) -> O
     let first = |from: &str| made.get(from).and_then(|a| a.first()).map(|a| format!("artifact:{}", a.sha256));
     Some(match skill {
         "hello-http" => json!({"path": "/system_stats", "name": "system_stats.json"}),
-        "comfyui-image" => json!({"prompt": "a red fox in the snow, studio light", "width": 512, "height": 512, "seed": 41}),
-        "comfyui-video" => json!({"prompt": "a paper boat drifting on a pond", "frames": 17, "fps": 16, "width": 320, "height": 192, "seed": 41}),
-        "llm-route" => json!({"messages": [{"role": "user", "content": "Write a Rust function that reverses a string."}]}),
-        "tts" => json!({"text": "Hello from the forge. Every file you see was made by a simulated studio.", "format": "wav"}),
+        "comfyui-image" => {
+            json!({"prompt": "a red fox in the snow, studio light", "width": 512, "height": 512, "seed": 41})
+        }
+        "comfyui-video" => {
+            json!({"prompt": "a paper boat drifting on a pond", "frames": 17, "fps": 16, "width": 320, "height": 192, "seed": 41})
+        }
+        "llm-route" => {
+            json!({"messages": [{"role": "user", "content": "Write a Rust function that reverses a string."}]})
+        }
+        "tts" => {
+            json!({"text": "Hello from the forge. Every file you see was made by a simulated studio.", "format": "wav"})
+        }
         "audio-gen" => match first("comfyui-video") {
-            Some(video) => json!({"prompt": "water lapping against a paper boat", "video": video, "seconds": 2, "seed": 41}),
+            Some(video) => {
+                json!({"prompt": "water lapping against a paper boat", "video": video, "seconds": 2, "seed": 41})
+            }
             None => json!({"prompt": "rain on a tin roof", "seconds": 2, "seed": 41}),
         },
         "lip-sync" => json!({
@@ -53,8 +63,12 @@ pub fn demo_input(skill: &str, made: &HashMap<String, Vec<StoredArtifact>>) -> O
 impl Args {
     pub(super) async fn run(self, _ctx: &Ctx) -> anyhow::Result<ExitCode> {
         eprintln!("c41 demo: the backends are SIMULATED (ComfyUI and Ollama stand-ins on loopback, no GPU).");
-        eprintln!("To use your real servers: `c41 init`, edit the service URLs, `c41 doctor`, then `c41 run SKILL ...`.\n");
-        let studio = SimStudio::start(SimPorts::default()).await.map_err(|e| anyhow::anyhow!("cannot start the simulator: {e}"))?;
+        eprintln!(
+            "To use your real servers: `c41 init`, edit the service URLs, `c41 doctor`, then `c41 run SKILL ...`.\n"
+        );
+        let studio = SimStudio::start(SimPorts::default())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the simulator: {e}"))?;
         let out = self
             .output_dir
             .unwrap_or_else(|| dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("c41").join("demo"));

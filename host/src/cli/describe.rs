@@ -20,7 +20,10 @@ impl Args {
     pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let app = ctx.app().await?;
         let Some(s) = app.catalog.get(&self.skill) else {
-            let e = RunError::UnknownSkill { name: self.skill.clone(), suggestion: app.catalog.suggest(&self.skill).map(str::to_string) };
+            let e = RunError::UnknownSkill {
+                name: self.skill.clone(),
+                suggestion: app.catalog.suggest(&self.skill).map(str::to_string),
+            };
             eprintln!("error: {e}");
             return Ok(ExitCode::from(2));
         };
@@ -47,7 +50,10 @@ impl Args {
             println!("  {line}");
         }
         println!("\nOutput:\n  {}", d.output);
-        println!("\nServices:\n  declares: {}", if d.services.is_empty() { "none".into() } else { d.services.join(", ") });
+        println!(
+            "\nServices:\n  declares: {}",
+            if d.services.is_empty() { "none".into() } else { d.services.join(", ") }
+        );
         if granted.is_empty() {
             println!("  granted:  none");
         }

@@ -101,7 +101,8 @@ impl Args {
         println!();
         for s in app.catalog.iter() {
             let d = &s.description;
-            let (granted, ignored): (Vec<GrantedService>, Vec<String>) = app.config.effective_grants(&d.name, &d.services);
+            let (granted, ignored): (Vec<GrantedService>, Vec<String>) =
+                app.config.effective_grants(&d.name, &d.services);
             let missing: Vec<&str> =
                 d.services.iter().filter(|k| !granted.iter().any(|g| &g.kind == *k)).map(String::as_str).collect();
             let mut line = format!("{:<16}", d.name);

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 /// Serve every skill as an MCP tool over stdio (for OpenClaw and other agents).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "OpenClaw starts MCP servers with a minimal environment: pass the config explicitly, e.g.\n  openclaw mcp add c41 -- c41 mcp --config /abs/path/c41.toml")]
+#[command(
+    after_help = "OpenClaw starts MCP servers with a minimal environment: pass the config explicitly, e.g.\n  openclaw mcp add c41 -- c41 mcp --config /abs/path/c41.toml"
+)]
 pub struct Args {
     /// Most invocations running at once (sizes the pooling allocator).
     #[arg(long, default_value_t = 8)]

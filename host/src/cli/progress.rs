@@ -29,7 +29,12 @@ impl CliProgress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        CliProgress { bar, last_line: Mutex::new((String::new(), String::new(), std::time::Instant::now())), stream_text, streamed: AtomicBool::new(false) }
+        CliProgress {
+            bar,
+            last_line: Mutex::new((String::new(), String::new(), std::time::Instant::now())),
+            stream_text,
+            streamed: AtomicBool::new(false),
+        }
     }
 
     /// Writes streamed text to stdout at once, above the bar if there is one.
@@ -59,7 +64,13 @@ impl CliProgress {
 }
 
 /// One plain progress line: `[skill] stage 3/20 15%: message`.
-pub fn plain_line(skill: &str, stage: &str, fraction: Option<f32>, step: Option<(u32, u32)>, message: Option<&str>) -> String {
+pub fn plain_line(
+    skill: &str,
+    stage: &str,
+    fraction: Option<f32>,
+    step: Option<(u32, u32)>,
+    message: Option<&str>,
+) -> String {
     let mut line = format!("[{skill}] {stage}");
     if let Some((n, m)) = step {
         line.push_str(&format!(" {n}/{m}"));
@@ -99,7 +110,8 @@ impl EventSink for CliProgress {
                     let line = plain_line(skill, &stage, fraction, step, message.as_deref());
                     let key = format!("{stage}{step:?}");
                     let mut last = self.last_line.lock().unwrap();
-                    let due = last.1 != key || fraction == Some(1.0) || last.2.elapsed() >= std::time::Duration::from_secs(1);
+                    let due =
+                        last.1 != key || fraction == Some(1.0) || last.2.elapsed() >= std::time::Duration::from_secs(1);
                     if due && last.0 != line {
                         eprintln!("{line}");
                         *last = (line, key, std::time::Instant::now());

@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Run a skill once.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  c41 run hello-http path=/index.html\n  c41 run comfyui-image --input '{\"prompt\":\"a red fox\"}' --json\n  c41 run comfyui-video --input @job.json")]
+#[command(
+    after_help = "Examples:\n  c41 run hello-http path=/index.html\n  c41 run comfyui-image --input '{\"prompt\":\"a red fox\"}' --json\n  c41 run comfyui-video --input @job.json"
+)]
 pub struct Args {
     /// The skill (see `c41 list`).
     pub skill: String,
@@ -30,7 +32,10 @@ impl Args {
     pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let app = ctx.app().await?;
         let Some(loaded) = app.catalog.get(&self.skill) else {
-            let e = RunError::UnknownSkill { name: self.skill.clone(), suggestion: app.catalog.suggest(&self.skill).map(str::to_string) };
+            let e = RunError::UnknownSkill {
+                name: self.skill.clone(),
+                suggestion: app.catalog.suggest(&self.skill).map(str::to_string),
+            };
             return Ok(print_failure(&self.skill, &e, self.json));
         };
         let value = match input::from_cli(self.input.as_deref(), &self.fields, &loaded.description.input_schema) {

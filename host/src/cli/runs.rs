@@ -64,11 +64,19 @@ impl RunsArgs {
             let result = match r.status() {
                 Status::Ok => r.files.first().map(|f| f.display().to_string()).unwrap_or_else(|| "(no files)".into()),
                 Status::Failed => r.error.clone().unwrap_or_default(),
-                Status::Interrupted => format!("process {} ended mid-run: c41 resume {}", r.pid, &r.id[..8.min(r.id.len())]),
+                Status::Interrupted => {
+                    format!("process {} ended mid-run: c41 resume {}", r.pid, &r.id[..8.min(r.id.len())])
+                }
                 Status::Running => format!("in process {}", r.pid),
             };
             let result: String = result.lines().next().unwrap_or("").chars().take(100).collect();
-            println!("{:<8}  {:<11}  {:<9}  {:<14}  {result}", &r.id[..8.min(r.id.len())], r.status().as_str(), age(r.started_ms), r.skill);
+            println!(
+                "{:<8}  {:<11}  {:<9}  {:<14}  {result}",
+                &r.id[..8.min(r.id.len())],
+                r.status().as_str(),
+                age(r.started_ms),
+                r.skill
+            );
         }
         Ok(ExitCode::SUCCESS)
     }

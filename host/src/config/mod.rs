@@ -127,11 +127,7 @@ impl Default for Limits {
     /// 512 MiB of memory, 30 minutes, 8 GiB per artifact: roomy enough for a
     /// video job, small enough to stop a runaway.
     fn default() -> Self {
-        Limits {
-            memory_bytes: 512 << 20,
-            timeout: Duration::from_secs(30 * 60),
-            max_artifact_bytes: 8 << 30,
-        }
+        Limits { memory_bytes: 512 << 20, timeout: Duration::from_secs(30 * 60), max_artifact_bytes: 8 << 30 }
     }
 }
 
@@ -222,10 +218,8 @@ pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
 /// Parse config text; `path` is only used in messages and to resolve
 /// relative paths.
 pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
-    })?;
+    let mut config: Config = toml::from_str(text)
+        .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
     let base = path.parent().unwrap_or(Path::new("."));
     for p in [&mut config.output_dir, &mut config.skills_dir].into_iter().flatten() {
         *p = resolve_path(base, p);
@@ -353,9 +347,9 @@ impl LoadedConfig {
                 Ok(serde_json::Value::Object(m)) => m,
                 _ => serde_json::Map::new(),
             };
-            settings_files::inline(&mut json, base, &format!("skills.{skill}.settings")).map_err(|(key, message)| {
-                ConfigError::Invalid { path: path.clone().unwrap_or_default(), line: 0, key, message }
-            })?;
+            settings_files::inline(&mut json, base, &format!("skills.{skill}.settings")).map_err(
+                |(key, message)| ConfigError::Invalid { path: path.clone().unwrap_or_default(), line: 0, key, message },
+            )?;
             settings.insert(skill.clone(), json);
         }
         Ok(LoadedConfig { config, path, grants, settings })
@@ -363,17 +357,15 @@ impl LoadedConfig {
 
     /// Where artifacts go.
     pub fn output_dir(&self) -> PathBuf {
-        self.config.output_dir.clone().unwrap_or_else(|| {
-            dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("c41").join("output")
-        })
+        self.config
+            .output_dir
+            .clone()
+            .unwrap_or_else(|| dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("c41").join("output"))
     }
 
     /// The extra skills directory.
     pub fn skills_dir(&self) -> Option<PathBuf> {
-        self.config
-            .skills_dir
-            .clone()
-            .or_else(|| dirs::config_dir().map(|d| d.join("c41").join("skills")))
+        self.config.skills_dir.clone().or_else(|| dirs::config_dir().map(|d| d.join("c41").join("skills")))
     }
 
     /// Limits for `skill`: defaults, then `[limits]`, then the skill's own.

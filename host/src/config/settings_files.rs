@@ -57,9 +57,11 @@ mod tests {
     #[test]
     fn file_keys_become_their_contents() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("g.json"), r#"{"1": {"class_type": "SaveImage", "inputs": {"x": null}}}"#).unwrap();
+        std::fs::write(dir.path().join("g.json"), r#"{"1": {"class_type": "SaveImage", "inputs": {"x": null}}}"#)
+            .unwrap();
         std::fs::write(dir.path().join("note.txt"), "hello").unwrap();
-        let mut s = json!({"workflows": {"mine": {"graph-file": "g.json", "description": "d"}}, "note-file": "note.txt"});
+        let mut s =
+            json!({"workflows": {"mine": {"graph-file": "g.json", "description": "d"}}, "note-file": "note.txt"});
         inline(s.as_object_mut().unwrap(), dir.path(), "skills.x.settings").unwrap();
         assert_eq!(s["workflows"]["mine"]["graph"]["1"]["class_type"], "SaveImage");
         assert!(s["workflows"]["mine"]["graph"]["1"]["inputs"]["x"].is_null(), "JSON nulls survive");

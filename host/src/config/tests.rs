@@ -28,14 +28,8 @@ fn errors_name_file_line_and_key() {
             "[services.comfyui]\nurl = \"http://a:1\"\n\n[skills.x]\ngrants = [\"ollama\"]\n",
             vec!["/etc/c41/c41.toml:5", "skills.x.grants", "`ollama`", "known: comfyui"],
         ),
-        (
-            "[services.comfyui]\nurl = \"ftp://a:1\"\n",
-            vec!["/etc/c41/c41.toml:2", "services.comfyui.url", "ftp://a:1"],
-        ),
-        (
-            "[services.forge]\nurl = \"http://a:1\"\n",
-            vec!["/etc/c41/c41.toml:2", "services.forge.kind", "set `kind`"],
-        ),
+        ("[services.comfyui]\nurl = \"ftp://a:1\"\n", vec!["/etc/c41/c41.toml:2", "services.comfyui.url", "ftp://a:1"]),
+        ("[services.forge]\nurl = \"http://a:1\"\n", vec!["/etc/c41/c41.toml:2", "services.forge.kind", "set `kind`"]),
         ("[limits]\nmemory-mb = \"lots\"\n", vec!["line 2", "memory-mb"]),
     ];
     for (text, needles) in cases {

@@ -32,7 +32,11 @@ pub fn to_record(a: &StoredArtifact) -> Artifact {
 }
 
 impl Host for InvocationCtx {
-    fn create(&mut self, name: String, mime: String) -> wasmtime::Result<Result<Resource<ArtifactWriter>, ArtifactError>> {
+    fn create(
+        &mut self,
+        name: String,
+        mime: String,
+    ) -> wasmtime::Result<Result<Resource<ArtifactWriter>, ArtifactError>> {
         let Some(store) = &self.artifacts else {
             return Ok(Err(ArtifactError::Io("this call has no output directory".into())));
         };

@@ -13,7 +13,7 @@ mod settings;
 pub mod state;
 pub mod websocket;
 
-use crate::runtime::bindings::c41::skill::types;
 use crate::runtime::InvocationCtx;
+use crate::runtime::bindings::c41::skill::types;
 
 impl types::Host for InvocationCtx {}

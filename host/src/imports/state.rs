@@ -28,7 +28,6 @@ pub struct StateStore {
     skills: Mutex<HashMap<String, Entries>>,
 }
 
-
 impl StateStore {
     /// A store persisted under `dir` (none: memory only).
     pub fn new(dir: Option<PathBuf>) -> Arc<Self> {
@@ -78,7 +77,6 @@ impl StateStore {
         }
     }
 }
-
 
 impl Host for InvocationCtx {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {

@@ -67,7 +67,11 @@ impl Host for InvocationCtx {
 }
 
 impl HostConnection for InvocationCtx {
-    async fn recv(&mut self, this: Resource<WsConnection>, timeout_ms: u32) -> wasmtime::Result<Result<Option<Message>, WsError>> {
+    async fn recv(
+        &mut self,
+        this: Resource<WsConnection>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<Option<Message>, WsError>> {
         let conn = self.table.get_mut(&this)?;
         let Some(socket) = conn.socket.as_mut() else {
             return Ok(Err(WsError::Closed));

@@ -74,4 +74,3 @@ impl ComponentCache {
         Ok((component, CacheOutcome::Compiled))
     }
 }
-

@@ -3,11 +3,11 @@
 //! token, and the translation of every way it can end into one clear
 //! [`InvokeError`] (whose fault, which field, which grant).
 
+use super::LoadedSkill;
 use super::bindings::c41::skill::types as wit;
 use super::bindings::{Skill, SkillPre};
 use super::output::GuestOutput;
 use super::state::{InvocationCtx, MemoryLimiter};
-use super::LoadedSkill;
 use crate::config::{GrantedService, Limits};
 use crate::events::{Discard, EventSink};
 use crate::input::FileInputs;
@@ -337,7 +337,9 @@ fn from_wit(e: wit::SkillError) -> InvokeError {
     match e {
         wit::SkillError::InvalidInput(i) => InvokeError::InvalidInput { field: i.field, reason: i.reason },
         wit::SkillError::Denied(d) => InvokeError::Denied { target: d.target, reason: d.reason, denials: Vec::new() },
-        wit::SkillError::Backend(b) => InvokeError::Backend { service: b.service, status: b.status, message: b.message },
+        wit::SkillError::Backend(b) => {
+            InvokeError::Backend { service: b.service, status: b.status, message: b.message }
+        }
         wit::SkillError::Timeout(what) => InvokeError::Timeout { what },
         wit::SkillError::Cancelled => InvokeError::Cancelled,
         wit::SkillError::Internal(message) => InvokeError::Internal { message },

@@ -186,14 +186,14 @@ impl Runtime {
     /// Compile (or fetch from the cache) a component, prepare it for
     /// instantiation, and ask it to describe itself.
     pub async fn load(&self, bytes: &[u8], origin: Origin) -> Result<LoadedSkill, LoadError> {
-        let component_err = |e: wasmtime::Error| LoadError::Component { origin: origin.clone(), message: format!("{e:#}") };
+        let component_err =
+            |e: wasmtime::Error| LoadError::Component { origin: origin.clone(), message: format!("{e:#}") };
         let (component, cache) = self.cache.load(&self.engine, bytes).map_err(component_err)?;
         let pre = self.linker.instantiate_pre(&component).map_err(component_err)?;
         let pre = SkillPre::new(pre).map_err(component_err)?;
-        let raw = invoke::describe(&self.engine, &pre).await.map_err(|e| LoadError::Description {
-            origin: origin.clone(),
-            message: format!("{e:#}"),
-        })?;
+        let raw = invoke::describe(&self.engine, &pre)
+            .await
+            .map_err(|e| LoadError::Description { origin: origin.clone(), message: format!("{e:#}") })?;
         let bad = |message: String| LoadError::Description { origin: origin.clone(), message };
         let valid_name = !raw.name.is_empty()
             && raw.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -203,7 +203,8 @@ impl Runtime {
         }
         let input_schema: serde_json::Value =
             serde_json::from_str(&raw.input_schema).map_err(|e| bad(format!("input-schema is not JSON: {e}")))?;
-        let schema = InputSchema::compile(&input_schema).map_err(|e| bad(format!("input-schema is not a valid JSON Schema: {e}")))?;
+        let schema = InputSchema::compile(&input_schema)
+            .map_err(|e| bad(format!("input-schema is not a valid JSON Schema: {e}")))?;
         let description = SkillDescription {
             name: raw.name,
             version: raw.version,

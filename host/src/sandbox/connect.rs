@@ -33,7 +33,8 @@ pub async fn send_pinned(
     let opt = options.unwrap_or_default();
     let connect_timeout = opt.connect_timeout.unwrap_or(super::DEFAULT_CONNECT_TIMEOUT);
     let first_byte_timeout = opt.first_byte_timeout.unwrap_or(Duration::from_secs(600));
-    let between_bytes_timeout = opt.between_bytes_timeout.unwrap_or(Duration::from_secs(600)).max(Duration::from_nanos(1));
+    let between_bytes_timeout =
+        opt.between_bytes_timeout.unwrap_or(Duration::from_secs(600)).max(Duration::from_nanos(1));
 
     let stream = open_stream(addr, tls_name, connect_timeout).await?;
     let (mut sender, conn) = tokio::time::timeout(
@@ -118,7 +119,11 @@ fn pump_body(req: http::Request<WasiBody>) -> http::Request<WasiBody> {
 
 /// Connect to the pinned `addr`; for TLS, verify `tls_name` (the granted
 /// host), never the address.
-pub async fn open_stream(addr: SocketAddr, tls_name: Option<String>, connect_timeout: Duration) -> Result<Box<dyn Stream>, Error> {
+pub async fn open_stream(
+    addr: SocketAddr,
+    tls_name: Option<String>,
+    connect_timeout: Duration,
+) -> Result<Box<dyn Stream>, Error> {
     let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(Error::ConnectionRefused),
@@ -149,10 +154,15 @@ impl Body for TimedBody {
     type Data = Bytes;
     type Error = Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Error>>> {
         match Pin::new(&mut self.incoming).poll_frame(cx) {
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(if e.is_timeout() { Error::HttpResponseTimeout } else { e.into() }))),
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(if e.is_timeout() { Error::HttpResponseTimeout } else { e.into() })))
+            }
             Poll::Ready(Some(Ok(frame))) => {
                 self.timeout.reset();
                 Poll::Ready(Some(Ok(frame)))

@@ -65,7 +65,9 @@ impl SandboxHooks {
                 let hs = s
                     .headers
                     .iter()
-                    .filter_map(|(k, v)| Some((HeaderName::try_from(k.as_str()).ok()?, HeaderValue::try_from(v.as_str()).ok()?)))
+                    .filter_map(|(k, v)| {
+                        Some((HeaderName::try_from(k.as_str()).ok()?, HeaderValue::try_from(v.as_str()).ok()?))
+                    })
                     .collect();
                 (s.name.clone(), hs)
             })
@@ -130,7 +132,11 @@ impl SandboxHooks {
                 c41_policy::Scheme::Https => Some(target.host.to_string().trim_matches(['[', ']']).to_string()),
                 c41_policy::Scheme::Http => None,
             };
-            let headers = all_headers.iter().find(|(name, _)| *name == target.service).map(|(_, h)| h.clone()).unwrap_or_default();
+            let headers = all_headers
+                .iter()
+                .find(|(name, _)| *name == target.service)
+                .map(|(_, h)| h.clone())
+                .unwrap_or_default();
             Ok(Pinned { addr, tls_name, headers })
         }
     }

@@ -61,7 +61,9 @@ async fn allowed_requests_reach_the_pinned_address_with_the_service_headers() {
         let mut buf = vec![0u8; 4096];
         let n = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await.unwrap();
         let head = String::from_utf8_lossy(&buf[..n]).to_string();
-        tokio::io::AsyncWriteExt::write_all(&mut sock, b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut sock, b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
         head
     });
     let log = DenialLog::default();

@@ -102,7 +102,10 @@ async fn text_to_audio_stores_a_flac_of_the_asked_length_with_the_form_mapped() 
         (Some("text-to-audio"), Some(1.5), Some(12), Some(4.5), Some(7))
     );
     assert_eq!((d["measured_seconds"].as_f64(), d["sample_rate"].as_u64()), (Some(1.5), Some(44_100)));
-    assert_eq!((d["bytes"].as_u64(), d["service"].as_str(), d["prompt"].as_str()), (Some(a.bytes), Some("forge-mmaudio"), Some("rain on a tin roof")));
+    assert_eq!(
+        (d["bytes"].as_u64(), d["service"].as_str(), d["prompt"].as_str()),
+        (Some(a.bytes), Some("forge-mmaudio"), Some("rain on a tin roof"))
+    );
     assert!(r.text.starts_with("Made 1.5 s of sound for 'rain on a tin roof' (seed 7)"), "{}", r.text);
     assert!(r.text.contains(&a.path.display().to_string()), "{}", r.text);
 
@@ -120,8 +123,16 @@ async fn text_to_audio_stores_a_flac_of_the_asked_length_with_the_form_mapped() 
     let r = r.unwrap();
     let seed = r.data["seed"].as_u64().expect("the drawn seed is reported");
     let p = sim.requests()[2].params.clone().unwrap();
-    assert_eq!((p.seed, p.duration, p.num_steps, p.cfg_strength), (seed as i64, 3.0, 12, 4.5), "settings.seconds applies");
-    assert!(r.artifacts[0].file_name.starts_with("rain") && r.artifacts[0].file_name.ends_with(".flac"), "{}", r.artifacts[0].file_name);
+    assert_eq!(
+        (p.seed, p.duration, p.num_steps, p.cfg_strength),
+        (seed as i64, 3.0, 12, 4.5),
+        "settings.seconds applies"
+    );
+    assert!(
+        r.artifacts[0].file_name.starts_with("rain") && r.artifacts[0].file_name.ends_with(".flac"),
+        "{}",
+        r.artifacts[0].file_name
+    );
     assert_eq!(flac_streaminfo(&std::fs::read(&r.artifacts[0].path).unwrap()).3, 3 * 44_100);
     assert!(r.text.contains(&format!("(seed {seed})")), "{}", r.text);
 }
@@ -136,7 +147,10 @@ async fn video_to_audio_streams_the_clip_and_stores_it_with_a_sound_track() {
     let clip = write_video(dir.path(), "clip.mp4", 64, 48, 20, 10.0);
     let h = harness(&config(&format!("http://{addr}"), dir.path(), ""), &[]).await;
     let (r, events) = h
-        .run("audio-gen", json!({"prompt": "footsteps on gravel", "video": clip.display().to_string(), "seconds": 1.5, "seed": 3}))
+        .run(
+            "audio-gen",
+            json!({"prompt": "footsteps on gravel", "video": clip.display().to_string(), "seconds": 1.5, "seed": 3}),
+        )
         .await;
     let r = r.expect("video-to-audio succeeds");
 
@@ -164,7 +178,10 @@ async fn video_to_audio_streams_the_clip_and_stores_it_with_a_sound_track() {
     assert_eq!(rec.content_type, Some("video/mp4"));
 
     let d = &r.data;
-    assert_eq!((d["mode"].as_str(), d["video"].as_str(), d["has_audio_track"].as_bool()), (Some("video-to-audio"), Some("clip.mp4"), Some(true)));
+    assert_eq!(
+        (d["mode"].as_str(), d["video"].as_str(), d["has_audio_track"].as_bool()),
+        (Some("video-to-audio"), Some("clip.mp4"), Some(true))
+    );
     let measured = d["measured_seconds"].as_f64().unwrap();
     assert!((1.5..=1.55).contains(&measured), "{d}");
     assert!(r.text.starts_with("Added 1.5 s of sound for 'footsteps on gravel' to clip.mp4 (seed 3)"), "{}", r.text);
@@ -182,13 +199,18 @@ async fn video_to_audio_streams_the_clip_and_stores_it_with_a_sound_track() {
     // A video shorter than `seconds` keeps its own length; an artifact
     // reference works as the input, and `name` names the file.
     let short = write_video(dir.path(), "short.mp4", 32, 32, 8, 8.0);
-    let (r, _) = h.run("audio-gen", json!({"prompt": "a door creaks", "video": short.display().to_string(), "seed": 1})).await;
+    let (r, _) =
+        h.run("audio-gen", json!({"prompt": "a door creaks", "video": short.display().to_string(), "seed": 1})).await;
     let first = r.unwrap();
     let (r, _) = h
         .run("audio-gen", json!({"prompt": "a door creaks", "video": format!("artifact:{}", first.artifacts[0].sha256), "seconds": 0.5, "name": "door"}))
         .await;
     let r = r.expect("an artifact reference is a valid video input");
-    assert!(r.artifacts[0].file_name.starts_with("door") && r.artifacts[0].file_name.ends_with(".mp4"), "{}", r.artifacts[0].file_name);
+    assert!(
+        r.artifacts[0].file_name.starts_with("door") && r.artifacts[0].file_name.ends_with(".mp4"),
+        "{}",
+        r.artifacts[0].file_name
+    );
     let v1 = Mp4::read(&std::fs::read(&first.artifacts[0].path).unwrap());
     assert_eq!(v1.track("vide").samples, 8, "8 s asked, 1 s clip: all 8 frames");
     assert!(first.text.starts_with("Added 1.0 s of sound"), "the length said is the file's: {}", first.text);
@@ -291,7 +313,10 @@ async fn a_service_that_is_down_or_missing_is_a_clear_error() {
     let (r, _) = h.run("audio-gen", json!({"prompt": "thunder", "seconds": 1})).await;
     let (service, status, message) = backend_error(r);
     assert_eq!((service.as_str(), status), ("forge-mmaudio", None));
-    assert!(message.contains("cannot reach MMAudio") && message.contains(&format!("http://{addr}/process")), "{message}");
+    assert!(
+        message.contains("cannot reach MMAudio") && message.contains(&format!("http://{addr}/process")),
+        "{message}"
+    );
     sim.set_down(false);
     let (r, _) = h.run("audio-gen", json!({"prompt": "thunder", "seconds": 1})).await;
     r.expect("up again");
@@ -315,4 +340,3 @@ async fn a_service_that_is_down_or_missing_is_a_clear_error() {
         other => panic!("expected denied, got {other:?}"),
     }
 }
-

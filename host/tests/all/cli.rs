@@ -23,7 +23,10 @@ async fn run_prints_media_lines_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
-        &format!("output-dir = \"{{out}}\"\n[services.web]\nurl = \"http://127.0.0.1:{}\"\nkind = \"http\"\n[skills.hello-http]\ngrants = [\"web\"]\n", addr.port()),
+        &format!(
+            "output-dir = \"{{out}}\"\n[services.web]\nurl = \"http://127.0.0.1:{}\"\nkind = \"http\"\n[skills.hello-http]\ngrants = [\"web\"]\n",
+            addr.port()
+        ),
     );
     let out = tokio::task::spawn_blocking({
         let cfg = cfg.clone();
@@ -42,7 +45,9 @@ async fn run_prints_media_lines_and_json() {
 
     let out = tokio::task::spawn_blocking({
         let cfg = cfg.clone();
-        move || c41(&cfg).args(["run", "hello-http", "--input", "{\"path\":\"/hello.txt\"}", "--json"]).output().unwrap()
+        move || {
+            c41(&cfg).args(["run", "hello-http", "--input", "{\"path\":\"/hello.txt\"}", "--json"]).output().unwrap()
+        }
     })
     .await
     .unwrap();
@@ -132,7 +137,10 @@ async fn starter_component_is_refused_an_ungranted_url() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
-        &format!("output-dir = \"{{out}}\"\n[services.site]\nurl = \"http://127.0.0.1:{}\"\nkind = \"http\"\n[skills.hello-http]\ngrants = [\"site\"]\n", addr.port()),
+        &format!(
+            "output-dir = \"{{out}}\"\n[services.site]\nurl = \"http://127.0.0.1:{}\"\nkind = \"http\"\n[skills.hello-http]\ngrants = [\"site\"]\n",
+            addr.port()
+        ),
     );
     let other = closed_port();
     let out = tokio::task::spawn_blocking(move || {
@@ -148,7 +156,10 @@ async fn starter_component_is_refused_an_ungranted_url() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("refused http://127.0.0.1:{other}: no grant for that port (site = http://127.0.0.1:{})", addr.port())),
+        err.contains(&format!(
+            "refused http://127.0.0.1:{other}: no grant for that port (site = http://127.0.0.1:{})",
+            addr.port()
+        )),
         "{err}"
     );
     assert!(err.contains("help: the grant `site` allows only"), "{err}");
@@ -199,11 +210,17 @@ async fn doctor_checks_every_service_and_names_the_dead_one() {
     assert!(text.contains("all checks passed"));
 
     let dead = closed_port();
-    let broken = write_config(dir.path(), &format!("output-dir = \"{{out}}\"\n[services.ollama]\nurl = \"http://127.0.0.1:{dead}\"\n"));
+    let broken = write_config(
+        dir.path(),
+        &format!("output-dir = \"{{out}}\"\n[services.ollama]\nurl = \"http://127.0.0.1:{dead}\"\n"),
+    );
     let out = tokio::task::spawn_blocking(move || c41(&broken).arg("doctor").output().unwrap()).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("ollama") && l.contains(&dead.to_string())), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("FAIL") && l.contains("ollama") && l.contains(&dead.to_string())),
+        "{text}"
+    );
 }
 
 #[test]
@@ -242,7 +259,8 @@ fn sim_arms_faults_from_the_command_line() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "");
-    let ports = ["--comfyui-port", "0", "--ollama-port", "0", "--mmaudio-port", "0", "--humo-port", "0", "--tts-port", "0"];
+    let ports =
+        ["--comfyui-port", "0", "--ollama-port", "0", "--mmaudio-port", "0", "--humo-port", "0", "--tts-port", "0"];
 
     // A wrong fault is refused before anything is served, naming what is wrong.
     let out = c41(&cfg).arg("sim").args(ports).args(["--fault", "comfyui:mid-stream-error"]).output().unwrap();

@@ -20,12 +20,18 @@ use tokio_util::sync::CancellationToken;
 
 /// Quick steps, small videos: the protocol is what is under test.
 fn fast() -> ComfyConfig {
-    ComfyConfig { video_max_side: Some(64), ..ComfyConfig::default().with_delays(Duration::from_millis(5), Duration::ZERO) }
+    ComfyConfig {
+        video_max_side: Some(64),
+        ..ComfyConfig::default().with_delays(Duration::from_millis(5), Duration::ZERO)
+    }
 }
 
 /// Steps slow enough to act in the middle of a job.
 fn slow() -> ComfyConfig {
-    ComfyConfig { video_max_side: Some(64), ..ComfyConfig::default().with_delays(Duration::from_millis(25), Duration::ZERO) }
+    ComfyConfig {
+        video_max_side: Some(64),
+        ..ComfyConfig::default().with_delays(Duration::from_millis(25), Duration::ZERO)
+    }
 }
 
 async fn start(cfg: ComfyConfig) -> (ComfySim, SocketAddr) {
@@ -90,7 +96,9 @@ fn reports(events: &[Event]) -> Vec<Report> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Progress { stage, fraction, step, message } => Some((stage.clone(), *fraction, *step, message.clone())),
+            Event::Progress { stage, fraction, step, message } => {
+                Some((stage.clone(), *fraction, *step, message.clone()))
+            }
             _ => None,
         })
         .collect()
@@ -135,7 +143,8 @@ async fn blocker(addr: SocketAddr, steps: u32) -> String {
         "7": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}},
         "8": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "other/blocker"}},
     });
-    let (status, body) = http(addr, "POST", "/prompt", &json!({"prompt": graph, "client_id": "other"}).to_string()).await;
+    let (status, body) =
+        http(addr, "POST", "/prompt", &json!({"prompt": graph, "client_id": "other"}).to_string()).await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str::<Value>(&body).unwrap()["prompt_id"].as_str().unwrap().to_string()
 }
@@ -183,7 +192,10 @@ async fn image_job_runs_end_to_end_with_progress_previews_and_identical_files() 
     let (sim, addr) = start(fast()).await;
     let h = harness(&one(addr), &[]).await;
     let (r, events) = h
-        .run("comfyui-image", json!({"prompt": "a red fox in snow", "width": 256, "height": 320, "steps": 4, "count": 2}))
+        .run(
+            "comfyui-image",
+            json!({"prompt": "a red fox in snow", "width": 256, "height": 320, "steps": 4, "count": 2}),
+        )
         .await;
     let r = r.expect("image job succeeds");
     assert_eq!(r.artifacts.len(), 2, "one artifact per image of the batch");
@@ -194,7 +206,10 @@ async fn image_job_runs_end_to_end_with_progress_previews_and_identical_files() 
     let d = &r.data;
     let seed = d["seed"].as_u64().expect("a random seed is reported");
     assert_eq!((d["workflow"].as_str(), d["backend"].as_str()), (Some("flux2-dev"), Some("comfyui")));
-    assert_eq!((d["width"].as_u64(), d["height"].as_u64(), d["steps"].as_u64(), d["count"].as_u64()), (Some(256), Some(320), Some(4), Some(2)));
+    assert_eq!(
+        (d["width"].as_u64(), d["height"].as_u64(), d["steps"].as_u64(), d["count"].as_u64()),
+        (Some(256), Some(320), Some(4), Some(2))
+    );
     for k in ["prepare_ms", "queued_ms", "run_ms", "download_ms", "total_ms"] {
         assert!(d["timings"][k].is_u64(), "timings.{k}: {d}");
     }
@@ -210,8 +225,14 @@ async fn image_job_runs_end_to_end_with_progress_previews_and_identical_files() 
     let steps: Vec<(u32, u32)> = reps.iter().filter_map(|r| r.2).collect();
     assert_eq!(steps.last(), Some(&(4, 4)), "sampler steps reported: {reps:?}");
     assert!(steps.len() >= 4, "{steps:?}");
-    assert!(reps.iter().any(|r| r.0 == "sampling" && r.3.as_deref().is_some_and(|m| m.contains("SamplerCustomAdvanced"))), "{reps:?}");
-    assert!(reps.iter().any(|r| r.0 == "running" && r.3.as_deref().is_some_and(|m| m.contains("VAEDecode"))), "current node: {reps:?}");
+    assert!(
+        reps.iter().any(|r| r.0 == "sampling" && r.3.as_deref().is_some_and(|m| m.contains("SamplerCustomAdvanced"))),
+        "{reps:?}"
+    );
+    assert!(
+        reps.iter().any(|r| r.0 == "running" && r.3.as_deref().is_some_and(|m| m.contains("VAEDecode"))),
+        "current node: {reps:?}"
+    );
     assert!(reps.iter().any(|r| r.0 == "download"), "{reps:?}");
     assert_eq!(reps.last().unwrap().1, Some(1.0));
     assert!(previews(&ev) >= 1, "sampler previews forwarded");
@@ -246,7 +267,10 @@ async fn video_job_converts_seconds_to_wan_frames_and_stores_the_mp4() {
     assert_identical(&sim, &r);
     let d = &r.data;
     // 0.5 s × 16 fps = 8 frames, rounded to Wan's 4n+1.
-    assert_eq!((d["frames"].as_u64(), d["frames_requested"].as_u64(), d["fps"].as_f64()), (Some(9), Some(8), Some(16.0)));
+    assert_eq!(
+        (d["frames"].as_u64(), d["frames_requested"].as_u64(), d["fps"].as_f64()),
+        (Some(9), Some(8), Some(16.0))
+    );
     assert_eq!(d["workflow"], "wan22-t2v");
     let g = ran_graph(addr, d["prompt_id"].as_str().unwrap()).await;
     assert_eq!(g["9"]["inputs"]["length"], 9);
@@ -330,7 +354,10 @@ bindings = { fps = [{ node = "2", input = "frame_rate" }, { node = "3", input = 
     let ignored: Vec<&str> = r.data["ignored"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(ignored.contains(&"prompt") && ignored.contains(&"seed"), "{ignored:?}");
     let g = ran_graph(addr, r.data["prompt_id"].as_str().unwrap()).await;
-    assert_eq!((g["2"]["inputs"]["frame_rate"].as_f64(), g["1"]["inputs"]["batch_size"].as_u64()), (Some(12.0), Some(6)));
+    assert_eq!(
+        (g["2"]["inputs"]["frame_rate"].as_f64(), g["1"]["inputs"]["batch_size"].as_u64()),
+        (Some(12.0), Some(6))
+    );
 }
 
 // ---- errors -------------------------------------------------------------------
@@ -348,7 +375,16 @@ async fn bindings_to_missing_nodes_or_inputs_are_rejected_before_anything_is_sen
     let h = harness(&config(&[("comfyui", format!("http://{addr}"))], &settings, ""), &[]).await;
     let cases = [
         ("no-node", vec!["binding `seed`", "node 25", "no such node", "the graph has 1, 2"]),
-        ("no-input", vec!["binding `width`", "node 1 (EmptyImage)", "input `wdith`", "no such input", "width, height, batch_size, color"]),
+        (
+            "no-input",
+            vec![
+                "binding `width`",
+                "node 1 (EmptyImage)",
+                "input `wdith`",
+                "no such input",
+                "width, height, batch_size, color",
+            ],
+        ),
         ("no-title", vec!["binding `prompt`", "titled \"Positive\"", "no node has that title"]),
         ("linked", vec!["node 2 (SaveImage)", "input `images`", "linked"]),
     ];
@@ -378,7 +414,13 @@ async fn a_missing_model_names_node_class_input_file_and_what_the_server_has() {
     let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256})).await;
     let (_, status, m) = backend_error(r);
     assert_eq!(status, Some(400));
-    for needle in ["workflow `flux2-dev`", "node 3 (VAELoader \"Load VAE\")", "input `vae_name`", "'flux2-vae.safetensors' is not installed", "ae.safetensors, wan_2.1_vae.safetensors"] {
+    for needle in [
+        "workflow `flux2-dev`",
+        "node 3 (VAELoader \"Load VAE\")",
+        "input `vae_name`",
+        "'flux2-vae.safetensors' is not installed",
+        "ae.safetensors, wan_2.1_vae.safetensors",
+    ] {
         assert!(m.contains(needle), "{m:?} should mention {needle:?}");
     }
     assert_eq!(sim.history_len() + sim.queue_remaining(), 0);
@@ -387,7 +429,10 @@ async fn a_missing_model_names_node_class_input_file_and_what_the_server_has() {
 #[tokio::test]
 async fn a_runtime_error_names_the_node_class_and_exception() {
     let (sim, addr) = start(fast()).await;
-    sim.inject(Fault::FailNode { class_type: "VAEDecode".into(), message: "CUDA out of memory. Tried to allocate 2.00 GiB".into() });
+    sim.inject(Fault::FailNode {
+        class_type: "VAEDecode".into(),
+        message: "CUDA out of memory. Tried to allocate 2.00 GiB".into(),
+    });
     let h = harness(&one(addr), &[]).await;
     let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
     let (_, status, m) = backend_error(r);
@@ -405,11 +450,17 @@ async fn an_interrupt_on_the_server_is_reported_not_taken_for_success() {
     let fired = Arc::new(AtomicBool::new(false));
     let f = fired.clone();
     // Someone presses Cancel in the ComfyUI web page.
-    let (r, _) = run_hooked(&h, "comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 60}), CancellationToken::new(), move |e| {
-        if is_step(e) && !f.swap(true, Ordering::SeqCst) {
-            tokio::spawn(async move { http(addr, "POST", "/interrupt", "{}").await });
-        }
-    })
+    let (r, _) = run_hooked(
+        &h,
+        "comfyui-image",
+        json!({"prompt": "x", "width": 256, "height": 256, "steps": 60}),
+        CancellationToken::new(),
+        move |e| {
+            if is_step(e) && !f.swap(true, Ordering::SeqCst) {
+                tokio::spawn(async move { http(addr, "POST", "/interrupt", "{}").await });
+            }
+        },
+    )
     .await;
     let (_, _, m) = backend_error(r);
     assert!(m.contains("interrupted") && m.contains("SamplerCustomAdvanced"), "{m}");
@@ -423,11 +474,17 @@ async fn cancelling_a_running_job_interrupts_it_on_the_server() {
     let token = CancellationToken::new();
     let t = token.clone();
     let started = Instant::now();
-    let (r, _) = run_hooked(&h, "comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 100}), token, move |e| {
-        if is_step(e) {
-            t.cancel();
-        }
-    })
+    let (r, _) = run_hooked(
+        &h,
+        "comfyui-image",
+        json!({"prompt": "x", "width": 256, "height": 256, "steps": 100}),
+        token,
+        move |e| {
+            if is_step(e) {
+                t.cancel();
+            }
+        },
+    )
     .await;
     assert!(matches!(r, Err(RunError::Invoke(InvokeError::Cancelled))), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(8), "the skill returned promptly, not after the grace period");
@@ -436,7 +493,8 @@ async fn cancelling_a_running_job_interrupts_it_on_the_server() {
     let history = http_json(addr, "/history").await;
     let (_, entry) = history.as_object().unwrap().iter().next().expect("the interrupted job is in history");
     assert_eq!(entry["status"]["status_str"], "error");
-    let events: Vec<&str> = entry["status"]["messages"].as_array().unwrap().iter().map(|m| m[0].as_str().unwrap()).collect();
+    let events: Vec<&str> =
+        entry["status"]["messages"].as_array().unwrap().iter().map(|m| m[0].as_str().unwrap()).collect();
     assert!(events.contains(&"execution_interrupted"), "{events:?}");
     assert!(h.output_files().is_empty());
 }
@@ -448,14 +506,20 @@ async fn cancelling_a_queued_job_deletes_it_from_the_queue() {
     let h = harness(&one(addr), &[]).await;
     let token = CancellationToken::new();
     let t = token.clone();
-    let (r, rec) = run_hooked(&h, "comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2}), token, move |e| {
-        if let Event::Progress { stage, message: Some(m), .. } = e
-            && stage == "queued"
-            && m.contains("1 job(s) ahead")
-        {
-            t.cancel();
-        }
-    })
+    let (r, rec) = run_hooked(
+        &h,
+        "comfyui-image",
+        json!({"prompt": "x", "width": 256, "height": 256, "steps": 2}),
+        token,
+        move |e| {
+            if let Event::Progress { stage, message: Some(m), .. } = e
+                && stage == "queued"
+                && m.contains("1 job(s) ahead")
+            {
+                t.cancel();
+            }
+        },
+    )
     .await;
     assert!(matches!(r, Err(RunError::Invoke(InvokeError::Cancelled))), "{r:?}");
     assert!(reports(&rec.rec.events()).iter().any(|r| r.0 == "queued"), "queue position was reported");
@@ -479,11 +543,17 @@ async fn a_server_restart_mid_job_is_reported_as_a_forgotten_job() {
         let s = sim.clone();
         let fired = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let (r, _) = run_hooked(&h, "comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 100}), CancellationToken::new(), move |e| {
-            if is_step(e) && !fired.swap(true, Ordering::SeqCst) {
-                s.restart();
-            }
-        })
+        let (r, _) = run_hooked(
+            &h,
+            "comfyui-image",
+            json!({"prompt": "x", "width": 256, "height": 256, "steps": 100}),
+            CancellationToken::new(),
+            move |e| {
+                if is_step(e) && !fired.swap(true, Ordering::SeqCst) {
+                    s.restart();
+                }
+            },
+        )
         .await;
         let (_, _, m) = backend_error(r);
         assert!(m.contains("forgot job") && m.contains("restarted"), "jobs_api={jobs_api}: {m}");
@@ -527,7 +597,8 @@ async fn a_stalled_websocket_falls_back_to_polling() {
         sim.set_stall_ws(true);
         let h = harness(&one(addr), &[]).await;
         let started = Instant::now();
-        let (r, events) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 60})).await;
+        let (r, events) =
+            h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 60})).await;
         let r = r.expect("the job is followed by polling and succeeds");
         assert_identical(&sim, &r);
         assert!(started.elapsed() < Duration::from_secs(15));
@@ -547,7 +618,8 @@ async fn a_stalled_websocket_falls_back_to_polling() {
 async fn a_backend_that_is_down_is_skipped_and_all_down_is_a_clear_error() {
     let (sim, addr) = start(fast()).await;
     let dead = format!("http://127.0.0.1:{}", closed_port());
-    let h = harness(&config(&[("comfyui-ws1", dead.clone()), ("comfyui-ws2", format!("http://{addr}"))], "", ""), &[]).await;
+    let h = harness(&config(&[("comfyui-ws1", dead.clone()), ("comfyui-ws2", format!("http://{addr}"))], "", ""), &[])
+        .await;
     let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
     let r = r.expect("falls back to the backend that is up");
     assert_eq!(r.data["backend"], "comfyui-ws2");
@@ -568,14 +640,24 @@ async fn the_busier_backend_is_avoided() {
     blocker(busy_addr, 400).await;
     blocker(busy_addr, 401).await;
     // The busy one is listed first: order alone would pick it.
-    let h = harness(&config(&[("comfyui-a", format!("http://{busy_addr}")), ("comfyui-b", format!("http://{idle_addr}"))], "", ""), &[]).await;
+    let h = harness(
+        &config(&[("comfyui-a", format!("http://{busy_addr}")), ("comfyui-b", format!("http://{idle_addr}"))], "", ""),
+        &[],
+    )
+    .await;
     let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
     let r = r.expect("runs on the idle backend");
     assert_eq!(r.data["backend"], "comfyui-b");
     assert_identical(&idle, &r);
     assert_eq!(idle.history_len(), 1);
     let q = http_json(busy_addr, "/queue").await;
-    let ids: Vec<&str> = q["queue_running"].as_array().unwrap().iter().chain(q["queue_pending"].as_array().unwrap()).map(|i| i[1].as_str().unwrap()).collect();
+    let ids: Vec<&str> = q["queue_running"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(q["queue_pending"].as_array().unwrap())
+        .map(|i| i[1].as_str().unwrap())
+        .collect();
     assert!(!ids.contains(&r.data["prompt_id"].as_str().unwrap()), "nothing was sent to the busy backend");
     assert_eq!(busy.queue_remaining(), 2);
     drain(busy_addr).await;
@@ -586,7 +668,15 @@ async fn a_backend_without_the_needed_model_is_skipped_even_when_idle() {
     let (bare, bare_addr) = start(fast().with_models("diffusion_models", &["sd15.safetensors"])).await;
     let (full, full_addr) = start(slow()).await;
     blocker(full_addr, 40).await;
-    let h = harness(&config(&[("comfyui-bare", format!("http://{bare_addr}")), ("comfyui-full", format!("http://{full_addr}"))], "", ""), &[]).await;
+    let h = harness(
+        &config(
+            &[("comfyui-bare", format!("http://{bare_addr}")), ("comfyui-full", format!("http://{full_addr}"))],
+            "",
+            "",
+        ),
+        &[],
+    )
+    .await;
     let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "width": 256, "height": 256, "steps": 2})).await;
     let r = r.expect("runs where the model is installed");
     assert_eq!(r.data["backend"], "comfyui-full");
@@ -632,7 +722,8 @@ async fn exported_workflow_files_named_in_the_config_are_read_by_the_host() {
     assert_eq!(r.data["workflow"], "tiny");
     assert_identical(&sim, &r);
     let png = std::fs::read(&r.artifacts[0].path).unwrap();
-    let (w, h) = (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+    let (w, h) =
+        (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
     assert_eq!((w, h), (320, 256), "the bindings from the file were applied");
 
     let missing = text.replace("tiny_api.json", "nope.json");
@@ -702,12 +793,19 @@ async fn a_killed_run_is_resumed_without_generating_again() {
     assert_eq!((sim.history_len(), sim.queue_remaining()), (1, 0), "one job in all: followed, not submitted again");
     let outputs: Vec<_> = sim.files().into_iter().filter(|f| f.kind == "output").collect();
     assert_eq!(outputs.len(), 1, "{outputs:?}");
-    assert_eq!(sim.file("output", &outputs[0].subfolder, &outputs[0].filename).unwrap().to_vec(), png, "the job's own image");
+    assert_eq!(
+        sim.file("output", &outputs[0].subfolder, &outputs[0].filename).unwrap().to_vec(),
+        png,
+        "the job's own image"
+    );
 
     let listed = runs(&["runs", "--json"]);
     assert_eq!((listed[0]["status"].as_str(), listed[0]["resumed"].as_u64()), (Some("ok"), Some(1)), "{listed}");
     let again = c41(&["resume", &id]).output().unwrap();
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already finished"));
-    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), format!("MEDIA:{}", resumed["artifacts"][0]["path"].as_str().unwrap()));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        format!("MEDIA:{}", resumed["artifacts"][0]["path"].as_str().unwrap())
+    );
 }

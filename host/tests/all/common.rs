@@ -44,10 +44,7 @@ pub fn big_body() -> Vec<u8> {
 pub async fn serve() -> (SocketAddr, Seen) {
     async fn record(State(seen): State<Seen>, uri: axum::http::Uri, headers: HeaderMap) {
         seen.paths.lock().unwrap().push(uri.path().to_string());
-        seen.auth
-            .lock()
-            .unwrap()
-            .push(headers.get("authorization").map(|v| v.to_str().unwrap_or("").to_string()));
+        seen.auth.lock().unwrap().push(headers.get("authorization").map(|v| v.to_str().unwrap_or("").to_string()));
     }
     let seen = Seen::default();
     let app = Router::new()
@@ -102,7 +99,11 @@ pub async fn harness(config_text: &str, guests: &[&str]) -> Harness {
 
 impl Harness {
     /// Invoke `skill` with `input`, recording events.
-    pub async fn run(&self, skill: &str, input: Value) -> (Result<c41::runtime::Invoked, c41::app::RunError>, Arc<Recorder>) {
+    pub async fn run(
+        &self,
+        skill: &str,
+        input: Value,
+    ) -> (Result<c41::runtime::Invoked, c41::app::RunError>, Arc<Recorder>) {
         let rec = Arc::new(Recorder::default());
         let r = self.app.invoke(skill, input, rec.clone(), CancellationToken::new()).await;
         (r, rec)
@@ -221,7 +222,10 @@ impl Mp4 {
 
     /// The first track with `handler` (`vide`, `soun`).
     pub fn track(&self, handler: &str) -> &Track {
-        self.tracks.iter().find(|t| t.handler == handler).unwrap_or_else(|| panic!("no {handler} track in {:?}", self.tracks))
+        self.tracks
+            .iter()
+            .find(|t| t.handler == handler)
+            .unwrap_or_else(|| panic!("no {handler} track in {:?}", self.tracks))
     }
 }
 

@@ -321,7 +321,12 @@ async fn falls_back_on_errors_before_and_after_the_first_token() {
     let events = rec.events();
     let reset = events.iter().position(|e| matches!(e, Event::TextReset(_))).expect("a text-reset event");
     let Event::TextReset(reason) = &events[reset] else { unreachable!() };
-    assert!(reason.contains("qwen3-coder") && reason.contains("after 2 token(s)") && reason.contains("gpt-oss answers instead"), "{reason}");
+    assert!(
+        reason.contains("qwen3-coder")
+            && reason.contains("after 2 token(s)")
+            && reason.contains("gpt-oss answers instead"),
+        "{reason}"
+    );
     let after: String = events[reset..]
         .iter()
         .filter_map(|e| match e {

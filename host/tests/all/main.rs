@@ -2,14 +2,14 @@
 //! `tests/all`): real components from `tests/guests` and `examples/`, real
 //! HTTP to servers on loopback, the real sandbox.
 
+mod audio_gen;
+mod cli;
+mod comfyui;
 mod common;
 mod limits;
-mod sandbox;
-mod cli;
-mod mcp;
-mod comfyui;
-mod llm_route;
-mod openclaw;
-mod tts;
-mod audio_gen;
 mod lip_sync;
+mod llm_route;
+mod mcp;
+mod openclaw;
+mod sandbox;
+mod tts;

@@ -45,7 +45,11 @@ async fn starter_skill_runs_end_to_end_and_stores_its_artifact_atomically() {
     assert_eq!(a.sha256, hex::encode(Sha256::digest(&body)), "sha256 reported by the host");
     assert!(a.path.is_absolute() && a.path.starts_with(h.out.path().canonicalize().unwrap()));
     assert_eq!(std::fs::read(&a.path).unwrap(), body, "stored bytes are what the server sent");
-    assert_eq!(h.output_files(), vec![a.path.file_name().unwrap().to_string_lossy().into_owned()], "no partial files left");
+    assert_eq!(
+        h.output_files(),
+        vec![a.path.file_name().unwrap().to_string_lossy().into_owned()],
+        "no partial files left"
+    );
     assert_eq!(r.data["status"], 200);
     // Progress reached the host, and ended at 100%.
     let fractions: Vec<f32> = events
@@ -75,11 +79,21 @@ async fn refusals_are_recorded_and_explained_by_the_host() {
     let cases: Vec<Case> = vec![
         // (url, the URL the host must name, reason, is the grant the closest one)
         (format!("http://127.0.0.1:{other}/"), "", |r| matches!(r, DenialReason::NoGrantForPort), true),
-        ("http://169.254.169.254/latest/meta-data/".into(), "http://169.254.169.254:80", |r| matches!(r, DenialReason::NoGrantForHost), false),
+        (
+            "http://169.254.169.254/latest/meta-data/".into(),
+            "http://169.254.169.254:80",
+            |r| matches!(r, DenialReason::NoGrantForHost),
+            false,
+        ),
         (format!("http://2130706433:{other}/"), "", |r| matches!(r, DenialReason::NoGrantForPort), true),
         (format!("http://0x7f.1:{other}/"), "", |r| matches!(r, DenialReason::NoGrantForPort), true),
         (format!("http://user@127.0.0.1:{port}/"), "", |r| matches!(r, DenialReason::UserInfo), false),
-        (format!("http://127.0.0.1:{port}@example.com/"), "http://example.com:80", |r| matches!(r, DenialReason::UserInfo), false),
+        (
+            format!("http://127.0.0.1:{port}@example.com/"),
+            "http://example.com:80",
+            |r| matches!(r, DenialReason::UserInfo),
+            false,
+        ),
         (format!("https://127.0.0.1:{port}/"), "", |r| matches!(r, DenialReason::NoGrantForScheme), true),
     ];
     for (url, named, reason, closest_is_grant) in cases {
@@ -96,8 +110,17 @@ async fn refusals_are_recorded_and_explained_by_the_host() {
             named.to_string()
         };
         assert_eq!(d.url, expected_url, "{url}: the host names the normalised target");
-        assert_eq!(d.closest.as_ref().map(|g| g.service.as_str()) == Some("web"), closest_is_grant, "{url}: closest grant");
-        let msg = RunError::Invoke(InvokeError::Denied { target: String::new(), reason: String::new(), denials: vec![d.clone()] }).to_string();
+        assert_eq!(
+            d.closest.as_ref().map(|g| g.service.as_str()) == Some("web"),
+            closest_is_grant,
+            "{url}: closest grant"
+        );
+        let msg = RunError::Invoke(InvokeError::Denied {
+            target: String::new(),
+            reason: String::new(),
+            denials: vec![d.clone()],
+        })
+        .to_string();
         assert!(msg.contains(&expected_url) && msg.contains("refused"), "{url}: message names the target: {msg}");
     }
     assert!(seen.paths.lock().unwrap().is_empty(), "no refused request reached the server");
@@ -132,7 +155,9 @@ async fn no_grant_means_no_network_at_all() {
     let h = harness(&config(addr.port()).replace("grants = [\"web\"]", "grants = []"), &[]).await;
     let (r, _) = h.run("hello-http", json!({ "url": format!("http://127.0.0.1:{}/", addr.port()) })).await;
     match r {
-        Err(RunError::Invoke(InvokeError::Denied { target, .. })) => assert_eq!(target, "http", "the skill reports the missing service"),
+        Err(RunError::Invoke(InvokeError::Denied { target, .. })) => {
+            assert_eq!(target, "http", "the skill reports the missing service")
+        }
         other => panic!("expected denied, got {other:?}"),
     }
     assert!(seen.paths.lock().unwrap().is_empty());
@@ -160,7 +185,11 @@ async fn environment_files_and_sockets_are_closed() {
     let data = r.expect("escape guest returns its findings").data;
     assert_eq!(data["env"], json!([]), "no environment variables");
     assert!(data["file"].as_str().unwrap().starts_with("error"), "no host files: {}", data["file"]);
-    assert!(data["tcp"].as_str().unwrap().starts_with("error"), "no raw sockets, even to a granted port: {}", data["tcp"]);
+    assert!(
+        data["tcp"].as_str().unwrap().starts_with("error"),
+        "no raw sockets, even to a granted port: {}",
+        data["tcp"]
+    );
 }
 
 #[tokio::test]

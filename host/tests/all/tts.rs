@@ -81,7 +81,6 @@ fn schema_error(r: Result<Invoked, RunError>) -> (String, String) {
     }
 }
 
-
 // ---- decoding the containers ------------------------------------------------
 
 struct Wav {
@@ -175,7 +174,11 @@ async fn speaks_mp3_by_default_streaming_the_servers_bytes_with_progress() {
     assert!(close(secs, frame_secs, 0.001), "{secs} vs {frame_secs} from {frames} frames");
     let said = rec.audio_seconds.unwrap();
     assert!(close(secs, said, 3.0 * 576.0 / 24_000.0), "{secs} vs the server's {said}");
-    assert_eq!(mp3, direct(addr, &json!({"model": "tts-1", "input": LINE, "voice": "alloy"})).await, "byte-identical to the server's reply");
+    assert_eq!(
+        mp3,
+        direct(addr, &json!({"model": "tts-1", "input": LINE, "voice": "alloy"})).await,
+        "byte-identical to the server's reply"
+    );
 
     // Data and text.
     assert_eq!(
@@ -241,7 +244,10 @@ async fn settings_supply_voice_model_and_format_and_the_input_overrides_them() {
     let secs = samples as f64 / 24_000.0;
     assert!(close(secs, rec.audio_seconds.unwrap(), 1e-9));
     assert_eq!(r.data["seconds"].as_f64(), Some((secs * 1000.0).round() / 1000.0));
-    assert_eq!((&r.data["voice"], &r.data["model"], &r.data["format"]), (&json!("echo"), &json!("tts-1-hd"), &json!("flac")));
+    assert_eq!(
+        (&r.data["voice"], &r.data["model"], &r.data["format"]),
+        (&json!("echo"), &json!("tts-1-hd"), &json!("flac"))
+    );
 
     // The input wins; what it leaves out still comes from the settings.
     let (r, _) = h.run("tts", json!({"text": "Input decides.", "voice": "onyx", "format": "pcm"})).await;
@@ -277,7 +283,12 @@ async fn unknown_voice_is_invalid_voice_listing_the_servers_voices() {
     let h = harness_for(addr, "voice = \"bob\"").await;
     let (field, reason) = invalid(h.run("tts", json!({"text": "hi"})).await.0);
     assert_eq!(field, "voice");
-    assert!(reason.starts_with("speech has no voice `bob` (from settings.voice in the c41 config); voices on this server: alloy"), "{reason}");
+    assert!(
+        reason.starts_with(
+            "speech has no voice `bob` (from settings.voice in the c41 config); voices on this server: alloy"
+        ),
+        "{reason}"
+    );
 }
 
 #[tokio::test]

@@ -109,14 +109,15 @@ impl Skill for AudioGen {
             }
             Mode::TextToAudio => None,
         };
-        let generating = format!(
-            "{svc} is generating {:.1} s of sound ({} steps, seed {})",
-            p.seconds, p.steps, p.seed
-        );
+        let generating =
+            format!("{svc} is generating {:.1} s of sound ({} steps, seed {})", p.seconds, p.steps, p.seed);
         cx.check_cancelled()?;
         let req = match &video {
             Some(name) => {
-                Progress::stage("upload").fraction(0.0).message(format!("sending {name} ({video_size} bytes)")).report();
+                Progress::stage("upload")
+                    .fraction(0.0)
+                    .message(format!("sending {name} ({video_size} bytes)"))
+                    .report();
                 let file = name.clone();
                 let sending = move |sent, total: u64| format!("sending {file}: {}%", sent * 100 / total.max(1));
                 let generate = Progress::stage("generate").fraction(0.3).message(generating.clone());
@@ -131,7 +132,9 @@ impl Skill for AudioGen {
         };
 
         let resp = client.send_any(req).await.map_err(|e| match e {
-            SkillError::Backend { status: None, message, .. } => params::no_reply(svc, &client.url("/process"), &message, video.as_deref()),
+            SkillError::Backend { status: None, message, .. } => {
+                params::no_reply(svc, &client.url("/process"), &message, video.as_deref())
+            }
             other => other,
         })?;
         let status = resp.status().as_u16();
@@ -170,7 +173,11 @@ impl Skill for AudioGen {
         if let Some(len) = expected
             && artifact.bytes != len
         {
-            return Err(SkillError::backend(svc, Some(status), format!("the reply was cut: {} of {len} bytes", artifact.bytes)));
+            return Err(SkillError::backend(
+                svc,
+                Some(status),
+                format!("the reply was cut: {} of {len} bytes", artifact.bytes),
+            ));
         }
         Progress::stage("download").fraction(1.0).message(format!("stored {file} ({} bytes)", artifact.bytes)).report();
 

@@ -63,9 +63,19 @@ pub struct Params {
 /// A number from the input, else from the settings, else `default`. A
 /// setting of the wrong type or out of range is the config's fault and is
 /// reported as such, naming the key.
-fn number(input: &Value, settings: &Value, key: &str, default: f64, ok: impl Fn(f64) -> bool, rule: &str) -> Result<f64, SkillError> {
+fn number(
+    input: &Value,
+    settings: &Value,
+    key: &str,
+    default: f64,
+    ok: impl Fn(f64) -> bool,
+    rule: &str,
+) -> Result<f64, SkillError> {
     if let Some(v) = input.get(key).filter(|v| !v.is_null()) {
-        let n = v.as_f64().filter(|n| ok(*n)).ok_or_else(|| SkillError::invalid(key, format!("must be {rule}, got {v}")))?;
+        let n = v
+            .as_f64()
+            .filter(|n| ok(*n))
+            .ok_or_else(|| SkillError::invalid(key, format!("must be {rule}, got {v}")))?;
         return Ok(n);
     }
     match settings.get(key).filter(|v| !v.is_null()) {
@@ -89,7 +99,14 @@ impl Params {
             return Err(SkillError::invalid("prompt", "say what should be heard, e.g. \"rain on a tin roof\""));
         }
         let negative_prompt = input.get("negative_prompt").and_then(Value::as_str).unwrap_or("").trim().to_string();
-        let seconds = number(input, settings, "seconds", DEFAULT_SECONDS, |s| s > 0.0 && s <= MAX_SECONDS, "a number of seconds above 0 and at most 30")?;
+        let seconds = number(
+            input,
+            settings,
+            "seconds",
+            DEFAULT_SECONDS,
+            |s| s > 0.0 && s <= MAX_SECONDS,
+            "a number of seconds above 0 and at most 30",
+        )?;
         let steps = number(
             input,
             settings,
@@ -98,16 +115,24 @@ impl Params {
             |s| s.fract() == 0.0 && (1.0..=MAX_STEPS as f64).contains(&s),
             "a whole number from 1 to 1000",
         )? as u64;
-        let cfg = number(input, settings, "cfg", DEFAULT_CFG, |c| c.is_finite() && (0.0..=MAX_CFG).contains(&c), "a number from 0 to 20")?;
+        let cfg = number(
+            input,
+            settings,
+            "cfg",
+            DEFAULT_CFG,
+            |c| c.is_finite() && (0.0..=MAX_CFG).contains(&c),
+            "a number from 0 to 20",
+        )?;
         let seed = match input.get("seed").filter(|v| !v.is_null()) {
-            Some(v) => v
-                .as_u64()
-                .filter(|s| *s <= MAX_SEED)
-                .ok_or_else(|| SkillError::invalid("seed", format!("must be a whole number from 0 to {MAX_SEED}, got {v}")))?,
+            Some(v) => v.as_u64().filter(|s| *s <= MAX_SEED).ok_or_else(|| {
+                SkillError::invalid("seed", format!("must be a whole number from 0 to {MAX_SEED}, got {v}"))
+            })?,
             None => random_seed() & MAX_SEED,
         };
-        let mode = if input.get("video").is_some_and(|v| !v.is_null()) { Mode::VideoToAudio } else { Mode::TextToAudio };
-        let name = input.get("name").and_then(Value::as_str).map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
+        let mode =
+            if input.get("video").is_some_and(|v| !v.is_null()) { Mode::VideoToAudio } else { Mode::TextToAudio };
+        let name =
+            input.get("name").and_then(Value::as_str).map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
         Ok(Params { prompt, negative_prompt, seconds, steps, cfg, seed, mode, name })
     }
 
@@ -167,12 +192,23 @@ pub fn explain(service: &str, status: u16, body: &[u8]) -> SkillError {
 /// it was there and dropped the request, which with an upload usually means
 /// it answered before taking the whole file.
 pub fn no_reply(service: &str, url: &str, detail: &str, video: Option<&str>) -> SkillError {
-    const ABSENT: &[&str] = &["ConnectionRefused", "ConnectionTimeout", "DnsError", "DnsTimeout", "DestinationNotFound", "DestinationUnavailable", "DestinationIpUnroutable", "DestinationIpProhibited"];
+    const ABSENT: &[&str] = &[
+        "ConnectionRefused",
+        "ConnectionTimeout",
+        "DnsError",
+        "DnsTimeout",
+        "DestinationNotFound",
+        "DestinationUnavailable",
+        "DestinationIpUnroutable",
+        "DestinationIpProhibited",
+    ];
     let message = if ABSENT.iter().any(|a| detail.contains(a)) {
         format!("cannot reach MMAudio `{service}` at {url} ({detail}); is the server on the workstation running?")
     } else {
         let upload = match video {
-            Some(v) => format!("; it may have answered before taking the whole upload of {v} (an error or a size limit): see the server's log"),
+            Some(v) => format!(
+                "; it may have answered before taking the whole upload of {v} (an error or a size limit): see the server's log"
+            ),
             None => String::new(),
         };
         format!("the request to MMAudio `{service}` at {url} failed without a reply ({detail}){upload}")
@@ -230,7 +266,13 @@ pub fn file_name(name: Option<&str>, video_name: Option<&str>, ext: &str) -> Str
             // An artifact input carries the store's `-<12 hex>` suffix; the
             // store adds a fresh one to the result.
             let stem = match stem.rsplit_once('-') {
-                Some((s, h)) if !s.is_empty() && h.len() == 12 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => s,
+                Some((s, h))
+                    if !s.is_empty()
+                        && h.len() == 12
+                        && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+                {
+                    s
+                }
                 _ => stem,
             };
             if stem.is_empty() { "video-sound".to_string() } else { format!("{stem}-sound") }
@@ -296,7 +338,11 @@ mod tests {
         let settings = json!({"seconds": 4, "steps": 50, "cfg": 6.0});
         let p = resolve(json!({"prompt": "x"}), settings.clone()).unwrap();
         assert_eq!((p.seconds, p.steps, p.cfg), (4.0, 50, 6.0));
-        let p = resolve(json!({"prompt": "x", "seconds": 2.5, "steps": 10, "cfg": 3, "seed": 7, "negative_prompt": "music"}), settings).unwrap();
+        let p = resolve(
+            json!({"prompt": "x", "seconds": 2.5, "steps": 10, "cfg": 3, "seed": 7, "negative_prompt": "music"}),
+            settings,
+        )
+        .unwrap();
         assert_eq!((p.seconds, p.steps, p.cfg, p.seed), (2.5, 10, 3.0, 7));
         let f = p.form_fields();
         assert!(f.contains(&("negative_prompt", "music".into())), "{f:?}");
@@ -322,7 +368,9 @@ mod tests {
         let e = resolve(json!({"prompt": "   "}), json!({})).unwrap_err();
         assert!(matches!(&e, SkillError::InvalidInput { field, .. } if field == "prompt"), "{e:?}");
         match resolve(json!({"prompt": "x"}), json!({"seconds": "long"})).unwrap_err() {
-            SkillError::Internal(m) => assert!(m.contains("seconds = \"long\"") && m.contains("skills.audio-gen.settings"), "{m}"),
+            SkillError::Internal(m) => {
+                assert!(m.contains("seconds = \"long\"") && m.contains("skills.audio-gen.settings"), "{m}")
+            }
             e => panic!("{e:?}"),
         }
     }
@@ -337,9 +385,12 @@ mod tests {
             }
             e => panic!("{e:?}"),
         }
-        for (server, ours) in [("num_steps", "steps"), ("cfg_strength", "cfg"), ("prompt", "prompt"), ("seed", "seed")] {
+        for (server, ours) in [("num_steps", "steps"), ("cfg_strength", "cfg"), ("prompt", "prompt"), ("seed", "seed")]
+        {
             let body = format!(r#"{{"detail":[{{"loc":["body","{server}"],"msg":"bad","type":"x"}}]}}"#);
-            assert!(matches!(explain("m", 422, body.as_bytes()), SkillError::InvalidInput { field, .. } if field == ours));
+            assert!(
+                matches!(explain("m", 422, body.as_bytes()), SkillError::InvalidInput { field, .. } if field == ours)
+            );
         }
         match explain("m", 400, br#"{"detail":"video: not an MP4/MOV file"}"#) {
             SkillError::InvalidInput { field, reason } => {
@@ -350,7 +401,10 @@ mod tests {
         }
         // A broken body is nobody's field; a 5xx never blames the input.
         let e = explain("m", 400, br#"{"detail":"There was an error parsing the body"}"#);
-        assert!(matches!(&e, SkillError::Backend { status: Some(400), message, .. } if message.contains("parsing the body")), "{e:?}");
+        assert!(
+            matches!(&e, SkillError::Backend { status: Some(400), message, .. } if message.contains("parsing the body")),
+            "{e:?}"
+        );
         let e = explain("m", 500, b"Internal Server Error");
         assert_eq!(e, SkillError::backend("m", Some(500), "Internal Server Error"));
         let e = explain("m", 500, br#"{"detail":"video: encoder crashed"}"#);
@@ -361,15 +415,22 @@ mod tests {
 
     #[test]
     fn no_reply_says_whether_the_server_is_there() {
-        let e = no_reply("m", "http://w:8000/process", "POST http://w:8000/process: ErrorCode::ConnectionRefused", None);
-        assert!(matches!(&e, SkillError::Backend { status: None, message, .. } if message.starts_with("cannot reach MMAudio `m` at http://w:8000/process")), "{e:?}");
+        let e =
+            no_reply("m", "http://w:8000/process", "POST http://w:8000/process: ErrorCode::ConnectionRefused", None);
+        assert!(
+            matches!(&e, SkillError::Backend { status: None, message, .. } if message.starts_with("cannot reach MMAudio `m` at http://w:8000/process")),
+            "{e:?}"
+        );
         let e = no_reply("m", "http://w:8000/process", "ErrorCode::HttpProtocolError", Some("clip.mp4"));
         assert!(
             matches!(&e, SkillError::Backend { status: None, message, .. } if message.contains("failed without a reply (ErrorCode::HttpProtocolError)") && message.contains("whole upload of clip.mp4")),
             "{e:?}"
         );
         let e = no_reply("m", "u", "ErrorCode::ConnectionReadTimeout", None);
-        assert!(matches!(&e, SkillError::Backend { message, .. } if !message.contains("upload") && message.contains("without a reply")), "{e:?}");
+        assert!(
+            matches!(&e, SkillError::Backend { message, .. } if !message.contains("upload") && message.contains("without a reply")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -377,7 +438,10 @@ mod tests {
         assert_eq!(bare_mime("audio/flac; charset=x"), "audio/flac");
         assert_eq!(extension("audio/flac", None, Mode::VideoToAudio), "flac");
         assert_eq!(extension("video/mp4", None, Mode::TextToAudio), "mp4");
-        assert_eq!(extension("application/octet-stream", Some("attachment; filename=\"output.wav\""), Mode::TextToAudio), "wav");
+        assert_eq!(
+            extension("application/octet-stream", Some("attachment; filename=\"output.wav\""), Mode::TextToAudio),
+            "wav"
+        );
         assert_eq!(extension("", None, Mode::VideoToAudio), "mp4");
         assert_eq!(file_name(None, None, "flac"), "sound.flac");
         assert_eq!(file_name(None, Some("fox run.mp4"), "mp4"), "fox run-sound.mp4");

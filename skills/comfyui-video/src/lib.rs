@@ -140,7 +140,8 @@ impl Skill for ComfyVideo {
             params.insert("frames".into(), json!(f));
         }
         params.insert("seed".into(), json!(seed));
-        let files = if has_image { vec![FileParam { param: "image".into(), field: "image".into() }] } else { Vec::new() };
+        let files =
+            if has_image { vec![FileParam { param: "image".into(), field: "image".into() }] } else { Vec::new() };
 
         let job = Job { workflow: &workflow, params, files };
         let done = comfyui::run(&cx, job, &Options::from_settings(&settings)).await?;

@@ -101,7 +101,8 @@ impl Writer {
         let mut body = body.into_boxed_body();
         let mut total = 0u64;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| SkillError::backend(service, None, format!("reading {}: {e:#}", self.name)))?;
+            let frame =
+                frame.map_err(|e| SkillError::backend(service, None, format!("reading {}: {e:#}", self.name)))?;
             if let Some(data) = frame.data_ref() {
                 self.write_all(data)?;
                 total += data.len() as u64;

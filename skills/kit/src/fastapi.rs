@@ -34,11 +34,8 @@ pub fn problems(body: &[u8]) -> Vec<Problem> {
         Some(Value::Array(items)) if !items.is_empty() => items
             .iter()
             .map(|item| {
-                let field = item
-                    .get("loc")
-                    .and_then(Value::as_array)
-                    .and_then(|loc| loc.last())
-                    .and_then(|f| match f {
+                let field =
+                    item.get("loc").and_then(Value::as_array).and_then(|loc| loc.last()).and_then(|f| match f {
                         Value::String(s) if s != "body" => Some(s.clone()),
                         _ => None,
                     });
@@ -56,7 +53,12 @@ pub fn problems(body: &[u8]) -> Vec<Problem> {
 /// that input; otherwise a backend error with the status and every problem.
 /// A field is blamed by a validation error's `loc`, or by a string detail of
 /// the form `"<field>: <message>"`.
-pub fn error(service: &str, status: u16, body: &[u8], input_field: impl Fn(&str) -> Option<&'static str>) -> SkillError {
+pub fn error(
+    service: &str,
+    status: u16,
+    body: &[u8],
+    input_field: impl Fn(&str) -> Option<&'static str>,
+) -> SkillError {
     let problems = problems(body);
     if (400..500).contains(&status) {
         for p in &problems {

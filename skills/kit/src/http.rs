@@ -40,10 +40,7 @@ impl ServiceClient {
     /// `detail`, OpenAI's `error.param`). Only a failed connection is an error.
     pub async fn send_any(&self, req: Request<Body>) -> Result<Response<Body>, SkillError> {
         let what = format!("{} {}", req.method(), req.uri());
-        Client::new()
-            .send(req)
-            .await
-            .map_err(|e| self.fail(None, format!("{what}: {e:#}")))
+        Client::new().send(req).await.map_err(|e| self.fail(None, format!("{what}: {e:#}")))
     }
 
     /// Send a request; a non-2xx status becomes a backend error carrying the
@@ -119,10 +116,7 @@ impl ServiceClient {
     /// Parse a response body as JSON.
     pub async fn read_json<T: DeserializeOwned>(&self, resp: Response<Body>) -> Result<T, SkillError> {
         let mut body = resp.into_body();
-        let bytes = body
-            .contents()
-            .await
-            .map_err(|e| self.fail(None, format!("reading body: {e:#}")))?;
+        let bytes = body.contents().await.map_err(|e| self.fail(None, format!("reading body: {e:#}")))?;
         serde_json::from_slice(bytes).map_err(|e| self.fail(None, format!("unexpected JSON: {e}")))
     }
 }

@@ -97,8 +97,7 @@ impl Invocation {
 
     /// A string field the schema requires.
     pub fn required_str(&self, field: &str) -> Result<&str, SkillError> {
-        self.str(field)
-            .ok_or_else(|| SkillError::invalid(field, "required string is missing"))
+        self.str(field).ok_or_else(|| SkillError::invalid(field, "required string is missing"))
     }
 
     /// An unsigned integer field, if present.

@@ -3,8 +3,7 @@
 use crate::bindings::c41::skill::log::{self as wit, Level};
 
 fn emit(level: Level, message: &str, fields: &[(&str, &str)]) {
-    let fields: Vec<(String, String)> =
-        fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     wit::log(level, message, &fields);
 }
 

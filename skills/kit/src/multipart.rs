@@ -14,9 +14,9 @@
 //! expect for uploads. [`Form::on_sent`] watches the bytes go out, for upload
 //! progress.
 
+use crate::SkillError;
 use crate::inputs::File;
 use crate::progress::Progress;
-use crate::SkillError;
 use wstd::http::{Body, Method, Request};
 
 enum Content {
@@ -199,7 +199,14 @@ impl Form {
     fn chunks(self) -> Chunks {
         let trailer = self.trailer();
         let total = self.content_length();
-        Chunks { parts: self.parts.into_iter(), current: None, trailer: Some(trailer), sent: 0, total, on_sent: self.on_sent }
+        Chunks {
+            parts: self.parts.into_iter(),
+            current: None,
+            trailer: Some(trailer),
+            sent: 0,
+            total,
+            on_sent: self.on_sent,
+        }
     }
 }
 
@@ -279,7 +286,12 @@ mod tests {
         let body = form.to_vec().unwrap();
         assert_eq!(body.len() as u64, len);
         let text = String::from_utf8_lossy(&body);
-        assert!(text.starts_with(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na \"quoted\" prompt\r\n")), "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na \"quoted\" prompt\r\n"
+            )),
+            "{text}"
+        );
         assert!(text.contains("name=\"seed\"\r\n\r\n7\r\n"), "{text}");
         assert!(!text.contains("steps"), "absent optional fields are left out: {text}");
         let image = b"name=\"image\"; filename=\"in_.._face.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n";

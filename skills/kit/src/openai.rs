@@ -38,9 +38,7 @@ pub fn parse(body: &[u8]) -> Option<ApiError> {
         message: s("message").unwrap_or_else(|| e.to_string()),
         kind: s("type"),
         param: s("param"),
-        code: s("code")
-            .or_else(|| e.get("code").and_then(Value::as_i64).map(|n| n.to_string()))
-            .or_else(|| s("error")),
+        code: s("code").or_else(|| e.get("code").and_then(Value::as_i64).map(|n| n.to_string())).or_else(|| s("error")),
     })
 }
 
@@ -60,10 +58,13 @@ mod tests {
                 code: Some("invalid_value".into()),
             })
         );
-        let nulls = br#"{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}"#;
+        let nulls =
+            br#"{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}"#;
         let e = parse(nulls).unwrap();
         assert_eq!((e.param, e.code, e.kind.as_deref()), (None, None, Some("server_error")));
-        let llama = parse(br#"{"error":{"code":400,"message":"model 'nope' not found","type":"invalid_request_error"}}"#).unwrap();
+        let llama =
+            parse(br#"{"error":{"code":400,"message":"model 'nope' not found","type":"invalid_request_error"}}"#)
+                .unwrap();
         assert_eq!((llama.code.as_deref(), llama.message.as_str()), (Some("400"), "model 'nope' not found"));
         let bare = parse(br#"{"error":{"type":"x"}}"#).unwrap();
         assert_eq!(bare.message, r#"{"type":"x"}"#);
@@ -71,9 +72,13 @@ mod tests {
 
     #[test]
     fn reads_kokoros_detail_object() {
-        let body = br#"{"detail":{"error":"validation_error","message":"Invalid voice: bob","type":"invalid_request_error"}}"#;
+        let body =
+            br#"{"detail":{"error":"validation_error","message":"Invalid voice: bob","type":"invalid_request_error"}}"#;
         let e = parse(body).unwrap();
-        assert_eq!((e.message.as_str(), e.code.as_deref(), e.param), ("Invalid voice: bob", Some("validation_error"), None));
+        assert_eq!(
+            (e.message.as_str(), e.code.as_deref(), e.param),
+            ("Invalid voice: bob", Some("validation_error"), None)
+        );
     }
 
     #[test]

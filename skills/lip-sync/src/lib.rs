@@ -180,11 +180,17 @@ fn open_nonempty(field: &str) -> Result<inputs::File, SkillError> {
 /// host streams the files out, and announces the "generate" stage once the
 /// last byte has gone (HuMo only answers when the video is done).
 fn upload_request(client: &ServiceClient, form: Form, image: &str, audio: &str) -> Result<Request<Body>, SkillError> {
-    let generate = Progress::stage("generate")
-        .fraction(0.1)
-        .message(format!("{} is lip-syncing {image} to {audio} (the video comes back whole when done)", client.service.name));
+    let generate = Progress::stage("generate").fraction(0.1).message(format!(
+        "{} is lip-syncing {image} to {audio} (the video comes back whole when done)",
+        client.service.name
+    ));
     // Every 5% (and the end), not every chunk.
-    let form = form.report_upload(0.1, 20, |sent, total| format!("sent {} of {}", human_bytes(sent), human_bytes(total)), generate);
+    let form = form.report_upload(
+        0.1,
+        20,
+        |sent, total| format!("sent {} of {}", human_bytes(sent), human_bytes(total)),
+        generate,
+    );
     client.form_request("/generate", form)
 }
 
@@ -209,9 +215,11 @@ async fn download(
                 shown = total.max(1);
                 let p = Progress::stage("download");
                 let p = match expected {
-                    Some(n) if n > 0 => p
-                        .fraction(0.9 + 0.1 * total as f32 / n as f32)
-                        .message(format!("{} of {}", human_bytes(total), human_bytes(n))),
+                    Some(n) if n > 0 => p.fraction(0.9 + 0.1 * total as f32 / n as f32).message(format!(
+                        "{} of {}",
+                        human_bytes(total),
+                        human_bytes(n)
+                    )),
                     _ => p.fraction(0.9).message(human_bytes(total)),
                 };
                 p.report();

@@ -366,7 +366,10 @@ impl Skill for LlmRoute {
                             b.name,
                             f.tokens,
                             f.outcome,
-                            next.map_or("no other model to try".to_string(), |m| format!("{} answers instead", m.model)),
+                            next.map_or("no other model to try".to_string(), |m| format!(
+                                "{} answers instead",
+                                m.model
+                            )),
                         ));
                     }
                     if let Some(next) = next {

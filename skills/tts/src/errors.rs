@@ -64,12 +64,8 @@ pub fn explain(service: &str, status: u16, body: &[u8], sent: &Speech) -> (Skill
     };
     let code = e.code.as_deref().unwrap_or("");
     if code == "model_not_found" || (status == 404 && e.param.as_deref() == Some("model")) {
-        let reason = format!(
-            "{service} has no model `{}`{}: {}",
-            sent.model,
-            whence(sent.model_from, "model"),
-            e.message
-        );
+        let reason =
+            format!("{service} has no model `{}`{}: {}", sent.model, whence(sent.model_from, "model"), e.message);
         return (SkillError::invalid("model", reason), Lookup::Models);
     }
     if (400..500).contains(&status) {
@@ -77,11 +73,21 @@ pub fn explain(service: &str, status: u16, body: &[u8], sent: &Speech) -> (Skill
         if let Some(field) = field {
             let (reason, lookup) = match field {
                 "voice" => (
-                    format!("{service} refused voice `{}`{}: {}", sent.voice, whence(sent.voice_from, "voice"), e.message),
+                    format!(
+                        "{service} refused voice `{}`{}: {}",
+                        sent.voice,
+                        whence(sent.voice_from, "voice"),
+                        e.message
+                    ),
                     Lookup::Voices,
                 ),
                 "model" => (
-                    format!("{service} refused model `{}`{}: {}", sent.model, whence(sent.model_from, "model"), e.message),
+                    format!(
+                        "{service} refused model `{}`{}: {}",
+                        sent.model,
+                        whence(sent.model_from, "model"),
+                        e.message
+                    ),
                     Lookup::Models,
                 ),
                 _ => (format!("{service} refused it: {}", e.message), Lookup::Nothing),
@@ -93,7 +99,14 @@ pub fn explain(service: &str, status: u16, body: &[u8], sent: &Speech) -> (Skill
         401 | 403 => " (the server wants credentials: set `token` or `token-env` for this service in the c41 config)",
         _ => "",
     };
-    (SkillError::backend(service, Some(status), format!("POST {SPEECH_PATH}: {}{hint}", or_reason(&e.message, Some(status)))), Lookup::Nothing)
+    (
+        SkillError::backend(
+            service,
+            Some(status),
+            format!("POST {SPEECH_PATH}: {}{hint}", or_reason(&e.message, Some(status))),
+        ),
+        Lookup::Nothing,
+    )
 }
 
 /// A server that names no `param` but says the voice is wrong (Kokoro's
@@ -140,11 +153,7 @@ pub fn names(listing: &Value) -> Vec<String> {
 /// known: the value, where it came from, and what the server has instead
 /// (replacing the server's own message, which may list the same names).
 pub fn unknown(service: &str, what: &str, value: &str, from: Source, names: &[String]) -> String {
-    format!(
-        "{service} has no {what} `{value}`{}; {what}s on this server: {}",
-        whence(from, what),
-        names.join(", ")
-    )
+    format!("{service} has no {what} `{value}`{}; {what}s on this server: {}", whence(from, what), names.join(", "))
 }
 
 #[cfg(test)]
@@ -165,13 +174,17 @@ mod tests {
     }
 
     fn openai(param: Option<&str>, code: &str, message: &str) -> Vec<u8> {
-        json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}).to_string().into_bytes()
+        json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
+            .to_string()
+            .into_bytes()
     }
 
     #[test]
     fn server_fields_map_to_skill_fields() {
         let s = sent(json!({"text": "hi"}), json!({}));
-        for (param, field) in [("input", "text"), ("response_format", "format"), ("speed", "speed"), ("instructions", "instructions")] {
+        for (param, field) in
+            [("input", "text"), ("response_format", "format"), ("speed", "speed"), ("instructions", "instructions")]
+        {
             let (e, lookup) = explain("tts", 400, &openai(Some(param), "invalid_value", "Invalid value."), &s);
             let (f, why) = invalid(e);
             assert_eq!(f, field);
@@ -183,14 +196,22 @@ mod tests {
     #[test]
     fn unknown_voice_names_voice_and_asks_for_the_listing() {
         let s = sent(json!({"text": "hi"}), json!({"voice": "bob"}));
-        let body = openai(Some("voice"), "invalid_value", "Invalid value: 'bob'. Supported values are: 'alloy', and 'ash'.");
+        let body =
+            openai(Some("voice"), "invalid_value", "Invalid value: 'bob'. Supported values are: 'alloy', and 'ash'.");
         let (e, lookup) = explain("tts-box", 400, &body, &s);
         let (f, why) = invalid(e);
         assert_eq!(f, "voice");
         assert_eq!(lookup, Lookup::Voices);
-        assert!(why.contains("`bob` (from settings.voice in the c41 config)") && why.contains("'alloy', and 'ash'"), "{why}");
-        let listed = unknown("tts-box", "voice", &s.voice, s.voice_from, &names(&json!({"voices": ["alloy", {"id": "ash"}]})));
-        assert_eq!(listed, "tts-box has no voice `bob` (from settings.voice in the c41 config); voices on this server: alloy, ash");
+        assert!(
+            why.contains("`bob` (from settings.voice in the c41 config)") && why.contains("'alloy', and 'ash'"),
+            "{why}"
+        );
+        let listed =
+            unknown("tts-box", "voice", &s.voice, s.voice_from, &names(&json!({"voices": ["alloy", {"id": "ash"}]})));
+        assert_eq!(
+            listed,
+            "tts-box has no voice `bob` (from settings.voice in the c41 config); voices on this server: alloy, ash"
+        );
 
         // Kokoro-FastAPI: no param, the message says it.
         let kokoro = br#"{"detail":{"error":"validation_error","message":"Invalid voice: bob. Available voices: af_heart","type":"invalid_request_error"}}"#;
@@ -206,7 +227,10 @@ mod tests {
         let (f, why) = invalid(e);
         assert_eq!((f.as_str(), lookup), ("model", Lookup::Models));
         assert!(why.starts_with("tts has no model `tts-9`:"), "{why}");
-        assert_eq!(names(&json!({"object": "list", "data": [{"id": "tts-1"}, {"id": "tts-1-hd"}]})), ["tts-1", "tts-1-hd"]);
+        assert_eq!(
+            names(&json!({"object": "list", "data": [{"id": "tts-1"}, {"id": "tts-1-hd"}]})),
+            ["tts-1", "tts-1-hd"]
+        );
     }
 
     #[test]
@@ -222,12 +246,16 @@ mod tests {
         }
         // A 4xx that blames nothing we know is the server's problem to report.
         match explain("tts", 401, &openai(None, "invalid_api_key", "Incorrect API key provided."), &s).0 {
-            SkillError::Backend { status: Some(401), message, .. } => assert!(message.contains("token-env"), "{message}"),
+            SkillError::Backend { status: Some(401), message, .. } => {
+                assert!(message.contains("token-env"), "{message}")
+            }
             other => panic!("{other:?}"),
         }
         // Plain text from a proxy.
         match explain("tts", 502, b"", &s).0 {
-            SkillError::Backend { status: Some(502), message, .. } => assert_eq!(message, "POST /v1/audio/speech: Bad Gateway"),
+            SkillError::Backend { status: Some(502), message, .. } => {
+                assert_eq!(message, "POST /v1/audio/speech: Bad Gateway")
+            }
             other => panic!("{other:?}"),
         }
     }

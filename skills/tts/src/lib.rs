@@ -84,7 +84,8 @@ impl Skill for Tts {
             .fraction(0.0)
             .message(format!("{chars} characters as {} ({}) on {name}", speech.voice, speech.model))
             .report();
-        let response = client.post_json_any(SPEECH_PATH, &speech.body()).await.map_err(|e| unreachable_service(e, &client))?;
+        let response =
+            client.post_json_any(SPEECH_PATH, &speech.body()).await.map_err(|e| unreachable_service(e, &client))?;
         let status = response.status().as_u16();
         if !response.status().is_success() {
             let mut body = response.into_body();
@@ -97,23 +98,32 @@ impl Skill for Tts {
         // to the host.
         let expected = response.body().content_length();
         if expected == Some(0) {
-            return Err(SkillError::backend(name, Some(status), format!("POST {SPEECH_PATH} answered {status} with no audio")));
+            return Err(SkillError::backend(
+                name,
+                Some(status),
+                format!("POST {SPEECH_PATH} answered {status} with no audio"),
+            ));
         }
         let format = speech.format;
         let mut probe = Probe::new();
-        let artifact = artifacts::save_body_with(&speech.file_name(), format.mime(), response.into_body(), name, |chunk, done| {
-            probe.feed(chunk);
-            let p = Progress::stage("download").message(format!("{done} bytes of {}", format.name()));
-            match expected {
-                Some(total) if total > 0 => p.fraction(done as f32 / total as f32).report(),
-                _ => p.report(),
-            }
-            Ok(())
-        })
-        .await?;
+        let artifact =
+            artifacts::save_body_with(&speech.file_name(), format.mime(), response.into_body(), name, |chunk, done| {
+                probe.feed(chunk);
+                let p = Progress::stage("download").message(format!("{done} bytes of {}", format.name()));
+                match expected {
+                    Some(total) if total > 0 => p.fraction(done as f32 / total as f32).report(),
+                    _ => p.report(),
+                }
+                Ok(())
+            })
+            .await?;
         if artifact.bytes == 0 {
             // A streamed reply that turned out empty (the file is stored by now).
-            return Err(SkillError::backend(name, Some(status), format!("POST {SPEECH_PATH} answered {status} with no audio")));
+            return Err(SkillError::backend(
+                name,
+                Some(status),
+                format!("POST {SPEECH_PATH} answered {status} with no audio"),
+            ));
         }
         let seconds = speech::seconds(format, &probe.finish()).map(|s| (s * 1000.0).round() / 1000.0);
         Progress::stage("done").fraction(1.0).report();
@@ -129,10 +139,8 @@ fn outcome(speech: &Speech, service: &str, seconds: Option<f64>, artifact: c41_k
         Some(s) => format!("{s:.1} s of {}", speech.format.name()),
         None => format!("{} bytes of {}", artifact.bytes, speech.format.name()),
     };
-    let text = format!(
-        "Spoke {chars} character{plural} as {} ({}), {length}: {}",
-        speech.voice, speech.model, artifact.path
-    );
+    let text =
+        format!("Spoke {chars} character{plural} as {} ({}), {length}: {}", speech.voice, speech.model, artifact.path);
     let data = json!({
         "voice": speech.voice,
         "model": speech.model,

@@ -145,7 +145,8 @@ impl Speech {
 
 /// A string from the input, else a string setting, else the built-in default.
 fn pick(input: &Value, settings: &Value, key: &str, builtin: &str) -> (String, Source) {
-    let nonempty = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(str::to_string);
+    let nonempty =
+        |v: &Value, k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(str::to_string);
     if let Some(v) = nonempty(input, key) {
         (v, Source::Input)
     } else if let Some(v) = nonempty(settings, key) {
@@ -191,11 +192,8 @@ pub fn resolve(input: &Value, settings: &Value) -> Result<Speech, SkillError> {
     if !(0.25..=4.0).contains(&speed) {
         return Err(SkillError::invalid("speed", format!("{speed} is outside 0.25..4.0")));
     }
-    let instructions = input
-        .get("instructions")
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .map(str::to_string);
+    let instructions =
+        input.get("instructions").and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(str::to_string);
     Ok(Speech {
         text: text.to_string(),
         voice,
@@ -221,7 +219,9 @@ mod tests {
         assert_eq!((s.model.as_str(), s.model_from), ("tts-1-hd", Source::Settings));
         assert_eq!(s.format, Format::Wav);
 
-        let s = resolve(&json!({"text": "Hi.", "voice": "echo", "model": "gpt-4o-mini-tts", "format": "flac"}), &settings).unwrap();
+        let s =
+            resolve(&json!({"text": "Hi.", "voice": "echo", "model": "gpt-4o-mini-tts", "format": "flac"}), &settings)
+                .unwrap();
         assert_eq!((s.voice.as_str(), s.voice_from), ("echo", Source::Input));
         assert_eq!((s.model.as_str(), s.format), ("gpt-4o-mini-tts", Format::Flac));
 

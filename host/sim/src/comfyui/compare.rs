@@ -21,14 +21,7 @@ impl Rules {
     /// The usual noise: ids, timestamps, client ids, counters in file names.
     pub(crate) fn standard() -> Self {
         Rules {
-            loose_values: vec![
-                "prompt_id",
-                "timestamp",
-                "sid",
-                "client_id",
-                "create_time",
-                "exception_message",
-            ],
+            loose_values: vec!["prompt_id", "timestamp", "sid", "client_id", "create_time", "exception_message"],
             opaque: vec!["traceback", "current_inputs"],
             // History's prompt tuple starts with the queue number and the id.
             skip_paths: vec!["/prompt/0".into(), "/prompt/1".into()],
@@ -99,11 +92,7 @@ fn walk(e: &Value, a: &Value, path: &str, key: Option<&str>, rules: &Rules, out:
         return;
     }
     if kind(e) != kind(a) {
-        out.push(format!(
-            "{path}: type {} != {} (expected {e}, got {a})",
-            kind(e),
-            kind(a)
-        ));
+        out.push(format!("{path}: type {} != {} (expected {e}, got {a})", kind(e), kind(a)));
         return;
     }
     let loose = key.is_some_and(|k| rules.loose_values.contains(&k));
@@ -128,14 +117,7 @@ fn walk(e: &Value, a: &Value, path: &str, key: Option<&str>, rules: &Rules, out:
                 return;
             }
             for (i, (x, y)) in ea.iter().zip(aa).enumerate() {
-                walk(
-                    x,
-                    y,
-                    &format!("{path}/{i}"),
-                    if loose { key } else { None },
-                    rules,
-                    out,
-                );
+                walk(x, y, &format!("{path}/{i}"), if loose { key } else { None }, rules, out);
             }
         }
         (Value::String(x), Value::String(y)) if key == Some("filename") => {
@@ -155,11 +137,7 @@ fn walk(e: &Value, a: &Value, path: &str, key: Option<&str>, rules: &Rules, out:
 /// Panics with every difference listed, for use in tests.
 pub(crate) fn assert_same_shape(what: &str, expected: &Value, actual: &Value, rules: &Rules) {
     let d = diff(expected, actual, rules);
-    assert!(
-        d.is_empty(),
-        "{what}: simulator differs from the real transcript:\n  {}",
-        d.join("\n  ")
-    );
+    assert!(d.is_empty(), "{what}: simulator differs from the real transcript:\n  {}", d.join("\n  "));
 }
 
 #[cfg(test)]
@@ -170,32 +148,10 @@ mod tests {
     #[test]
     fn reports_type_key_and_value_differences() {
         let r = Rules::standard();
-        assert!(
-            diff(
-                &json!({"a": 1, "timestamp": 5}),
-                &json!({"a": 1, "timestamp": 9}),
-                &r
-            )
-            .is_empty()
-        );
+        assert!(diff(&json!({"a": 1, "timestamp": 5}), &json!({"a": 1, "timestamp": 9}), &r).is_empty());
         assert_eq!(diff(&json!({"a": 1}), &json!({"a": 1.0}), &r).len(), 1);
         assert_eq!(diff(&json!({"a": 1}), &json!({"b": 1}), &r).len(), 2);
-        assert!(
-            diff(
-                &json!({"filename": "img_00002_.png"}),
-                &json!({"filename": "img_00001_.png"}),
-                &r
-            )
-            .is_empty()
-        );
-        assert_eq!(
-            diff(
-                &json!({"filename": "img_00002_.png"}),
-                &json!({"filename": "im_00001_.png"}),
-                &r
-            )
-            .len(),
-            1
-        );
+        assert!(diff(&json!({"filename": "img_00002_.png"}), &json!({"filename": "img_00001_.png"}), &r).is_empty());
+        assert_eq!(diff(&json!({"filename": "img_00002_.png"}), &json!({"filename": "im_00001_.png"}), &r).len(), 1);
     }
 }

@@ -41,16 +41,10 @@ pub(crate) fn ensure_worker(shared: &Arc<Shared>) {
                 if st.running.is_some() || st.pending.is_empty() {
                     None
                 } else {
-                    let i = (0..st.pending.len())
-                        .min_by_key(|&i| st.pending[i].number)
-                        .unwrap_or(0);
+                    let i = (0..st.pending.len()).min_by_key(|&i| st.pending[i].number).unwrap_or(0);
                     let job = st.pending.remove(i);
                     let interrupt = Arc::new(AtomicBool::new(false));
-                    st.running = Some(Running {
-                        job: job.clone(),
-                        interrupt: interrupt.clone(),
-                        started: now_ms(),
-                    });
+                    st.running = Some(Running { job: job.clone(), interrupt: interrupt.clone(), started: now_ms() });
                     Some((job, interrupt, st.epoch))
                 }
             };
@@ -103,12 +97,7 @@ impl NodeRun<'_> {
     }
 
     /// One sampler step: wait, check for interrupts, report progress and a preview.
-    pub(crate) async fn step(
-        &mut self,
-        value: u32,
-        max: u32,
-        preview: Option<Vec<u8>>,
-    ) -> Result<(), Stop> {
+    pub(crate) async fn step(&mut self, value: u32, max: u32, preview: Option<Vec<u8>>) -> Result<(), Stop> {
         let d = self.shared.cfg.step_delay;
         if !d.is_zero() {
             tokio::time::sleep(d).await;
@@ -118,28 +107,12 @@ impl NodeRun<'_> {
     }
 
     /// Progress and an optional PNG preview frame, without waiting.
-    pub(crate) async fn progress_only(
-        &mut self,
-        value: u32,
-        max: u32,
-        preview: Option<Vec<u8>>,
-    ) -> Result<(), Stop> {
+    pub(crate) async fn progress_only(&mut self, value: u32, max: u32, preview: Option<Vec<u8>>) -> Result<(), Stop> {
         self.stepped = true;
         let (pid, node) = (self.job.id.clone(), self.node.clone());
-        self.progress.insert(
-            node.clone(),
-            progress_entry(&pid, &node, json!(value), json!(max), "running"),
-        );
-        self.shared.send(
-            self.sid(),
-            "progress_state",
-            json!({"prompt_id": pid, "nodes": self.progress}),
-        );
-        self.shared.send(
-            self.sid(),
-            "progress",
-            json!({"value": value, "max": max, "prompt_id": pid, "node": node}),
-        );
+        self.progress.insert(node.clone(), progress_entry(&pid, &node, json!(value), json!(max), "running"));
+        self.shared.send(self.sid(), "progress_state", json!({"prompt_id": pid, "nodes": self.progress}));
+        self.shared.send(self.sid(), "progress", json!({"value": value, "max": max, "prompt_id": pid, "node": node}));
         if let Some(png) = preview {
             let mut frame = Vec::with_capacity(png.len() + 8);
             frame.extend_from_slice(&1u32.to_be_bytes());
@@ -163,10 +136,7 @@ impl NodeRun<'_> {
     pub(crate) fn invalid_video(&self, name: &str) -> Stop {
         Stop::Failed {
             ty: "av.error.InvalidDataError".into(),
-            msg: format!(
-                "[Errno 1094995529] Invalid data found when processing input: '{}'\n",
-                self.input_path(name)
-            ),
+            msg: format!("[Errno 1094995529] Invalid data found when processing input: '{}'\n", self.input_path(name)),
         }
     }
 }
@@ -201,18 +171,11 @@ fn file_salt(shared: &Shared, class: &str, node: &Value) -> u64 {
         .iter()
         .find(|(c, _, s)| *c == class && matches!(s, objinfo::Source::Input(_)))
         .map(|(_, input, _)| *input);
-    let Some(name) = key
-        .and_then(|k| node.pointer(&format!("/inputs/{k}")))
-        .and_then(Value::as_str)
-    else {
+    let Some(name) = key.and_then(|k| node.pointer(&format!("/inputs/{k}"))).and_then(Value::as_str) else {
         return 0;
     };
     let mut h = DefaultHasher::new();
-    shared
-        .lock()
-        .input_file(name)
-        .map(|b| b.to_vec())
-        .hash(&mut h);
+    shared.lock().input_file(name).map(|b| b.to_vec()).hash(&mut h);
     h.finish()
 }
 
@@ -245,11 +208,7 @@ impl Exec<'_> {
 async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epoch: u64) {
     shared.broadcast_status();
     let pid = job.id.clone();
-    let mut ex = Exec {
-        shared,
-        job: &job,
-        messages: Vec::new(),
-    };
+    let mut ex = Exec { shared, job: &job, messages: Vec::new() };
     ex.add_message("execution_start", json!({"prompt_id": pid}), false);
 
     let defs: HashMap<String, Value> = job
@@ -260,43 +219,18 @@ async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epo
         .into_iter()
         .filter_map(|c| objinfo::class(c, |s| shared.choices(s)).map(|d| (c.to_string(), d)))
         .collect();
-    let class_of = |id: &str| {
-        job.prompt
-            .get(id)
-            .and_then(|n| n["class_type"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let is_output = |id: &str| {
-        defs.get(&class_of(id))
-            .and_then(|d| d["output_node"].as_bool())
-            .unwrap_or(false)
-    };
+    let class_of = |id: &str| job.prompt.get(id).and_then(|n| n["class_type"].as_str()).unwrap_or_default().to_string();
+    let is_output = |id: &str| defs.get(&class_of(id)).and_then(|d| d["output_node"].as_bool()).unwrap_or(false);
     let sigs = graph::signatures(&job.prompt, &|class, node| file_salt(shared, class, node));
     type Prior = (Vec<String>, HashMap<String, Vec<Val>>, HashMap<u64, Cached>);
     let (cached_ids, mut values, mut new_cache): Prior = {
         let st = shared.lock();
-        let ids: Vec<String> = job
-            .prompt
-            .keys()
-            .filter(|id| st.cache.contains_key(&sigs[*id]))
-            .cloned()
-            .collect();
-        let vals = ids
-            .iter()
-            .map(|id| (id.clone(), st.cache[&sigs[id]].values.clone()))
-            .collect();
-        let keep = ids
-            .iter()
-            .map(|id| (sigs[id], st.cache[&sigs[id]].clone()))
-            .collect();
+        let ids: Vec<String> = job.prompt.keys().filter(|id| st.cache.contains_key(&sigs[*id])).cloned().collect();
+        let vals = ids.iter().map(|id| (id.clone(), st.cache[&sigs[id]].values.clone())).collect();
+        let keep = ids.iter().map(|id| (sigs[id], st.cache[&sigs[id]].clone())).collect();
         (ids, vals, keep)
     };
-    ex.add_message(
-        "execution_cached",
-        json!({"nodes": cached_ids, "prompt_id": pid}),
-        false,
-    );
+    ex.add_message("execution_cached", json!({"nodes": cached_ids, "prompt_id": pid}), false);
     let cached: HashSet<String> = cached_ids.iter().cloned().collect();
 
     let mut progress: IndexMap<String, Value> = IndexMap::new();
@@ -321,30 +255,16 @@ async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epo
 
     for id in order {
         let class = class_of(&id);
-        let meta_entry =
-            json!({"node_id": id, "display_node": id, "parent_node": null, "real_node_id": id});
+        let meta_entry = json!({"node_id": id, "display_node": id, "parent_node": null, "real_node_id": id});
         if cached.contains(&id) {
-            let ui = shared
-                .lock()
-                .cache
-                .get(&sigs[&id])
-                .and_then(|c| c.ui.clone());
+            let ui = shared.lock().cache.get(&sigs[&id]).and_then(|c| c.ui.clone());
             if let Some(ui) = &ui {
-                ex.to_client(
-                    "executed",
-                    json!({"node": id, "display_node": id, "output": ui, "prompt_id": pid}),
-                );
+                ex.to_client("executed", json!({"node": id, "display_node": id, "output": ui, "prompt_id": pid}));
                 ui_outputs.insert(id.clone(), ui.clone());
                 meta.insert(id.clone(), meta_entry);
             }
-            progress.insert(
-                id.clone(),
-                progress_entry(&pid, &id, json!(1), json!(1), "finished"),
-            );
-            ex.to_client(
-                "progress_state",
-                json!({"prompt_id": pid, "nodes": progress}),
-            );
+            progress.insert(id.clone(), progress_entry(&pid, &id, json!(1), json!(1), "finished"));
+            ex.to_client("progress_state", json!({"prompt_id": pid, "nodes": progress}));
             executed.push(id);
             continue;
         }
@@ -355,25 +275,13 @@ async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epo
             outcome = Err((id, Stop::Interrupted));
             break;
         }
-        progress.insert(
-            id.clone(),
-            progress_entry(&pid, &id, json!(0.0), json!(1.0), "running"),
-        );
-        ex.to_client(
-            "progress_state",
-            json!({"prompt_id": pid, "nodes": progress}),
-        );
-        ex.to_client(
-            "executing",
-            json!({"node": id, "display_node": id, "prompt_id": pid}),
-        );
+        progress.insert(id.clone(), progress_entry(&pid, &id, json!(0.0), json!(1.0), "running"));
+        ex.to_client("progress_state", json!({"prompt_id": pid, "nodes": progress}));
+        ex.to_client("executing", json!({"node": id, "display_node": id, "prompt_id": pid}));
 
         let node = &job.prompt[&id];
         let empty = Map::new();
-        let inputs = node
-            .get("inputs")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
+        let inputs = node.get("inputs").and_then(Value::as_object).unwrap_or(&empty);
         let mut literal = Map::new();
         let mut linked = Vec::new();
         for (k, v) in inputs {
@@ -390,17 +298,9 @@ async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epo
         let outputs: Vec<String> = defs
             .get(&class)
             .and_then(|d| d["output"].as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
             .unwrap_or_default();
-        let args = Args {
-            literal: &literal,
-            linked,
-        };
+        let args = Args { literal: &literal, linked };
         let mut run = NodeRun {
             shared,
             job: &job,
@@ -416,10 +316,7 @@ async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epo
         match result {
             Ok(out) => {
                 if let Some(ui) = &out.ui {
-                    ex.to_client(
-                        "executed",
-                        json!({"node": id, "display_node": id, "output": ui, "prompt_id": pid}),
-                    );
+                    ex.to_client("executed", json!({"node": id, "display_node": id, "output": ui, "prompt_id": pid}));
                     ui_outputs.insert(id.clone(), ui.clone());
                     meta.insert(id.clone(), meta_entry);
                 }
@@ -428,17 +325,8 @@ async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epo
                     _ => (json!(1.0), json!(1.0)),
                 };
                 progress.insert(id.clone(), progress_entry(&pid, &id, v, m, "finished"));
-                ex.to_client(
-                    "progress_state",
-                    json!({"prompt_id": pid, "nodes": progress}),
-                );
-                new_cache.insert(
-                    sigs[&id],
-                    Cached {
-                        values: out.values.clone(),
-                        ui: out.ui,
-                    },
-                );
+                ex.to_client("progress_state", json!({"prompt_id": pid, "nodes": progress}));
+                new_cache.insert(sigs[&id], Cached { values: out.values.clone(), ui: out.ui });
                 values.insert(id.clone(), out.values);
                 executed.push(id);
             }
@@ -456,7 +344,8 @@ async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epo
             "success"
         }
         Err((node_id, Stop::Interrupted)) => {
-            let data = json!({"prompt_id": pid, "node_id": node_id, "node_type": class_of(&node_id), "executed": executed});
+            let data =
+                json!({"prompt_id": pid, "node_id": node_id, "node_type": class_of(&node_id), "executed": executed});
             ex.add_message("execution_interrupted", data, true);
             "error"
         }
@@ -468,11 +357,7 @@ async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epo
                 .map(|m| {
                     m.iter()
                         .map(|(k, v)| {
-                            let shown = if super::validate::is_link(v) {
-                                json!("<linked value>")
-                            } else {
-                                v.clone()
-                            };
+                            let shown = if super::validate::is_link(v) { json!("<linked value>") } else { v.clone() };
                             (k.clone(), json!([shown]))
                         })
                         .collect()

@@ -75,10 +75,7 @@ impl Faults {
             }
             Fault::DropView(n) => a.drop_view = n,
             Fault::StallWebsocket(on) => a.stall_ws = on,
-            Fault::FailNode {
-                class_type,
-                message,
-            } => {
+            Fault::FailNode { class_type, message } => {
                 a.fail_nodes.insert(class_type, message);
             }
         }
@@ -115,11 +112,7 @@ impl Faults {
 
 /// Applies the request's own `c41-sim-fault` header, then armed delays and
 /// 5xx bursts, before any route runs.
-pub(crate) async fn middleware(
-    State(faults): State<Arc<super::state::Shared>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn middleware(State(faults): State<Arc<super::state::Shared>>, req: Request, next: Next) -> Response {
     let gate = crate::control::Gate {
         delay: faults.faults.lock().delay,
         armed: |_: &Request| faults.faults.take_failure(),

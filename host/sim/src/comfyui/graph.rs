@@ -15,10 +15,7 @@ fn links(node: &Value) -> Vec<(String, u64)> {
     if let Some(inputs) = node.get("inputs").and_then(Value::as_object) {
         for val in inputs.values() {
             if is_link(val) {
-                v.push((
-                    val[0].as_str().unwrap_or_default().to_string(),
-                    val[1].as_u64().unwrap_or(0),
-                ));
+                v.push((val[0].as_str().unwrap_or_default().to_string(), val[1].as_u64().unwrap_or(0)));
             }
         }
     }
@@ -36,21 +33,11 @@ pub(crate) fn order(
     let mut block_count: HashMap<String, usize> = HashMap::new();
     let mut blocking: HashMap<String, IndexSet<String>> = HashMap::new();
     for o in outputs {
-        add_node(
-            prompt,
-            o,
-            cached,
-            &mut pending,
-            &mut block_count,
-            &mut blocking,
-        );
+        add_node(prompt, o, cached, &mut pending, &mut block_count, &mut blocking);
     }
     let mut out = Vec::new();
     while !pending.is_empty() {
-        let ready: Vec<&String> = pending
-            .iter()
-            .filter(|n| block_count.get(*n).copied().unwrap_or(0) == 0)
-            .collect();
+        let ready: Vec<&String> = pending.iter().filter(|n| block_count.get(*n).copied().unwrap_or(0) == 0).collect();
         if ready.is_empty() {
             return Err(pending.into_iter().collect());
         }
@@ -59,9 +46,7 @@ pub(crate) fn order(
             if depth == 1 {
                 first.clone().any(|b| is_output(b))
             } else {
-                first
-                    .flat_map(|b| blocking.get(b).into_iter().flatten())
-                    .any(|b| is_output(b))
+                first.flat_map(|b| blocking.get(b).into_iter().flatten()).any(|b| is_output(b))
             }
         };
         let pick = ready
@@ -123,10 +108,7 @@ fn add_node(
 /// Cache keys: a node's class, its literal inputs, the keys of the nodes it
 /// reads from, and `salt` (the content of files a loader reads), so any
 /// upstream change invalidates everything downstream, as in ComfyUI.
-pub(crate) fn signatures(
-    prompt: &IndexMap<String, Value>,
-    salt: &dyn Fn(&str, &Value) -> u64,
-) -> HashMap<String, u64> {
+pub(crate) fn signatures(prompt: &IndexMap<String, Value>, salt: &dyn Fn(&str, &Value) -> u64) -> HashMap<String, u64> {
     let mut memo = HashMap::new();
     for id in prompt.keys() {
         sig(prompt, id, salt, &mut memo, &mut HashSet::new());
@@ -158,14 +140,7 @@ fn sig(
             k.hash(&mut h);
             let v = &inputs[k];
             if is_link(v) {
-                sig(
-                    prompt,
-                    v[0].as_str().unwrap_or_default(),
-                    salt,
-                    memo,
-                    visiting,
-                )
-                .hash(&mut h);
+                sig(prompt, v[0].as_str().unwrap_or_default(), salt, memo, visiting).hash(&mut h);
                 v[1].as_u64().hash(&mut h);
             } else {
                 v.to_string().hash(&mut h);

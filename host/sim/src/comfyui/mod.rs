@@ -82,10 +82,7 @@ impl Default for ComfyConfig {
     fn default() -> Self {
         let mut models = BTreeMap::new();
         let mut put = |folder: &str, files: &[&str]| {
-            models.insert(
-                folder.to_string(),
-                files.iter().map(|s| s.to_string()).collect(),
-            );
+            models.insert(folder.to_string(), files.iter().map(|s| s.to_string()).collect());
         };
         put(
             "diffusion_models",
@@ -107,14 +104,7 @@ impl Default for ComfyConfig {
                 "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
             ],
         );
-        put(
-            "vae",
-            &[
-                "ae.safetensors",
-                "flux2-vae.safetensors",
-                "wan_2.1_vae.safetensors",
-            ],
-        );
+        put("vae", &["ae.safetensors", "flux2-vae.safetensors", "wan_2.1_vae.safetensors"]);
         put("audio_encoders", &["whisper_large_v3_fp16.safetensors"]);
         put(
             "mmaudio",
@@ -145,8 +135,7 @@ impl ComfyConfig {
     /// Replaces the installed files of one model folder.
     pub fn with_models(mut self, folder: &str, files: &[&str]) -> Self {
         let folder = objinfo::canonical_folder(folder).to_string();
-        self.models
-            .insert(folder, files.iter().map(|s| s.to_string()).collect());
+        self.models.insert(folder, files.iter().map(|s| s.to_string()).collect());
         self
     }
 
@@ -184,9 +173,7 @@ pub struct FileRef {
 impl ComfySim {
     /// A fresh server: empty queue and history, no uploads, no outputs.
     pub fn new(config: ComfyConfig) -> Self {
-        ComfySim {
-            shared: Arc::new(state::Shared::new(config)),
-        }
+        ComfySim { shared: Arc::new(state::Shared::new(config)) }
     }
 
     /// All routes, also under `/api/...`. Starts the executor on the current
@@ -242,39 +229,19 @@ impl ComfySim {
 
     /// The bytes of one held file.
     pub fn file(&self, kind: &str, subfolder: &str, filename: &str) -> Option<bytes::Bytes> {
-        let key = FileRef {
-            kind: kind.into(),
-            subfolder: subfolder.into(),
-            filename: filename.into(),
-        };
+        let key = FileRef { kind: kind.into(), subfolder: subfolder.into(), filename: filename.into() };
         self.shared.lock().files.get(&key).cloned()
     }
 
     /// Places a file as if it had been uploaded (or copied into `input/`).
-    pub fn put_file(
-        &self,
-        kind: &str,
-        subfolder: &str,
-        filename: &str,
-        data: impl Into<bytes::Bytes>,
-    ) {
-        let key = FileRef {
-            kind: kind.into(),
-            subfolder: subfolder.into(),
-            filename: filename.into(),
-        };
+    pub fn put_file(&self, kind: &str, subfolder: &str, filename: &str, data: impl Into<bytes::Bytes>) {
+        let key = FileRef { kind: kind.into(), subfolder: subfolder.into(), filename: filename.into() };
         self.shared.lock().files.insert(key, data.into());
     }
 
     /// Client ids with an open websocket.
     pub fn ws_clients(&self) -> Vec<String> {
-        self.shared
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        self.shared.clients.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
     }
 
     /// Simulates a server restart: queue, history and cache are wiped, the

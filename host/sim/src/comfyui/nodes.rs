@@ -45,11 +45,7 @@ impl Img {
     }
 
     pub(crate) fn frames(&self) -> Frames {
-        Frames {
-            width: self.w,
-            height: self.h,
-            rgb: (0..self.pics.len()).map(|i| self.render(i)).collect(),
-        }
+        Frames { width: self.w, height: self.h, rgb: (0..self.pics.len()).map(|i| self.render(i)).collect() }
     }
 }
 
@@ -85,25 +81,14 @@ impl Aud {
             Sound::Tone(seed) => media::tone(self.rate, self.channels, self.seconds, *seed),
             Sound::Pcm(p) => p.to_vec(),
         };
-        Pcm {
-            sample_rate: self.rate,
-            channels: self.channels,
-            samples,
-        }
+        Pcm { sample_rate: self.rate, channels: self.channels, samples }
     }
 }
 
 #[derive(Clone, Debug)]
 pub(crate) enum Vid {
-    Made {
-        images: Img,
-        fps: f64,
-        audio: Option<Aud>,
-    },
-    File {
-        name: String,
-        data: Bytes,
-    },
+    Made { images: Img, fps: f64, audio: Option<Aud> },
+    File { name: String, data: Bytes },
 }
 
 #[derive(Clone, Debug)]
@@ -122,10 +107,7 @@ pub(crate) struct Out {
 }
 
 fn fail(ty: &str, msg: impl Into<String>) -> Stop {
-    Stop::Failed {
-        ty: ty.into(),
-        msg: msg.into(),
-    }
+    Stop::Failed { ty: ty.into(), msg: msg.into() }
 }
 
 /// Inputs of one node: literals from the prompt and linked values.
@@ -136,55 +118,33 @@ pub(crate) struct Args<'a> {
 
 impl Args<'_> {
     fn int(&self, k: &str, d: i64) -> i64 {
-        self.literal
-            .get(k)
-            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
-            .unwrap_or(d)
+        self.literal.get(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))).unwrap_or(d)
     }
     fn float(&self, k: &str, d: f64) -> f64 {
         self.literal.get(k).and_then(Value::as_f64).unwrap_or(d)
     }
     fn str(&self, k: &str, d: &str) -> String {
-        self.literal
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or(d)
-            .to_string()
+        self.literal.get(k).and_then(Value::as_str).unwrap_or(d).to_string()
     }
     fn get(&self, k: &str) -> Option<&Val> {
         self.linked.iter().find(|(n, _)| n == k).map(|(_, v)| v)
     }
     fn first_image(&self) -> Option<&Img> {
-        self.linked
-            .iter()
-            .find_map(|(_, v)| if let Val::Image(i) = v { Some(i) } else { None })
+        self.linked.iter().find_map(|(_, v)| if let Val::Image(i) = v { Some(i) } else { None })
     }
     fn first_latent(&self) -> Option<&Lat> {
-        self.linked.iter().find_map(|(_, v)| {
-            if let Val::Latent(l) = v {
-                Some(l)
-            } else {
-                None
-            }
-        })
+        self.linked.iter().find_map(|(_, v)| if let Val::Latent(l) = v { Some(l) } else { None })
     }
     fn first_audio(&self) -> Option<&Aud> {
-        self.linked
-            .iter()
-            .find_map(|(_, v)| if let Val::Audio(a) = v { Some(a) } else { None })
+        self.linked.iter().find_map(|(_, v)| if let Val::Audio(a) = v { Some(a) } else { None })
     }
     fn first_video(&self) -> Option<&Vid> {
-        self.linked
-            .iter()
-            .find_map(|(_, v)| if let Val::Video(a) = v { Some(a) } else { None })
+        self.linked.iter().find_map(|(_, v)| if let Val::Video(a) = v { Some(a) } else { None })
     }
     fn image(&self, k: &str) -> Result<Img, Stop> {
         match self.get(k) {
             Some(Val::Image(i)) => Ok(i.clone()),
-            _ => self
-                .first_image()
-                .cloned()
-                .ok_or_else(|| fail("KeyError", format!("'{k}'"))),
+            _ => self.first_image().cloned().ok_or_else(|| fail("KeyError", format!("'{k}'"))),
         }
     }
     fn size(&self) -> Option<(u32, u32)> {
@@ -203,20 +163,10 @@ fn mix(a: u64, b: u64) -> u64 {
 
 fn latent_images(l: &Lat) -> Img {
     let n = l.length.max(1) * l.batch.max(1);
-    Img {
-        w: l.w,
-        h: l.h,
-        pics: (0..n).map(|i| Pic::Gradient(l.seed, i)).collect(),
-    }
+    Img { w: l.w, h: l.h, pics: (0..n).map(|i| Pic::Gradient(l.seed, i)).collect() }
 }
 
-const SAMPLERS: &[&str] = &[
-    "KSampler",
-    "KSamplerAdvanced",
-    "SamplerCustom",
-    "SamplerCustomAdvanced",
-    "MMAudioSampler",
-];
+const SAMPLERS: &[&str] = &["KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced", "MMAudioSampler"];
 
 fn sampler_steps(class: &str, a: &Args<'_>, prompt: &indexmap::IndexMap<String, Value>) -> u32 {
     let steps = a.int("steps", 20).max(0);
@@ -224,11 +174,7 @@ fn sampler_steps(class: &str, a: &Args<'_>, prompt: &indexmap::IndexMap<String, 
         "KSamplerAdvanced" => steps.min(a.int("end_at_step", 10000)) - a.int("start_at_step", 0),
         "SamplerCustomAdvanced" | "SamplerCustom" => prompt
             .values()
-            .find(|n| {
-                n["class_type"]
-                    .as_str()
-                    .is_some_and(|c| c.ends_with("Scheduler"))
-            })
+            .find(|n| n["class_type"].as_str().is_some_and(|c| c.ends_with("Scheduler")))
             .and_then(|n| n.pointer("/inputs/steps"))
             .and_then(Value::as_i64)
             .unwrap_or(20),
@@ -250,10 +196,7 @@ pub(crate) async fn run(
     }
     if SAMPLERS.contains(&class) {
         let steps = sampler_steps(class, a, &run.job.prompt);
-        let preview_size = a
-            .first_latent()
-            .map(|l| (l.w.min(64), l.h.min(64)))
-            .unwrap_or((64, 64));
+        let preview_size = a.first_latent().map(|l| (l.w.min(64), l.h.min(64))).unwrap_or((64, 64));
         for i in 1..=steps {
             let preview = if run.shared.cfg.previews {
                 let (w, h) = preview_size;
@@ -271,11 +214,7 @@ pub(crate) async fn run(
         "EmptyImage" => {
             let (w, h) = a.size().unwrap_or((512, 512));
             let color = a.int("color", 0) as u32;
-            out(vec![Val::Image(Img {
-                w,
-                h,
-                pics: vec![Pic::Solid(color); a.int("batch_size", 1).max(1) as usize],
-            })])
+            out(vec![Val::Image(Img { w, h, pics: vec![Pic::Solid(color); a.int("batch_size", 1).max(1) as usize] })])
         }
         "ImageBatch" => {
             let (i1, i2) = (a.image("image1")?, a.image("image2")?);
@@ -284,63 +223,37 @@ pub(crate) async fn run(
                 pics.push(match p {
                     Pic::Pixels { .. } | Pic::Solid(_) => p.clone(),
                     Pic::Gradient(..) if i2.w == i1.w && i2.h == i1.h => p.clone(),
-                    Pic::Gradient(..) => Pic::Pixels {
-                        w: i2.w,
-                        h: i2.h,
-                        rgb: Arc::new(i2.render(k)),
-                    },
+                    Pic::Gradient(..) => Pic::Pixels { w: i2.w, h: i2.h, rgb: Arc::new(i2.render(k)) },
                 });
             }
-            out(vec![Val::Image(Img {
-                w: i1.w,
-                h: i1.h,
-                pics,
-            })])
+            out(vec![Val::Image(Img { w: i1.w, h: i1.h, pics })])
         }
         "VAEDecode" | "VAEDecodeTiled" | "VAEDecodeHunyuan3D" => {
-            let l = a.first_latent().cloned().unwrap_or(Lat {
-                w: 512,
-                h: 512,
-                length: 1,
-                batch: 1,
-                seed: sig,
-            });
+            let l = a.first_latent().cloned().unwrap_or(Lat { w: 512, h: 512, length: 1, batch: 1, seed: sig });
             out(vec![Val::Image(latent_images(&l))])
         }
         "LoadImage" | "LoadImageMask" => {
             let name = a.str("image", "");
-            let data = run
-                .input_file(&name)
-                .ok_or_else(|| fail("FileNotFoundError", format!("No such file: '{name}'")))?;
+            let data =
+                run.input_file(&name).ok_or_else(|| fail("FileNotFoundError", format!("No such file: '{name}'")))?;
             let img = decode_image(&data, sig).ok_or_else(|| {
-                fail(
-                    "PIL.UnidentifiedImageError",
-                    format!("cannot identify image file '{}'", run.input_path(&name)),
-                )
+                fail("PIL.UnidentifiedImageError", format!("cannot identify image file '{}'", run.input_path(&name)))
             })?;
             out(vec![Val::Image(img), Val::Other])
         }
         "LoadAudio" => {
             let name = a.str("audio", "");
-            let data = run
-                .input_file(&name)
-                .ok_or_else(|| fail("FileNotFoundError", format!("No such file: '{name}'")))?;
+            let data =
+                run.input_file(&name).ok_or_else(|| fail("FileNotFoundError", format!("No such file: '{name}'")))?;
             let aud = decode_audio(&data).ok_or_else(|| {
-                fail(
-                    "RuntimeError",
-                    format!(
-                        "Failed to load audio: could not decode '{}'",
-                        run.input_path(&name)
-                    ),
-                )
+                fail("RuntimeError", format!("Failed to load audio: could not decode '{}'", run.input_path(&name)))
             })?;
             out(vec![Val::Audio(aud)])
         }
         "LoadVideo" => {
             let name = a.str("file", "");
-            let data = run
-                .input_file(&name)
-                .ok_or_else(|| fail("FileNotFoundError", format!("No such file: '{name}'")))?;
+            let data =
+                run.input_file(&name).ok_or_else(|| fail("FileNotFoundError", format!("No such file: '{name}'")))?;
             out(vec![Val::Video(Vid::File { name, data })])
         }
         "EmptyAudio" => out(vec![Val::Audio(Aud {
@@ -361,11 +274,7 @@ pub(crate) async fn run(
                 Some(Val::Audio(au)) => Some(au.clone()),
                 _ => None,
             };
-            out(vec![Val::Video(Vid::Made {
-                images,
-                fps: a.float("fps", 30.0),
-                audio,
-            })])
+            out(vec![Val::Video(Vid::Made { images, fps: a.float("fps", 30.0), audio })])
         }
         "GetVideoComponents" => match a.first_video() {
             Some(Vid::Made { images, audio, .. }) => out(vec![
@@ -414,11 +323,7 @@ fn generic(class: &str, a: &Args<'_>, outputs: &[String], sig: u64) -> Vec<Val> 
                 "IMAGE" => {
                     let mut img = a.first_image().cloned().unwrap_or_else(|| {
                         let (w, h) = a.size().unwrap_or((512, 512));
-                        Img {
-                            w,
-                            h,
-                            pics: vec![Pic::Gradient(seed, 0)],
-                        }
+                        Img { w, h, pics: vec![Pic::Gradient(seed, 0)] }
                     });
                     if let Some((w, h)) = a.size() {
                         img = resize(img, w, h);
@@ -435,17 +340,8 @@ fn generic(class: &str, a: &Args<'_>, outputs: &[String], sig: u64) -> Vec<Val> 
                     });
                     let l = match (SAMPLERS.contains(&class), made, a.first_latent()) {
                         (_, Some(l), _) => l,
-                        (_, None, Some(l)) => Lat {
-                            seed: mix(l.seed, seed),
-                            ..l.clone()
-                        },
-                        (_, None, None) => Lat {
-                            w: 512,
-                            h: 512,
-                            length: 1,
-                            batch: 1,
-                            seed,
-                        },
+                        (_, None, Some(l)) => Lat { seed: mix(l.seed, seed), ..l.clone() },
+                        (_, None, None) => Lat { w: 512, h: 512, length: 1, batch: 1, seed },
                     };
                     Val::Latent(l)
                 }
@@ -471,11 +367,7 @@ pub(crate) fn resize(img: Img, w: u32, h: u32) -> Img {
     }
     let pics = (0..img.pics.len())
         .map(|i| match &img.pics[i] {
-            Pic::Pixels { .. } => Pic::Pixels {
-                w: img.w,
-                h: img.h,
-                rgb: Arc::new(img.render(i)),
-            },
+            Pic::Pixels { .. } => Pic::Pixels { w: img.w, h: img.h, rgb: Arc::new(img.render(i)) },
             p => p.clone(),
         })
         .collect();
@@ -493,26 +385,12 @@ fn decode_image(data: &[u8], seed: u64) -> Option<Img> {
         let px = (w * h) as usize;
         let rgb: Vec<u8> = match info.color_type {
             png::ColorType::Rgb => buf[..px * 3].to_vec(),
-            png::ColorType::Rgba => buf[..px * 4]
-                .chunks(4)
-                .flat_map(|c| [c[0], c[1], c[2]])
-                .collect(),
+            png::ColorType::Rgba => buf[..px * 4].chunks(4).flat_map(|c| [c[0], c[1], c[2]]).collect(),
             png::ColorType::Grayscale => buf[..px].iter().flat_map(|&g| [g, g, g]).collect(),
-            png::ColorType::GrayscaleAlpha => buf[..px * 2]
-                .chunks(2)
-                .flat_map(|c| [c[0], c[0], c[0]])
-                .collect(),
+            png::ColorType::GrayscaleAlpha => buf[..px * 2].chunks(2).flat_map(|c| [c[0], c[0], c[0]]).collect(),
             png::ColorType::Indexed => return None,
         };
-        return Some(Img {
-            w,
-            h,
-            pics: vec![Pic::Pixels {
-                w,
-                h,
-                rgb: Arc::new(rgb),
-            }],
-        });
+        return Some(Img { w, h, pics: vec![Pic::Pixels { w, h, rgb: Arc::new(rgb) }] });
     }
     let (w, h) = if data.starts_with(&[0xff, 0xd8]) {
         jpeg_size(data)?
@@ -521,11 +399,7 @@ fn decode_image(data: &[u8], seed: u64) -> Option<Img> {
     } else {
         return None;
     };
-    Some(Img {
-        w,
-        h,
-        pics: vec![Pic::Gradient(seed, 0)],
-    })
+    Some(Img { w, h, pics: vec![Pic::Gradient(seed, 0)] })
 }
 
 fn jpeg_size(d: &[u8]) -> Option<(u32, u32)> {
@@ -551,16 +425,8 @@ fn decode_audio(data: &[u8]) -> Option<Aud> {
         let mut r = claxon::FlacReader::new(std::io::Cursor::new(data)).ok()?;
         let info = r.streaminfo();
         let scale = (1u64 << (info.bits_per_sample - 1)) as f32;
-        let samples: Vec<f32> = r
-            .samples()
-            .map(|s| s.map(|v| v as f32 / scale))
-            .collect::<Result<_, _>>()
-            .ok()?;
-        Pcm {
-            sample_rate: info.sample_rate,
-            channels: info.channels as u16,
-            samples,
-        }
+        let samples: Vec<f32> = r.samples().map(|s| s.map(|v| v as f32 / scale)).collect::<Result<_, _>>().ok()?;
+        Pcm { sample_rate: info.sample_rate, channels: info.channels as u16, samples }
     } else if data.len() > 44 && &data[..4] == b"RIFF" && &data[8..12] == b"WAVE" {
         wav(data)?
     } else {
@@ -576,19 +442,10 @@ fn decode_audio(data: &[u8]) -> Option<Aud> {
         if rate == 0 {
             return None;
         }
-        Pcm {
-            sample_rate: rate,
-            channels: ch,
-            samples,
-        }
+        Pcm { sample_rate: rate, channels: ch, samples }
     };
     let seconds = pcm.frames() as f64 / f64::from(pcm.sample_rate.max(1));
-    Some(Aud {
-        rate: pcm.sample_rate,
-        channels: pcm.channels,
-        seconds,
-        sound: Sound::Pcm(Arc::new(pcm.samples)),
-    })
+    Some(Aud { rate: pcm.sample_rate, channels: pcm.channels, seconds, sound: Sound::Pcm(Arc::new(pcm.samples)) })
 }
 
 fn wav(d: &[u8]) -> Option<Pcm> {
@@ -603,15 +460,8 @@ fn wav(d: &[u8]) -> Option<Pcm> {
             rate = u32::from_le_bytes(body[4..8].try_into().ok()?);
             bits = u16::from_le_bytes([body[14], body[15]]);
         } else if id == b"data" && bits == 16 && ch > 0 {
-            let samples = body
-                .chunks_exact(2)
-                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-                .collect();
-            return Some(Pcm {
-                sample_rate: rate,
-                channels: ch,
-                samples,
-            });
+            let samples = body.chunks_exact(2).map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0).collect();
+            return Some(Pcm { sample_rate: rate, channels: ch, samples });
         }
         i += 8 + len + (len & 1);
     }

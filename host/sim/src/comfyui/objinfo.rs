@@ -10,16 +10,13 @@ static REAL: &str = include_str!("object_info.json");
 
 /// The unmodified catalogue with the added node schemas, parsed once.
 static BASE: LazyLock<Map<String, Value>> = LazyLock::new(|| {
-    let mut m: Map<String, Value> =
-        serde_json::from_str(REAL).expect("embedded object_info.json parses");
+    let mut m: Map<String, Value> = serde_json::from_str(REAL).expect("embedded object_info.json parses");
     for (name, schema) in added_schemas() {
         m.insert(name.to_string(), schema);
     }
     // Flux 2 text encoders load with CLIPLoader type "flux2" (added after 0.3.64).
-    if let Some(types) = m
-        .get_mut("CLIPLoader")
-        .and_then(|c| c.pointer_mut("/input/required/type/0"))
-        .and_then(Value::as_array_mut)
+    if let Some(types) =
+        m.get_mut("CLIPLoader").and_then(|c| c.pointer_mut("/input/required/type/0")).and_then(Value::as_array_mut)
     {
         types.push(json!("flux2"));
     }
@@ -62,100 +59,28 @@ impl MediaKind {
 
 /// (class, input, source) for every input whose choices are files.
 pub(crate) const FILE_INPUTS: &[(&str, &str, Source)] = &[
-    (
-        "CheckpointLoaderSimple",
-        "ckpt_name",
-        Source::Folder("checkpoints"),
-    ),
-    (
-        "CheckpointLoader",
-        "ckpt_name",
-        Source::Folder("checkpoints"),
-    ),
-    (
-        "ImageOnlyCheckpointLoader",
-        "ckpt_name",
-        Source::Folder("checkpoints"),
-    ),
-    (
-        "unCLIPCheckpointLoader",
-        "ckpt_name",
-        Source::Folder("checkpoints"),
-    ),
-    (
-        "UNETLoader",
-        "unet_name",
-        Source::Folder("diffusion_models"),
-    ),
+    ("CheckpointLoaderSimple", "ckpt_name", Source::Folder("checkpoints")),
+    ("CheckpointLoader", "ckpt_name", Source::Folder("checkpoints")),
+    ("ImageOnlyCheckpointLoader", "ckpt_name", Source::Folder("checkpoints")),
+    ("unCLIPCheckpointLoader", "ckpt_name", Source::Folder("checkpoints")),
+    ("UNETLoader", "unet_name", Source::Folder("diffusion_models")),
     ("VAELoader", "vae_name", Source::Vae),
     ("CLIPLoader", "clip_name", Source::Folder("text_encoders")),
-    (
-        "DualCLIPLoader",
-        "clip_name1",
-        Source::Folder("text_encoders"),
-    ),
-    (
-        "DualCLIPLoader",
-        "clip_name2",
-        Source::Folder("text_encoders"),
-    ),
-    (
-        "TripleCLIPLoader",
-        "clip_name1",
-        Source::Folder("text_encoders"),
-    ),
-    (
-        "TripleCLIPLoader",
-        "clip_name2",
-        Source::Folder("text_encoders"),
-    ),
-    (
-        "TripleCLIPLoader",
-        "clip_name3",
-        Source::Folder("text_encoders"),
-    ),
-    (
-        "CLIPVisionLoader",
-        "clip_name",
-        Source::Folder("clip_vision"),
-    ),
+    ("DualCLIPLoader", "clip_name1", Source::Folder("text_encoders")),
+    ("DualCLIPLoader", "clip_name2", Source::Folder("text_encoders")),
+    ("TripleCLIPLoader", "clip_name1", Source::Folder("text_encoders")),
+    ("TripleCLIPLoader", "clip_name2", Source::Folder("text_encoders")),
+    ("TripleCLIPLoader", "clip_name3", Source::Folder("text_encoders")),
+    ("CLIPVisionLoader", "clip_name", Source::Folder("clip_vision")),
     ("LoraLoader", "lora_name", Source::Folder("loras")),
     ("LoraLoaderModelOnly", "lora_name", Source::Folder("loras")),
-    (
-        "ControlNetLoader",
-        "control_net_name",
-        Source::Folder("controlnet"),
-    ),
-    (
-        "UpscaleModelLoader",
-        "model_name",
-        Source::Folder("upscale_models"),
-    ),
-    (
-        "AudioEncoderLoader",
-        "audio_encoder_name",
-        Source::Folder("audio_encoders"),
-    ),
-    (
-        "MMAudioModelLoader",
-        "mmaudio_model",
-        Source::Folder("mmaudio"),
-    ),
-    (
-        "MMAudioFeatureUtilsLoader",
-        "vae_model",
-        Source::Folder("mmaudio"),
-    ),
-    (
-        "MMAudioFeatureUtilsLoader",
-        "synchformer_model",
-        Source::Folder("mmaudio"),
-    ),
-    (
-        "MMAudioFeatureUtilsLoader",
-        "clip_model",
-        Source::Folder("mmaudio"),
-    ),
+    ("ControlNetLoader", "control_net_name", Source::Folder("controlnet")),
+    ("UpscaleModelLoader", "model_name", Source::Folder("upscale_models")),
+    ("AudioEncoderLoader", "audio_encoder_name", Source::Folder("audio_encoders")),
+    ("MMAudioModelLoader", "mmaudio_model", Source::Folder("mmaudio")),
+    ("MMAudioFeatureUtilsLoader", "vae_model", Source::Folder("mmaudio")),
+    ("MMAudioFeatureUtilsLoader", "synchformer_model", Source::Folder("mmaudio")),
+    ("MMAudioFeatureUtilsLoader", "clip_model", Source::Folder("mmaudio")),
     ("LoadImage", "image", Source::Input(MediaKind::Image)),
     ("LoadImageMask", "image", Source::Input(MediaKind::Any)),
     ("LoadAudio", "audio", Source::Input(MediaKind::Audio)),
@@ -250,19 +175,9 @@ fn set_options(spec: &mut Value, list: Value) {
 /// `[name, display name, python module, category]` of an added node.
 type Names<'a> = [&'a str; 4];
 
-fn node(
-    names: Names<'_>,
-    required: Value,
-    optional: Option<Value>,
-    outputs: &[&str],
-    output_node: bool,
-) -> Value {
+fn node(names: Names<'_>, required: Value, optional: Option<Value>, outputs: &[&str], output_node: bool) -> Value {
     let [name, display, module, category] = names;
-    let order = |v: &Value| -> Vec<String> {
-        v.as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default()
-    };
+    let order = |v: &Value| -> Vec<String> { v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default() };
     let mut input = json!({ "required": required });
     let mut input_order = json!({ "required": order(&required) });
     if let Some(opt) = optional {
@@ -285,18 +200,14 @@ fn node(
 }
 
 fn added_schemas() -> Vec<(&'static str, Value)> {
-    let int = |d: i64, min: i64, max: i64, step: i64| json!(["INT", {"default": d, "min": min, "max": max, "step": step}]);
+    let int =
+        |d: i64, min: i64, max: i64, step: i64| json!(["INT", {"default": d, "min": min, "max": max, "step": step}]);
     let seed = json!(["INT", {"default": 0, "min": 0, "max": 18446744073709551615u64, "control_after_generate": true}]);
     vec![
         (
             "Flux2Scheduler",
             node(
-                [
-                    "Flux2Scheduler",
-                    "Flux2Scheduler",
-                    "comfy_extras.nodes_flux",
-                    "sampling/custom_sampling/schedulers",
-                ],
+                ["Flux2Scheduler", "Flux2Scheduler", "comfy_extras.nodes_flux", "sampling/custom_sampling/schedulers"],
                 json!({"steps": int(20, 1, 4096, 1), "width": int(1024, 16, 16384, 1), "height": int(1024, 16, 16384, 1)}),
                 None,
                 &["SIGMAS"],
@@ -306,12 +217,7 @@ fn added_schemas() -> Vec<(&'static str, Value)> {
         (
             "EmptyFlux2LatentImage",
             node(
-                [
-                    "EmptyFlux2LatentImage",
-                    "Empty Flux 2 Latent",
-                    "comfy_extras.nodes_flux",
-                    "latent",
-                ],
+                ["EmptyFlux2LatentImage", "Empty Flux 2 Latent", "comfy_extras.nodes_flux", "latent"],
                 json!({"width": int(1024, 16, 16384, 16), "height": int(1024, 16, 16384, 16), "batch_size": int(1, 1, 4096, 1)}),
                 None,
                 &["LATENT"],
@@ -321,12 +227,7 @@ fn added_schemas() -> Vec<(&'static str, Value)> {
         (
             "MMAudioModelLoader",
             node(
-                [
-                    "MMAudioModelLoader",
-                    "MMAudio ModelLoader",
-                    "custom_nodes.ComfyUI-MMAudio",
-                    "MMAudio",
-                ],
+                ["MMAudioModelLoader", "MMAudio ModelLoader", "custom_nodes.ComfyUI-MMAudio", "MMAudio"],
                 json!({"mmaudio_model": [[], {"tooltip": "These models are loaded from the 'ComfyUI/models/mmaudio' -folder"}],
                        "base_precision": [["fp16", "fp32", "bf16"], {"default": "fp16"}]}),
                 None,
@@ -337,12 +238,7 @@ fn added_schemas() -> Vec<(&'static str, Value)> {
         (
             "MMAudioFeatureUtilsLoader",
             node(
-                [
-                    "MMAudioFeatureUtilsLoader",
-                    "MMAudio FeatureUtilsLoader",
-                    "custom_nodes.ComfyUI-MMAudio",
-                    "MMAudio",
-                ],
+                ["MMAudioFeatureUtilsLoader", "MMAudio FeatureUtilsLoader", "custom_nodes.ComfyUI-MMAudio", "MMAudio"],
                 json!({"vae_model": [[], {"tooltip": "These models are loaded from 'ComfyUI/models/mmaudio'"}],
                        "synchformer_model": [[], {}],
                        "clip_model": [[], {}]}),
@@ -356,12 +252,7 @@ fn added_schemas() -> Vec<(&'static str, Value)> {
         (
             "MMAudioSampler",
             node(
-                [
-                    "MMAudioSampler",
-                    "MMAudio Sampler",
-                    "custom_nodes.ComfyUI-MMAudio",
-                    "MMAudio",
-                ],
+                ["MMAudioSampler", "MMAudio Sampler", "custom_nodes.ComfyUI-MMAudio", "MMAudio"],
                 json!({"mmaudio_model": ["MMAUDIO_MODEL"],
                        "feature_utils": ["MMAUDIO_FEATUREUTILS"],
                        "duration": ["FLOAT", {"default": 8.0, "min": 1.0, "max": 60.0, "step": 0.01}],
@@ -393,9 +284,7 @@ fn added_schemas() -> Vec<(&'static str, Value)> {
                        "format": [["image/gif", "image/webp", "video/webm", "video/h264-mp4", "video/h265-mp4"], {}],
                        "pingpong": ["BOOLEAN", {"default": false}],
                        "save_output": ["BOOLEAN", {"default": true}]}),
-                Some(
-                    json!({"audio": ["AUDIO"], "meta_batch": ["VHS_BatchManager"], "vae": ["VAE"]}),
-                ),
+                Some(json!({"audio": ["AUDIO"], "meta_batch": ["VHS_BatchManager"], "vae": ["VAE"]})),
                 &["VHS_FILENAMES"],
                 true,
             ),

@@ -4,11 +4,7 @@
 use serde_json::Value;
 
 pub(crate) fn repr_str(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(q);
     for c in s.chars() {
@@ -47,11 +43,7 @@ pub(crate) fn float(f: f64) -> String {
 }
 
 fn number(n: &serde_json::Number) -> String {
-    if n.is_f64() {
-        float(n.as_f64().unwrap_or(0.0))
-    } else {
-        n.to_string()
-    }
+    if n.is_f64() { float(n.as_f64().unwrap_or(0.0)) } else { n.to_string() }
 }
 
 /// `str(v)`.
@@ -72,10 +64,7 @@ pub(crate) fn repr(v: &Value) -> String {
         Value::Array(a) => format!("[{}]", a.iter().map(repr).collect::<Vec<_>>().join(", ")),
         Value::Object(o) => format!(
             "{{{}}}",
-            o.iter()
-                .map(|(k, v)| format!("{}: {}", repr_str(k), repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            o.iter().map(|(k, v)| format!("{}: {}", repr_str(k), repr(v))).collect::<Vec<_>>().join(", ")
         ),
     }
 }

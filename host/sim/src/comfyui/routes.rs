@@ -45,10 +45,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(110 * 1024 * 1024))
         .layer(middleware::from_fn(origin_check))
-        .layer(middleware::from_fn_with_state(
-            shared.clone(),
-            super::faults::middleware,
-        ))
+        .layer(middleware::from_fn_with_state(shared.clone(), super::faults::middleware))
         .with_state(shared)
 }
 
@@ -58,25 +55,16 @@ async fn not_found() -> Response {
 
 /// aiohttp's answer when a handler raises (malformed JSON, for one).
 fn server_error() -> Response {
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "500 Internal Server Error\n\nServer got itself in trouble",
-    )
-        .into_response()
+    (StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error\n\nServer got itself in trouble").into_response()
 }
 
 /// ComfyUI refuses cross-origin requests to a loopback host (CSRF guard).
 async fn origin_check(req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         let origin_host = origin.split("://").nth(1).unwrap_or(origin);
-        let loopback = ["127.", "localhost", "[::1]"]
-            .iter()
-            .any(|p| host.starts_with(p));
+        let loopback = ["127.", "localhost", "[::1]"].iter().any(|p| host.starts_with(p));
         if loopback && origin_host != host {
             return StatusCode::FORBIDDEN.into_response();
         }
@@ -85,11 +73,7 @@ async fn origin_check(req: Request, next: Next) -> Response {
 }
 
 fn bad(error: Value, node_errors: Value) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": error, "node_errors": node_errors})),
-    )
-        .into_response()
+    (StatusCode::BAD_REQUEST, Json(json!({"error": error, "node_errors": node_errors}))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -106,8 +90,7 @@ struct PromptBody {
 fn is_uuid4_lower(s: &str) -> bool {
     s.len() == 36
         && uuid::Uuid::parse_str(s).is_ok_and(|u| u.get_version_num() == 4)
-        && s.chars()
-            .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+        && s.chars().all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
 async fn post_prompt(State(sh): S, body: Bytes) -> Response {
@@ -132,15 +115,11 @@ async fn post_prompt(State(sh): S, body: Bytes) -> Response {
         }
     };
     let catalogue = sh.catalogue();
-    let accepted = match validate::validate(
-        &mut prompt,
-        &catalogue,
-        sh.cfg.jobs_api,
-        b.partial_execution_targets.as_deref(),
-    ) {
-        Ok(a) => a,
-        Err(r) => return bad(r.error, r.node_errors),
-    };
+    let accepted =
+        match validate::validate(&mut prompt, &catalogue, sh.cfg.jobs_api, b.partial_execution_targets.as_deref()) {
+            Ok(a) => a,
+            Err(r) => return bad(r.error, r.node_errors),
+        };
     let mut extra = b.extra_data.unwrap_or_default();
     let client_id = b.client_id.map(|c| super::pyfmt::str(&c));
     if let Some(c) = &client_id {
@@ -173,8 +152,7 @@ async fn post_prompt(State(sh): S, body: Bytes) -> Response {
     };
     sh.broadcast_status();
     sh.wake.notify_one();
-    Json(json!({"prompt_id": id, "number": number, "node_errors": accepted.node_errors}))
-        .into_response()
+    Json(json!({"prompt_id": id, "number": number, "node_errors": accepted.node_errors})).into_response()
 }
 
 async fn get_prompt(State(sh): S) -> Json<Value> {
@@ -209,9 +187,7 @@ async fn post_queue(State(sh): S, body: Bytes) -> Response {
 }
 
 async fn interrupt(State(sh): S, body: Bytes) -> Response {
-    let target = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("prompt_id").map(super::pyfmt::str));
+    let target = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("prompt_id").map(super::pyfmt::str));
     let st = sh.lock();
     if let Some(r) = &st.running
         && target.as_ref().is_none_or(|t| *t == r.job.id)
@@ -224,23 +200,15 @@ async fn interrupt(State(sh): S, body: Bytes) -> Response {
 async fn history(State(sh): S, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
     let st = sh.lock();
     let max = q.get("max_items").and_then(|m| m.parse::<usize>().ok());
-    let offset = q
-        .get("offset")
-        .and_then(|m| m.parse::<usize>().ok())
-        .unwrap_or(0);
+    let offset = q.get("offset").and_then(|m| m.parse::<usize>().ok()).unwrap_or(0);
     let n = st.history.len();
     let start = match max {
         Some(m) => n.saturating_sub(m + offset),
         None => 0,
     };
     let end = n.saturating_sub(offset);
-    let out: Map<String, Value> = st
-        .history
-        .iter()
-        .skip(start)
-        .take(end.saturating_sub(start))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let out: Map<String, Value> =
+        st.history.iter().skip(start).take(end.saturating_sub(start)).map(|(k, v)| (k.clone(), v.clone())).collect();
     Json(Value::Object(out))
 }
 
@@ -316,13 +284,7 @@ async fn features() -> Json<Value> {
 }
 
 fn content_type(name: &str) -> &'static str {
-    match name
-        .rsplit('.')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
-        .as_str()
-    {
+    match name.rsplit('.').next().unwrap_or("").to_ascii_lowercase().as_str() {
         "png" => "image/png",
         "jpg" | "jpeg" => "image/jpeg",
         "webp" => "image/webp",
@@ -356,19 +318,12 @@ fn normalize_subfolder(sub: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-async fn view(
-    State(sh): S,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
+async fn view(State(sh): S, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
     let Some(raw) = q.get("filename") else {
         return StatusCode::NOT_FOUND.into_response();
     };
     // "name.png [output]" picks the folder like the real annotated_filepath.
-    let (mut name, mut kind) = (
-        raw.as_str(),
-        q.get("type").map(String::as_str).unwrap_or("output"),
-    );
+    let (mut name, mut kind) = (raw.as_str(), q.get("type").map(String::as_str).unwrap_or("output"));
     for k in ["output", "input", "temp"] {
         if let Some(n) = raw.strip_suffix(&format!(" [{k}]")) {
             name = n;
@@ -381,16 +336,11 @@ async fn view(
     if !["output", "input", "temp"].contains(&kind) {
         return StatusCode::BAD_REQUEST.into_response();
     }
-    let Some(sub) = normalize_subfolder(q.get("subfolder").map(String::as_str).unwrap_or(""))
-    else {
+    let Some(sub) = normalize_subfolder(q.get("subfolder").map(String::as_str).unwrap_or("")) else {
         return StatusCode::FORBIDDEN.into_response();
     };
     let name = name.rsplit('/').next().unwrap_or(name);
-    let key = FileRef {
-        kind: kind.into(),
-        subfolder: sub,
-        filename: name.into(),
-    };
+    let key = FileRef { kind: kind.into(), subfolder: sub, filename: name.into() };
     let Some(data) = sh.lock().files.get(&key).cloned() else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -400,19 +350,10 @@ async fn view(
     let etag = format!("\"{:x}-{:x}\"", std::hash::Hasher::finish(&h), total);
     let mut resp_headers = HeaderMap::new();
     let hv = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""));
-    resp_headers.insert(
-        header::CONTENT_DISPOSITION,
-        hv(format!("filename=\"{name}\"")),
-    );
-    resp_headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(name)),
-    );
+    resp_headers.insert(header::CONTENT_DISPOSITION, hv(format!("filename=\"{name}\"")));
+    resp_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(name)));
     resp_headers.insert(header::ETAG, hv(etag));
-    resp_headers.insert(
-        header::LAST_MODIFIED,
-        HeaderValue::from_static("Wed, 25 Nov 2026 17:46:48 GMT"),
-    );
+    resp_headers.insert(header::LAST_MODIFIED, HeaderValue::from_static("Wed, 25 Nov 2026 17:46:48 GMT"));
     resp_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let (status, body) = match headers.get(header::RANGE).and_then(|r| r.to_str().ok()) {
         Some(r) => match parse_range(r, total) {
@@ -434,15 +375,9 @@ async fn view(
             // Let the headers and the first bytes reach the client before the cut.
             let cut = futures::stream::once(async {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                Err::<Bytes, _>(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "simulated drop",
-                ))
+                Err::<Bytes, _>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated drop"))
             });
-            Body::from_stream(futures::StreamExt::chain(
-                futures::stream::iter([Ok(head)]),
-                cut,
-            ))
+            Body::from_stream(futures::StreamExt::chain(futures::stream::iter([Ok(head)]), cut))
         }
         None => Body::from(body),
     };
@@ -461,11 +396,7 @@ fn parse_range(r: &str, total: usize) -> Option<(usize, usize)> {
         (total.saturating_sub(n), total - 1)
     } else {
         let s: usize = a.parse().ok()?;
-        let e = if b.is_empty() {
-            total - 1
-        } else {
-            b.parse::<usize>().ok()?.min(total - 1)
-        };
+        let e = if b.is_empty() { total - 1 } else { b.parse::<usize>().ok()?.min(total - 1) };
         (s, e)
     };
     (start <= end && start < total).then_some((start, end))
@@ -516,11 +447,7 @@ async fn upload(State(sh): S, mut mp: Multipart) -> Response {
     if !overwrite {
         let mut i = 1;
         loop {
-            let key = FileRef {
-                kind: kind.into(),
-                subfolder: folder.clone(),
-                filename: filename.clone(),
-            };
+            let key = FileRef { kind: kind.into(), subfolder: folder.clone(), filename: filename.clone() };
             match st.files.get(&key) {
                 Some(existing) if *existing == data => {
                     duplicate = true;
@@ -535,14 +462,7 @@ async fn upload(State(sh): S, mut mp: Multipart) -> Response {
         }
     }
     if !duplicate {
-        st.files.insert(
-            FileRef {
-                kind: kind.into(),
-                subfolder: folder,
-                filename: filename.clone(),
-            },
-            data,
-        );
+        st.files.insert(FileRef { kind: kind.into(), subfolder: folder, filename: filename.clone() }, data);
     }
     Json(json!({"name": filename, "subfolder": sub, "type": kind})).into_response()
 }
@@ -558,10 +478,7 @@ fn queued_job(j: &Job, status: &str) -> Value {
 fn finished_job(id: &str, entry: &Value, timing: Option<(i64, i64)>, full: bool) -> Value {
     let status_info = &entry["status"];
     let failed = status_info["status_str"] == "error";
-    let create_time = entry
-        .pointer("/prompt/3/create_time")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let create_time = entry.pointer("/prompt/3/create_time").cloned().unwrap_or(Value::Null);
     let (mut count, mut preview, mut fallback) = (0, Value::Null, Value::Null);
     if let Some(outs) = entry["outputs"].as_object() {
         for (node, media) in outs {
@@ -621,11 +538,7 @@ fn all_jobs(sh: &Shared, full: bool) -> Vec<Value> {
         v.push(j);
     }
     v.extend(st.pending.iter().map(|j| queued_job(j, "pending")));
-    v.extend(
-        st.history
-            .iter()
-            .map(|(id, e)| finished_job(id, e, st.timings.get(id).copied(), full)),
-    );
+    v.extend(st.history.iter().map(|(id, e)| finished_job(id, e, st.timings.get(id).copied(), full)));
     v.extend(st.cancelled.values().map(|j| queued_job(j, "cancelled")));
     v
 }
@@ -645,16 +558,9 @@ async fn jobs(State(sh): S, Query(q): Query<HashMap<String, String>>) -> Respons
         list.reverse();
     }
     let total = list.len();
-    let offset = q
-        .get("offset")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0usize);
+    let offset = q.get("offset").and_then(|s| s.parse().ok()).unwrap_or(0usize);
     let limit = q.get("limit").and_then(|s| s.parse().ok());
-    let page: Vec<Value> = list
-        .into_iter()
-        .skip(offset)
-        .take(limit.unwrap_or(usize::MAX))
-        .collect();
+    let page: Vec<Value> = list.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX)).collect();
     let has_more = offset + page.len() < total;
     Json(json!({"jobs": page, "pagination": {"offset": offset, "limit": limit, "total": total, "has_more": has_more}}))
         .into_response()
@@ -664,16 +570,9 @@ async fn job_one(State(sh): S, Path(id): Path<String>) -> Response {
     if !sh.cfg.jobs_api {
         return not_found().await;
     }
-    match all_jobs(&sh, true)
-        .into_iter()
-        .find(|j| j["id"] == id.as_str())
-    {
+    match all_jobs(&sh, true).into_iter().find(|j| j["id"] == id.as_str()) {
         Some(j) => Json(j).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "Job not found"})),
-        )
-            .into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({"error": "Job not found"}))).into_response(),
     }
 }
 
@@ -695,11 +594,7 @@ async fn job_cancel(State(sh): S, Path(id): Path<String>) -> Response {
         }
     };
     if !found {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "Job not found"})),
-        )
-            .into_response();
+        return (StatusCode::NOT_FOUND, Json(json!({"error": "Job not found"}))).into_response();
     }
     sh.broadcast_status();
     Json(json!({"id": id, "status": "cancelled"})).into_response()

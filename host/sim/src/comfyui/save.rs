@@ -11,10 +11,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 fn fail(ty: &str, msg: impl Into<String>) -> Stop {
-    Stop::Failed {
-        ty: ty.into(),
-        msg: msg.into(),
-    }
+    Stop::Failed { ty: ty.into(), msg: msg.into() }
 }
 
 fn image(a: &Args<'_>, k: &str) -> Result<Img, Stop> {
@@ -30,15 +27,9 @@ fn limited(run: &NodeRun<'_>, img: Img) -> Img {
         Some(max) if img.w.max(img.h) > max.max(2) => {
             let max = max.max(2);
             let (w, h) = if img.w >= img.h {
-                (
-                    max,
-                    (u64::from(img.h) * u64::from(max) / u64::from(img.w)).max(2) as u32,
-                )
+                (max, (u64::from(img.h) * u64::from(max) / u64::from(img.w)).max(2) as u32)
             } else {
-                (
-                    (u64::from(img.w) * u64::from(max) / u64::from(img.h)).max(2) as u32,
-                    max,
-                )
+                ((u64::from(img.w) * u64::from(max) / u64::from(img.h)).max(2) as u32, max)
             };
             super::nodes::resize(img, w, h)
         }
@@ -53,9 +44,7 @@ fn audio(a: &Args<'_>) -> Result<Aud, Stop> {
     }
 }
 
-async fn encode<T: Send + 'static>(
-    f: impl FnOnce() -> media::Result<T> + Send + 'static,
-) -> Result<T, Stop> {
+async fn encode<T: Send + 'static>(f: impl FnOnce() -> media::Result<T> + Send + 'static) -> Result<T, Stop> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(fail("RuntimeError", e.0)),
@@ -79,10 +68,7 @@ fn next_counter(run: &NodeRun<'_>, kind: &str, sub: &str, name: &str) -> u32 {
         .keys()
         .filter(|f| f.kind == kind && f.subfolder == sub && f.filename.starts_with(&lead))
         .filter_map(|f| {
-            let digits: String = f.filename[lead.len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
+            let digits: String = f.filename[lead.len()..].chars().take_while(char::is_ascii_digit).collect();
             digits.parse::<u32>().ok()
         })
         .max()
@@ -91,11 +77,7 @@ fn next_counter(run: &NodeRun<'_>, kind: &str, sub: &str, name: &str) -> u32 {
 }
 
 fn store(run: &NodeRun<'_>, kind: &str, sub: &str, filename: &str, data: Vec<u8>) {
-    let key = FileRef {
-        kind: kind.into(),
-        subfolder: sub.into(),
-        filename: filename.into(),
-    };
+    let key = FileRef { kind: kind.into(), subfolder: sub.into(), filename: filename.into() };
     run.shared.lock().files.insert(key, Bytes::from(data));
 }
 
@@ -112,19 +94,13 @@ fn temp_prefix(sig: u64) -> String {
 }
 
 fn done(ui: Value) -> Result<Out, Stop> {
-    Ok(Out {
-        values: vec![],
-        ui: Some(ui),
-    })
+    Ok(Out { values: vec![], ui: Some(ui) })
 }
 
 pub(crate) async fn save(run: &mut NodeRun<'_>, class: &str, a: &Args<'_>) -> Result<Out, Stop> {
     let (kind, (sub, name)) = match class {
         "PreviewImage" | "PreviewAudio" => ("temp", (String::new(), temp_prefix(run.sig))),
-        _ => (
-            "output",
-            split_prefix(&a_str(a, "filename_prefix", "ComfyUI")),
-        ),
+        _ => ("output", split_prefix(&a_str(a, "filename_prefix", "ComfyUI"))),
     };
     match class {
         "SaveImage" | "PreviewImage" => {
@@ -148,26 +124,17 @@ pub(crate) async fn save(run: &mut NodeRun<'_>, class: &str, a: &Args<'_>) -> Re
                 let bytes = encode(move || media::png(w, h, &frame)).await?;
                 run.progress_only(i as u32, n, Some(bytes)).await?;
             }
-            Ok(Out {
-                values: vec![],
-                ui: None,
-            })
+            Ok(Out { values: vec![], ui: None })
         }
         "SaveAnimatedWEBP" | "SaveAnimatedPNG" | "SaveWEBM" => {
             let frames = limited(run, image(a, "images")?).frames();
             let fps = a.literal.get("fps").and_then(Value::as_f64).unwrap_or(6.0);
             let (ext, bytes) = match class {
-                "SaveAnimatedWEBP" => (
-                    "webp",
-                    encode(move || media::webp_animated(&frames, fps)).await?,
-                ),
+                "SaveAnimatedWEBP" => ("webp", encode(move || media::webp_animated(&frames, fps)).await?),
                 "SaveAnimatedPNG" => ("png", encode(move || media::apng(&frames, fps)).await?),
                 _ => {
                     let crf = a.literal.get("crf").and_then(Value::as_f64).unwrap_or(32.0) as u32;
-                    (
-                        "webm",
-                        encode(move || media::webm(&frames, fps, crf)).await?,
-                    )
+                    ("webm", encode(move || media::webm(&frames, fps, crf)).await?)
                 }
             };
             let counter = next_counter(run, kind, &sub, &name);
@@ -216,51 +183,30 @@ pub(crate) async fn save(run: &mut NodeRun<'_>, class: &str, a: &Args<'_>) -> Re
             done(json!({"audio": [ui_file(&filename, &sub, kind)]}))
         }
         "VHS_VideoCombine" => vhs(run, a, sub, name).await,
-        _ => Err(fail(
-            "NotImplementedError",
-            format!("{class} is not supported by the simulator"),
-        )),
+        _ => Err(fail("NotImplementedError", format!("{class} is not supported by the simulator"))),
     }
 }
 
 fn a_str(a: &Args<'_>, k: &str, d: &str) -> String {
-    a.literal
-        .get(k)
-        .and_then(Value::as_str)
-        .unwrap_or(d)
-        .to_string()
+    a.literal.get(k).and_then(Value::as_str).unwrap_or(d).to_string()
 }
 
 /// VideoHelperSuite's combine node: its own file naming (no trailing `_`)
 /// and its own output key, `gifs`.
 async fn vhs(run: &mut NodeRun<'_>, a: &Args<'_>, sub: String, name: String) -> Result<Out, Stop> {
     let frames = image(a, "images")?.frames();
-    let fps = a
-        .literal
-        .get("frame_rate")
-        .and_then(Value::as_f64)
-        .unwrap_or(8.0);
+    let fps = a.literal.get("frame_rate").and_then(Value::as_f64).unwrap_or(8.0);
     let format = a_str(a, "format", "image/gif");
-    let kind = if a.literal.get("save_output").and_then(Value::as_bool) == Some(false) {
-        "temp"
-    } else {
-        "output"
-    };
+    let kind = if a.literal.get("save_output").and_then(Value::as_bool) == Some(false) { "temp" } else { "output" };
     let pcm = match a.linked.iter().find(|(n, _)| n == "audio") {
         Some((_, Val::Audio(au))) => Some(au.pcm()),
         _ => None,
     };
     let (ext, bytes) = match format.as_str() {
-        "image/webp" => (
-            "webp",
-            encode(move || media::webp_animated(&frames, fps)).await?,
-        ),
+        "image/webp" => ("webp", encode(move || media::webp_animated(&frames, fps)).await?),
         "video/webm" => ("webm", encode(move || media::webm(&frames, fps, 32)).await?),
         "image/gif" => ("gif", encode(move || media::gif(&frames, fps)).await?),
-        f if f.starts_with("video/") => (
-            "mp4",
-            encode(move || media::mp4(&frames, fps, pcm.as_ref())).await?,
-        ),
+        f if f.starts_with("video/") => ("mp4", encode(move || media::mp4(&frames, fps, pcm.as_ref())).await?),
         other => return Err(fail("ValueError", format!("Unsupported format {other}"))),
     };
     let counter = next_counter(run, kind, &sub, &name);
@@ -268,11 +214,7 @@ async fn vhs(run: &mut NodeRun<'_>, a: &Args<'_>, sub: String, name: String) -> 
     let fullpath = format!(
         "{}/{kind}/{}{filename}",
         run.shared.cfg.base_dir,
-        if sub.is_empty() {
-            String::new()
-        } else {
-            format!("{sub}/")
-        }
+        if sub.is_empty() { String::new() } else { format!("{sub}/") }
     );
     store(run, kind, &sub, &filename, bytes);
     let workflow = format!("{name}_{counter:05}.png");

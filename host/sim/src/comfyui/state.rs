@@ -86,29 +86,21 @@ impl State {
 
     /// Names of input files of one kind, "sub/name" for files in subfolders.
     pub(crate) fn input_names(&self, kind: super::objinfo::MediaKind) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .files
-            .keys()
-            .filter(|f| f.kind == "input" && kind.matches(&f.filename))
-            .map(|f| {
-                if f.subfolder.is_empty() {
-                    f.filename.clone()
-                } else {
-                    format!("{}/{}", f.subfolder, f.filename)
-                }
-            })
-            .collect();
+        let mut v: Vec<String> =
+            self.files
+                .keys()
+                .filter(|f| f.kind == "input" && kind.matches(&f.filename))
+                .map(|f| {
+                    if f.subfolder.is_empty() { f.filename.clone() } else { format!("{}/{}", f.subfolder, f.filename) }
+                })
+                .collect();
         v.sort();
         v
     }
 
     pub(crate) fn input_file(&self, name: &str) -> Option<Bytes> {
         let (sub, file) = name.rsplit_once('/').unwrap_or(("", name));
-        let key = FileRef {
-            kind: "input".into(),
-            subfolder: sub.into(),
-            filename: file.into(),
-        };
+        let key = FileRef { kind: "input".into(), subfolder: sub.into(), filename: file.into() };
         self.files.get(&key).cloned()
     }
 }
@@ -124,10 +116,7 @@ pub(crate) struct Shared {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Shared {
@@ -200,11 +189,7 @@ impl Shared {
     /// Broadcasts the queue size, as the real server does on every queue change.
     pub(crate) fn broadcast_status(&self) {
         let n = self.lock().queue_remaining();
-        self.send(
-            None,
-            "status",
-            json!({"status": {"exec_info": {"queue_remaining": n}}}),
-        );
+        self.send(None, "status", json!({"status": {"exec_info": {"queue_remaining": n}}}));
     }
 
     pub(crate) fn register(&self, id: &str, tx: mpsc::UnboundedSender<WsOut>) -> u64 {

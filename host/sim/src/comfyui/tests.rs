@@ -8,14 +8,10 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn data(name: &str) -> Value {
-    let path = format!(
-        "{}/src/comfyui/testdata/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/src/comfyui/testdata/{name}.json", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     // err_* transcripts carry a trailing "HTTP 400" line.
     let json_part = text.split("\nHTTP ").next().unwrap_or(&text);
@@ -24,10 +20,7 @@ fn data(name: &str) -> Value {
 
 /// The one entry of a recorded `/history/{id}` answer.
 fn entry(v: &Value) -> Value {
-    v.as_object()
-        .and_then(|o| o.values().next())
-        .cloned()
-        .expect("one history entry")
+    v.as_object().and_then(|o| o.values().next()).cloned().expect("one history entry")
 }
 
 /// A server as the recordings saw it: 0.3.64, the transcript's installed files.
@@ -59,59 +52,31 @@ struct Sim {
 async fn start(cfg: ComfyConfig) -> Sim {
     let sim = ComfySim::new(cfg);
     let addr = sim.start("127.0.0.1:0").await.unwrap();
-    Sim {
-        sim,
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-    }
+    Sim { sim, base: format!("http://{addr}"), http: reqwest::Client::new() }
 }
 
 impl Sim {
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     async fn submit(&self, prompt: Value, client_id: &str) -> (u16, Value) {
         let id = uuid::Uuid::new_v4().to_string();
-        self.post(
-            "/prompt",
-            json!({"prompt": prompt, "client_id": client_id, "prompt_id": id}),
-        )
-        .await
+        self.post("/prompt", json!({"prompt": prompt, "client_id": client_id, "prompt_id": id})).await
     }
 
     async fn ws(&self, client_id: &str) -> Ws {
-        let url = format!(
-            "{}/ws?clientId={client_id}",
-            self.base.replace("http://", "ws://")
-        );
+        let url = format!("{}/ws?clientId={client_id}", self.base.replace("http://", "ws://"));
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         ws
     }
@@ -129,19 +94,10 @@ impl Sim {
 
     async fn upload(&self, name: &str, bytes: Vec<u8>, subfolder: &str) -> Value {
         let form = reqwest::multipart::Form::new()
-            .part(
-                "image",
-                reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
-            )
+            .part("image", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()))
             .text("subfolder", subfolder.to_string())
             .text("type", "input");
-        let r = self
-            .http
-            .post(format!("{}/upload/image", self.base))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.post(format!("{}/upload/image", self.base)).multipart(form).send().await.unwrap();
         assert_eq!(r.status(), 200);
         r.json().await.unwrap()
     }
@@ -167,10 +123,7 @@ impl Sim {
 /// `{"binary_event": type, "format": format}` (as the recordings note them).
 async fn next_event(ws: &mut Ws) -> Option<Value> {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
-            .await
-            .ok()??
-            .ok()?;
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.ok()??.ok()?;
         match msg {
             Message::Text(t) => return serde_json::from_str(&t).ok(),
             Message::Binary(b) => {
@@ -188,9 +141,7 @@ async fn next_event(ws: &mut Ws) -> Option<Value> {
 async fn events_until_done(ws: &mut Ws, prompt_id: &str) -> Vec<Value> {
     let mut out = Vec::new();
     while let Some(ev) = next_event(ws).await {
-        let done = ev["type"] == "executing"
-            && ev["data"]["node"].is_null()
-            && ev["data"]["prompt_id"] == prompt_id;
+        let done = ev["type"] == "executing" && ev["data"]["node"].is_null() && ev["data"]["prompt_id"] == prompt_id;
         out.push(ev);
         if done {
             return out;
@@ -211,13 +162,7 @@ fn kinds(events: &[Value]) -> Vec<String> {
 
 /// Runs `workflow` with a socket open and checks both the socket's event
 /// sequence and the history entry against the recordings.
-async fn replay(
-    s: &Sim,
-    workflow: Value,
-    ws_name: &str,
-    history_name: &str,
-    rules: &Rules,
-) -> Value {
+async fn replay(s: &Sim, workflow: Value, ws_name: &str, history_name: &str, rules: &Rules) -> Value {
     let client = uuid::Uuid::new_v4().simple().to_string();
     let mut ws = s.ws(&client).await;
     let hello = next_event(&mut ws).await.unwrap();
@@ -227,19 +172,11 @@ async fn replay(
     let mut events = vec![hello];
     events.extend(events_until_done(&mut ws, &id).await);
     let recorded: Vec<Value> = data(ws_name).as_array().unwrap().clone();
-    assert_eq!(
-        kinds(&recorded),
-        kinds(&events),
-        "{ws_name}: event sequence"
-    );
+    assert_eq!(kinds(&recorded), kinds(&events), "{ws_name}: event sequence");
     for (i, (r, e)) in recorded.iter().zip(&events).enumerate() {
         if r.get("binary_event").is_some() {
             let head = r["head"].as_str().unwrap();
-            assert_eq!(
-                e["format"],
-                u32::from_str_radix(&head[..8], 16).unwrap(),
-                "{ws_name}: preview format"
-            );
+            assert_eq!(e["format"], u32::from_str_radix(&head[..8], 16).unwrap(), "{ws_name}: preview format");
             continue;
         }
         assert_same_shape(&format!("{ws_name} event {i} ({})", r["type"]), r, e, rules);
@@ -261,90 +198,38 @@ fn multi_output_rules() -> Rules {
 #[tokio::test]
 async fn replay_image_post_history_and_view() {
     let s = start(legacy()).await;
-    let (status, resp) = s
-        .post(
-            "/prompt",
-            json!({"prompt": data("image"), "client_id": "curl-test"}),
-        )
-        .await;
+    let (status, resp) = s.post("/prompt", json!({"prompt": data("image"), "client_id": "curl-test"})).await;
     assert_eq!(status, 200);
-    assert_same_shape(
-        "post_prompt_image",
-        &data("t_post_prompt_image"),
-        &resp,
-        &Rules::standard(),
-    );
+    assert_same_shape("post_prompt_image", &data("t_post_prompt_image"), &resp, &Rules::standard());
     let id = resp["prompt_id"].as_str().unwrap();
     let h = s.history(id).await;
-    assert_same_shape(
-        "history_image",
-        &entry(&data("t_history_image")),
-        &h,
-        &Rules::standard(),
-    );
+    assert_same_shape("history_image", &entry(&data("t_history_image")), &h, &Rules::standard());
     let file = &h["outputs"]["2"]["images"][0];
     let png = s.view(file).await;
-    let r = png::Decoder::new(std::io::Cursor::new(png))
-        .read_info()
-        .unwrap();
+    let r = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
     assert_eq!((r.info().width, r.info().height), (64, 64));
 }
 
 #[tokio::test]
 async fn replay_image2_then_cached_image2b() {
     let s = start(legacy()).await;
-    let first = replay(
-        &s,
-        data("image2"),
-        "t_image2_ws",
-        "t_image2_history",
-        &Rules::standard(),
-    )
-    .await;
+    let first = replay(&s, data("image2"), "t_image2_ws", "t_image2_history", &Rules::standard()).await;
     let files_before = s.sim.files().len();
-    let again = replay(
-        &s,
-        data("image2"),
-        "t_image2b_ws",
-        "t_image2b_history",
-        &Rules::standard(),
-    )
-    .await;
-    assert_eq!(
-        first["outputs"], again["outputs"],
-        "a cached run replays the old output"
-    );
-    assert_eq!(
-        s.sim.files().len(),
-        files_before,
-        "a cached run writes no new file"
-    );
+    let again = replay(&s, data("image2"), "t_image2b_ws", "t_image2b_history", &Rules::standard()).await;
+    assert_eq!(first["outputs"], again["outputs"], "a cached run replays the old output");
+    assert_eq!(s.sim.files().len(), files_before, "a cached run writes no new file");
 }
 
 #[tokio::test]
 async fn replay_wsimage_sends_png_frame() {
     let s = start(legacy()).await;
-    replay(
-        &s,
-        data("wsimage"),
-        "t_wsimage_ws",
-        "t_wsimage_history",
-        &Rules::standard(),
-    )
-    .await;
+    replay(&s, data("wsimage"), "t_wsimage_ws", "t_wsimage_history", &Rules::standard()).await;
 }
 
 #[tokio::test]
 async fn replay_video_outputs_are_real_media() {
     let s = start(legacy()).await;
-    let h = replay(
-        &s,
-        data("video"),
-        "t_video_ws",
-        "t_video_history",
-        &multi_output_rules(),
-    )
-    .await;
+    let h = replay(&s, data("video"), "t_video_ws", "t_video_history", &multi_output_rules()).await;
     let mp4 = s.view(&h["outputs"]["5"]["images"][0]).await;
     let len = mp4.len() as u64;
     let r = mp4::Mp4Reader::read_header(std::io::Cursor::new(mp4.clone()), len).unwrap();
@@ -357,9 +242,7 @@ async fn replay_video_outputs_are_real_media() {
     let webp = s.view(&h["outputs"]["6"]["images"][0]).await;
     assert_eq!(&webp[8..12], b"WEBP");
     let apng = s.view(&h["outputs"]["7"]["images"][0]).await;
-    let reader = png::Decoder::new(std::io::Cursor::new(apng))
-        .read_info()
-        .unwrap();
+    let reader = png::Decoder::new(std::io::Cursor::new(apng)).read_info().unwrap();
     assert_eq!(reader.info().animation_control().unwrap().num_frames, 8);
     if let Some(p) = crate::media::tests::ffprobe(&mp4, "mp4") {
         assert_eq!(p["streams"][0]["nb_read_frames"], "8");
@@ -372,44 +255,23 @@ async fn replay_video_outputs_are_real_media() {
 #[tokio::test]
 async fn replay_audio_flac_mp3_and_video_with_sound() {
     let s = start(legacy()).await;
-    let h = replay(
-        &s,
-        data("audio"),
-        "t_audio_ws",
-        "t_audio_history",
-        &multi_output_rules(),
-    )
-    .await;
+    let h = replay(&s, data("audio"), "t_audio_ws", "t_audio_history", &multi_output_rules()).await;
     let flac = s.view(&h["outputs"]["2"]["audio"][0]).await;
     let r = claxon::FlacReader::new(std::io::Cursor::new(flac)).unwrap();
-    assert_eq!(
-        (
-            r.streaminfo().sample_rate,
-            r.streaminfo().channels,
-            r.streaminfo().samples
-        ),
-        (44100, 2, Some(44100))
-    );
+    assert_eq!((r.streaminfo().sample_rate, r.streaminfo().channels, r.streaminfo().samples), (44100, 2, Some(44100)));
     let mp3 = s.view(&h["outputs"]["3"]["audio"][0]).await;
     let mp4 = s.view(&h["outputs"]["6"]["images"][0]).await;
     let len = mp4.len() as u64;
     let r = mp4::Mp4Reader::read_header(std::io::Cursor::new(mp4.clone()), len).unwrap();
-    let audio = r
-        .tracks()
-        .values()
-        .find(|t| t.track_type().ok() == Some(mp4::TrackType::Audio));
+    let audio = r.tracks().values().find(|t| t.track_type().ok() == Some(mp4::TrackType::Audio));
     assert_eq!(audio.unwrap().media_type().unwrap(), mp4::MediaType::AAC);
     if let Some(p) = crate::media::tests::ffprobe(&mp3, "mp3") {
         let d: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
         assert!((d - 1.0).abs() < 0.1, "mp3 lasts {d}s");
     }
     if let Some(p) = crate::media::tests::ffprobe(&mp4, "mp4") {
-        let codecs: Vec<&str> = p["streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["codec_name"].as_str().unwrap())
-            .collect();
+        let codecs: Vec<&str> =
+            p["streams"].as_array().unwrap().iter().map(|s| s["codec_name"].as_str().unwrap()).collect();
         assert_eq!(codecs, ["h264", "aac"]);
     }
 }
@@ -417,23 +279,10 @@ async fn replay_audio_flac_mp3_and_video_with_sound() {
 #[tokio::test]
 async fn replay_runtime_error() {
     let s = start(legacy()).await;
-    s.upload("bogus.mp4", b"this is not a video".to_vec(), "skills")
-        .await;
-    let h = replay(
-        &s,
-        data("runtime_err"),
-        "t_runtime_err_ws",
-        "t_runtime_err_history",
-        &Rules::standard(),
-    )
-    .await;
+    s.upload("bogus.mp4", b"this is not a video".to_vec(), "skills").await;
+    let h = replay(&s, data("runtime_err"), "t_runtime_err_ws", "t_runtime_err_history", &Rules::standard()).await;
     let err = &h["status"]["messages"][2][1];
-    assert!(
-        err["exception_message"]
-            .as_str()
-            .unwrap()
-            .ends_with("/input/skills/bogus.mp4'\n")
-    );
+    assert!(err["exception_message"].as_str().unwrap().ends_with("/input/skills/bogus.mp4'\n"));
 }
 
 #[tokio::test]
@@ -447,47 +296,25 @@ async fn replay_validation_errors() {
     });
     let (status, body) = s.submit(missing, "c").await;
     assert_eq!(status, 400);
-    assert_same_shape(
-        "err_missing_model",
-        &data("t_err_missing_model"),
-        &body,
-        &Rules::standard(),
-    );
+    assert_same_shape("err_missing_model", &data("t_err_missing_model"), &body, &Rules::standard());
     let invalid = json!({
         "1": {"class_type": "EmptyImage", "inputs": {"width": 0, "height": 64, "batch_size": 1}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
     });
     let (status, body) = s.submit(invalid, "c").await;
     assert_eq!(status, 400);
-    assert_same_shape(
-        "err_validation",
-        &data("t_err_validation"),
-        &body,
-        &Rules::standard(),
-    );
+    assert_same_shape("err_validation", &data("t_err_validation"), &body, &Rules::standard());
 }
 
 #[tokio::test]
 async fn replay_system_stats_and_object_info() {
     let s = start(legacy()).await;
-    s.upload(
-        "example.png",
-        crate::media::png(2, 2, &[0; 12]).unwrap(),
-        "",
-    )
-    .await;
-    s.upload("ref.png", crate::media::png(2, 2, &[1; 12]).unwrap(), "")
-        .await;
-    s.upload("ref.png", crate::media::png(2, 2, &[2; 12]).unwrap(), "")
-        .await;
+    s.upload("example.png", crate::media::png(2, 2, &[0; 12]).unwrap(), "").await;
+    s.upload("ref.png", crate::media::png(2, 2, &[1; 12]).unwrap(), "").await;
+    s.upload("ref.png", crate::media::png(2, 2, &[2; 12]).unwrap(), "").await;
     s.upload("speech.flac", b"fLaC".to_vec(), "").await;
     let (_, stats) = s.get("/system_stats").await;
-    assert_same_shape(
-        "system_stats",
-        &data("t_system_stats"),
-        &stats,
-        &Rules::standard(),
-    );
+    assert_same_shape("system_stats", &data("t_system_stats"), &stats, &Rules::standard());
     let (_, info) = s.get("/object_info").await;
     let real_text = include_str!("object_info.json");
     let real: Value = serde_json::from_str(real_text).unwrap();
@@ -497,12 +324,7 @@ async fn replay_system_stats_and_object_info() {
         sim_subset.insert(k.clone(), info[k].clone());
     }
     assert_same_shape("object_info", &real, &Value::Object(sim_subset), &rules);
-    let extra: Vec<&String> = info
-        .as_object()
-        .unwrap()
-        .keys()
-        .filter(|k| real.get(k.as_str()).is_none())
-        .collect();
+    let extra: Vec<&String> = info.as_object().unwrap().keys().filter(|k| real.get(k.as_str()).is_none()).collect();
     assert_eq!(extra.len(), 6, "added schemas: {extra:?}");
     let (_, one) = s.get("/api/object_info/MMAudioSampler").await;
     assert_eq!(one["MMAudioSampler"]["output"], json!(["AUDIO"]));
@@ -534,31 +356,18 @@ async fn model_workflows_run_with_installed_files() {
     humo["65"]["inputs"]["length"] = json!(5);
     let (status, body) = s.submit(humo.clone(), "c").await;
     assert_eq!(status, 400);
-    assert_eq!(
-        body["node_errors"]["49"]["errors"][0]["type"],
-        "custom_validation_failed"
-    );
-    let pcm = crate::media::Pcm {
-        sample_rate: 16000,
-        channels: 1,
-        samples: crate::media::tone(16000, 1, 0.5, 1),
-    };
-    s.upload("speech.flac", crate::media::flac(&pcm).unwrap(), "")
-        .await;
-    s.upload("ref.png", crate::media::png(8, 8, &[9; 192]).unwrap(), "")
-        .await;
+    assert_eq!(body["node_errors"]["49"]["errors"][0]["type"], "custom_validation_failed");
+    let pcm = crate::media::Pcm { sample_rate: 16000, channels: 1, samples: crate::media::tone(16000, 1, 0.5, 1) };
+    s.upload("speech.flac", crate::media::flac(&pcm).unwrap(), "").await;
+    s.upload("ref.png", crate::media::png(8, 8, &[9; 192]).unwrap(), "").await;
     let (status, resp) = s.submit(humo, "c").await;
     assert_eq!(status, 200, "{resp}");
     let h = s.history(resp["prompt_id"].as_str().unwrap()).await;
     assert_eq!(h["status"]["status_str"], "success", "{h}");
     let mp4 = s.view(&h["outputs"]["59"]["images"][0]).await;
     if let Some(p) = crate::media::tests::ffprobe(&mp4, "mp4") {
-        let codecs: Vec<&str> = p["streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["codec_name"].as_str().unwrap())
-            .collect();
+        let codecs: Vec<&str> =
+            p["streams"].as_array().unwrap().iter().map(|s| s["codec_name"].as_str().unwrap()).collect();
         assert_eq!(codecs, ["h264", "aac"]);
     }
 
@@ -568,12 +377,7 @@ async fn model_workflows_run_with_installed_files() {
     assert_eq!(status, 400);
     let e = &body["node_errors"]["1"]["errors"][0];
     assert_eq!(e["type"], "value_not_in_list");
-    assert!(
-        e["details"]
-            .as_str()
-            .unwrap()
-            .contains("'wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors'")
-    );
+    assert!(e["details"].as_str().unwrap().contains("'wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors'"));
 }
 
 #[tokio::test]
@@ -602,25 +406,13 @@ async fn flux2_and_mmaudio_workflows() {
     let events = events_until_done(&mut ws, id).await;
     let progress: Vec<&Value> = events.iter().filter(|e| e["type"] == "progress").collect();
     assert_eq!(progress.len(), 4);
-    assert_eq!(
-        progress[3]["data"],
-        json!({"value": 4, "max": 4, "prompt_id": id, "node": "11"})
-    );
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e.get("binary_event").is_some())
-            .count(),
-        4,
-        "one preview per step"
-    );
+    assert_eq!(progress[3]["data"], json!({"value": 4, "max": 4, "prompt_id": id, "node": "11"}));
+    assert_eq!(events.iter().filter(|e| e.get("binary_event").is_some()).count(), 4, "one preview per step");
     let h = s.history(id).await;
     let images = h["outputs"]["13"]["images"].as_array().unwrap();
     assert_eq!(images.len(), 2);
     let a = s.view(&images[0]).await;
-    let r = png::Decoder::new(std::io::Cursor::new(a.clone()))
-        .read_info()
-        .unwrap();
+    let r = png::Decoder::new(std::io::Cursor::new(a.clone())).read_info().unwrap();
     assert_eq!((r.info().width, r.info().height), (48, 32));
 
     // Another seed, other pixels.
@@ -642,35 +434,19 @@ async fn flux2_and_mmaudio_workflows() {
     let h = s.history(resp["prompt_id"].as_str().unwrap()).await;
     let flac = s.view(&h["outputs"]["4"]["audio"][0]).await;
     let r = claxon::FlacReader::new(std::io::Cursor::new(flac)).unwrap();
-    assert_eq!(
-        (r.streaminfo().sample_rate, r.streaminfo().samples),
-        (44100, Some(110250))
-    );
+    assert_eq!((r.streaminfo().sample_rate, r.streaminfo().samples), (44100, Some(110250)));
 }
 
 #[tokio::test]
 async fn validation_error_shapes() {
     let s = start(ComfyConfig::default()).await;
-    let (status, body) = s
-        .submit(
-            json!({"1": {"class_type": "NoSuchNode", "inputs": {}}}),
-            "c",
-        )
-        .await;
+    let (status, body) = s.submit(json!({"1": {"class_type": "NoSuchNode", "inputs": {}}}), "c").await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["type"], "missing_node_type");
     let legacy_sim = start(legacy()).await;
-    let (_, body) = legacy_sim
-        .submit(
-            json!({"1": {"class_type": "NoSuchNode", "inputs": {}}}),
-            "c",
-        )
-        .await;
+    let (_, body) = legacy_sim.submit(json!({"1": {"class_type": "NoSuchNode", "inputs": {}}}), "c").await;
     assert_eq!(body["error"]["type"], "invalid_prompt");
-    assert_eq!(
-        body["error"]["message"],
-        "Cannot execute because node NoSuchNode does not exist."
-    );
+    assert_eq!(body["error"]["message"], "Cannot execute because node NoSuchNode does not exist.");
 
     let (_, body) = s.submit(json!({"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}}}), "c").await;
     assert_eq!(body["error"]["type"], "prompt_no_outputs");
@@ -690,56 +466,26 @@ async fn validation_error_shapes() {
     let dangling = json!({"2": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "x"}}});
     let (status, body) = s.submit(dangling, "c").await;
     assert_eq!(status, 400);
-    assert_eq!(
-        body["node_errors"]["2"]["errors"][0]["type"],
-        "exception_during_validation"
-    );
+    assert_eq!(body["node_errors"]["2"]["errors"][0]["type"], "exception_during_validation");
 
-    let r = s
-        .http
-        .post(format!("{}/prompt", s.base))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(format!("{}/prompt", s.base)).body("{not json").send().await.unwrap();
     assert_eq!(r.status(), 500);
-    assert!(
-        r.text()
-            .await
-            .unwrap()
-            .starts_with("500 Internal Server Error")
-    );
+    assert!(r.text().await.unwrap().starts_with("500 Internal Server Error"));
 
-    let (status, body) = s
-        .post(
-            "/prompt",
-            json!({"prompt": data("image"), "prompt_id": "NOT-A-UUID"}),
-        )
-        .await;
+    let (status, body) = s.post("/prompt", json!({"prompt": data("image"), "prompt_id": "NOT-A-UUID"})).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["type"], "invalid_prompt_id");
-    let (status, _) = legacy_sim
-        .post(
-            "/prompt",
-            json!({"prompt": data("image"), "prompt_id": "my-own-id"}),
-        )
-        .await;
+    let (status, _) = legacy_sim.post("/prompt", json!({"prompt": data("image"), "prompt_id": "my-own-id"})).await;
     assert_eq!(status, 200, "0.3.64 accepts any id");
     let (status, body) = s.post("/prompt", json!({"client_id": "x"})).await;
-    assert_eq!(
-        (status, body["error"]["type"].clone()),
-        (400, json!("no_prompt"))
-    );
+    assert_eq!((status, body["error"]["type"].clone()), (400, json!("no_prompt")));
 }
 
 #[tokio::test]
 async fn upload_renames_and_dedups() {
     let s = start(ComfyConfig::default()).await;
     let a = s.upload("ref.png", b"one".to_vec(), "").await;
-    assert_eq!(
-        a,
-        json!({"name": "ref.png", "subfolder": "", "type": "input"})
-    );
+    assert_eq!(a, json!({"name": "ref.png", "subfolder": "", "type": "input"}));
     let b = s.upload("ref.png", b"two".to_vec(), "").await;
     assert_eq!(b["name"], "ref (1).png");
     let c = s.upload("ref.png", b"two".to_vec(), "").await;
@@ -747,56 +493,32 @@ async fn upload_renames_and_dedups() {
     let d = s.upload("ref.png", b"one".to_vec(), "").await;
     assert_eq!(d["name"], "ref.png");
     let (_, info) = s.get("/object_info/LoadImage").await;
-    assert_eq!(
-        info["LoadImage"]["input"]["required"]["image"][0],
-        json!(["ref (1).png", "ref.png"])
-    );
+    assert_eq!(info["LoadImage"]["input"]["required"]["image"][0], json!(["ref (1).png", "ref.png"]));
 }
 
 #[tokio::test]
 async fn view_ranges_and_path_rules() {
     let s = start(ComfyConfig::default()).await;
-    s.sim
-        .put_file("output", "sub", "f.png", (0u8..100).collect::<Vec<u8>>());
+    s.sim.put_file("output", "sub", "f.png", (0u8..100).collect::<Vec<u8>>());
     let url = format!("{}/view?filename=f.png&subfolder=sub&type=output", s.base);
     let r = s.http.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let expected_headers = std::fs::read_to_string(format!(
-        "{}/src/comfyui/testdata/view_headers.txt",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
+    let expected_headers =
+        std::fs::read_to_string(format!("{}/src/comfyui/testdata/view_headers.txt", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
     for line in expected_headers.lines().skip(1).filter(|l| !l.is_empty()) {
         let name = line.split(':').next().unwrap().to_ascii_lowercase();
         if name == "date" || name == "server" {
             continue;
         }
-        assert!(
-            r.headers().contains_key(name.as_str()),
-            "missing header {name}"
-        );
+        assert!(r.headers().contains_key(name.as_str()), "missing header {name}");
     }
     assert_eq!(r.headers()["content-type"], "image/png");
-    let r = s
-        .http
-        .get(&url)
-        .header("Range", "bytes=10-19")
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(&url).header("Range", "bytes=10-19").send().await.unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 10-19/100");
-    assert_eq!(
-        r.bytes().await.unwrap().to_vec(),
-        (10u8..20).collect::<Vec<u8>>()
-    );
-    let r = s
-        .http
-        .get(&url)
-        .header("Range", "bytes=200-")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), (10u8..20).collect::<Vec<u8>>());
+    let r = s.http.get(&url).header("Range", "bytes=200-").send().await.unwrap();
     assert_eq!(r.status(), 416);
     let code = |q: &'static str| {
         let url = format!("{}/view?{q}", s.base);
@@ -813,18 +535,7 @@ async fn view_ranges_and_path_rules() {
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.is_err(), "the body must break off");
     s.sim.inject(Fault::DropView(None));
-    assert_eq!(
-        s.http
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .len(),
-        100
-    );
+    assert_eq!(s.http.get(&url).send().await.unwrap().bytes().await.unwrap().len(), 100);
 }
 
 fn slow(steps: u32) -> Value {
@@ -860,10 +571,7 @@ async fn interrupt_mid_run_stops_at_next_step() {
     let (status, _) = s.post("/interrupt", json!({"prompt_id": id})).await;
     assert_eq!(status, 200);
     let events = events_until_done(&mut ws, &id).await;
-    let ev = events
-        .iter()
-        .find(|e| e["type"] == "execution_interrupted")
-        .expect("interrupted event");
+    let ev = events.iter().find(|e| e["type"] == "execution_interrupted").expect("interrupted event");
     assert_eq!(ev["data"]["node_id"], "2");
     assert_eq!(ev["data"]["node_type"], "KSampler");
     let last_step = events
@@ -886,10 +594,7 @@ async fn queue_delete_and_history_empty_while_pending() {
     let (_, second) = s.submit(slow(51), "q").await;
     let second_id = second["prompt_id"].as_str().unwrap();
     let (_, q) = s.get("/queue").await;
-    assert_eq!(
-        q["queue_pending"].as_array().unwrap().len() + q["queue_running"].as_array().unwrap().len(),
-        2
-    );
+    assert_eq!(q["queue_pending"].as_array().unwrap().len() + q["queue_running"].as_array().unwrap().len(), 2);
     assert_eq!(q["queue_pending"][0].as_array().unwrap().len(), 5);
     let (_, p) = s.get("/prompt").await;
     assert_eq!(p["exec_info"]["queue_remaining"], 2);
@@ -899,11 +604,7 @@ async fn queue_delete_and_history_empty_while_pending() {
     assert_eq!(status, 200);
     s.history(first["prompt_id"].as_str().unwrap()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        s.get(&format!("/history/{second_id}")).await.1,
-        json!({}),
-        "a deleted job never reaches history"
-    );
+    assert_eq!(s.get(&format!("/history/{second_id}")).await.1, json!({}), "a deleted job never reaches history");
     assert_eq!(s.sim.queue_remaining(), 0);
 }
 
@@ -929,10 +630,7 @@ async fn restart_wipes_queue_history_and_running_job() {
     assert_eq!(s.get(&format!("/history/{done_id}")).await.1, json!({}));
     assert_eq!(s.get(&format!("/history/{running_id}")).await.1, json!({}));
     assert_eq!(s.get("/history").await.1, json!({}));
-    assert_eq!(
-        s.get("/queue").await.1,
-        json!({"queue_running": [], "queue_pending": []})
-    );
+    assert_eq!(s.get("/queue").await.1, json!({"queue_running": [], "queue_pending": []}));
     assert_eq!(s.get(&format!("/api/jobs/{running_id}")).await.0, 404);
     // The server keeps working afterwards.
     let (_, again) = s.submit(slow(2), "r").await;
@@ -957,52 +655,29 @@ async fn jobs_api_on_and_off() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|j| {
-            (
-                j["id"].as_str().unwrap().to_string(),
-                j["status"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|j| (j["id"].as_str().unwrap().to_string(), j["status"].as_str().unwrap().to_string()))
         .collect();
-    assert!(
-        statuses.contains(&(b_id.to_string(), "in_progress".into())),
-        "{statuses:?}"
-    );
+    assert!(statuses.contains(&(b_id.to_string(), "in_progress".into())), "{statuses:?}");
     assert!(statuses.contains(&(c_id.to_string(), "pending".into())));
     let (status, job) = s.get(&format!("/api/jobs/{a_id}")).await;
     assert_eq!(status, 200);
     assert_eq!(job["status"], "completed");
     assert_eq!(job["outputs_count"], 1);
     assert_eq!(job["preview_output"]["mediaType"], "images");
-    assert_eq!(
-        s.get("/api/jobs/0b3c6ad5-0000-4000-8000-000000000000")
-            .await,
-        (404, json!({"error": "Job not found"}))
-    );
+    assert_eq!(s.get("/api/jobs/0b3c6ad5-0000-4000-8000-000000000000").await, (404, json!({"error": "Job not found"})));
     let (status, _) = s.post(&format!("/api/jobs/{c_id}/cancel"), json!({})).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        s.get(&format!("/api/jobs/{c_id}")).await.1["status"],
-        "cancelled"
-    );
+    assert_eq!(s.get(&format!("/api/jobs/{c_id}")).await.1["status"], "cancelled");
     let (status, _) = s.post(&format!("/api/jobs/{b_id}/cancel"), json!({})).await;
     assert_eq!(status, 200);
     let h = s.history(b_id).await;
     assert_eq!(h["status"]["status_str"], "error");
-    assert_eq!(
-        s.get(&format!("/api/jobs/{b_id}")).await.1["status"],
-        "failed"
-    );
+    assert_eq!(s.get(&format!("/api/jobs/{b_id}")).await.1["status"], "failed");
 
     let old = start(legacy()).await;
     assert_eq!(old.get("/api/jobs").await.0, 404);
     assert_eq!(old.get(&format!("/api/jobs/{a_id}")).await.0, 404);
-    assert_eq!(
-        old.post(&format!("/api/jobs/{a_id}/cancel"), json!({}))
-            .await
-            .0,
-        404
-    );
+    assert_eq!(old.post(&format!("/api/jobs/{a_id}/cancel"), json!({})).await.0, 404);
 }
 
 #[tokio::test]
@@ -1011,25 +686,17 @@ async fn events_only_reach_the_submitting_client() {
     let mut mine = s.ws("mine").await;
     let mut other = s.ws("other").await;
     assert_eq!(next_event(&mut mine).await.unwrap()["data"]["sid"], "mine");
-    assert_eq!(
-        next_event(&mut other).await.unwrap()["data"]["sid"],
-        "other"
-    );
+    assert_eq!(next_event(&mut other).await.unwrap()["data"]["sid"], "other");
     let (_, resp) = s.submit(data("image"), "mine").await;
     let id = resp["prompt_id"].as_str().unwrap();
     let events = events_until_done(&mut mine, id).await;
     assert!(events.iter().any(|e| e["type"] == "executed"));
     // The other socket sees only the broadcast queue status.
     let mut seen = Vec::new();
-    while let Ok(Some(e)) =
-        tokio::time::timeout(Duration::from_millis(300), next_event(&mut other)).await
-    {
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(300), next_event(&mut other)).await {
         seen.push(e["type"].as_str().unwrap_or("").to_string());
     }
-    assert!(
-        !seen.is_empty() && seen.iter().all(|t| t == "status"),
-        "{seen:?}"
-    );
+    assert!(!seen.is_empty() && seen.iter().all(|t| t == "status"), "{seen:?}");
     let _ = other.send(Message::Close(None)).await;
 }
 
@@ -1058,10 +725,7 @@ async fn faults_5xx_burst_delay_stall_and_failing_node() {
     assert!(s.sim.ws_clients().contains(&"stall".to_string()));
     s.sim.set_stall_ws(false);
 
-    s.sim.inject(Fault::FailNode {
-        class_type: "EmptyImage".into(),
-        message: "broken".into(),
-    });
+    s.sim.inject(Fault::FailNode { class_type: "EmptyImage".into(), message: "broken".into() });
     let (_, resp) = s.submit(data("image3"), "stall").await;
     let h = s.history(resp["prompt_id"].as_str().unwrap()).await;
     let err = &h["status"]["messages"][2];
@@ -1094,13 +758,8 @@ async fn vhs_video_combine_reports_gifs() {
 
 #[tokio::test]
 async fn wan_i2v_respects_video_size_limit() {
-    let s = start(ComfyConfig {
-        video_max_side: Some(64),
-        ..Default::default()
-    })
-    .await;
-    s.upload("ref.png", crate::media::png(4, 4, &[200; 48]).unwrap(), "")
-        .await;
+    let s = start(ComfyConfig { video_max_side: Some(64), ..Default::default() }).await;
+    s.upload("ref.png", crate::media::png(4, 4, &[200; 48]).unwrap(), "").await;
     let mut wf = data("wan22_i2v_api");
     wf["16"]["inputs"]["length"] = json!(17);
     wf["16"]["inputs"]["height"] = json!(320);

@@ -57,10 +57,7 @@ pub(crate) fn validate(
         };
         let Some(def) = catalogue.get(class) else {
             let error = if newer {
-                let title = node
-                    .pointer("/_meta/title")
-                    .and_then(Value::as_str)
-                    .unwrap_or(class);
+                let title = node.pointer("/_meta/title").and_then(Value::as_str).unwrap_or(class);
                 err(
                     "missing_node_type",
                     format!("Node '{title}' not found. The custom node may not be installed."),
@@ -75,14 +72,9 @@ pub(crate) fn validate(
                     json!({}),
                 )
             };
-            return Err(Box::new(Rejected {
-                error,
-                node_errors: json!({}),
-            }));
+            return Err(Box::new(Rejected { error, node_errors: json!({}) }));
         };
-        if def.get("output_node").and_then(Value::as_bool) == Some(true)
-            && partial.is_none_or(|p| p.contains(id))
-        {
+        if def.get("output_node").and_then(Value::as_bool) == Some(true) && partial.is_none_or(|p| p.contains(id)) {
             outputs.push(id.clone());
         }
     }
@@ -93,11 +85,7 @@ pub(crate) fn validate(
         }));
     }
 
-    let mut v = Validator {
-        prompt,
-        catalogue,
-        validated: HashMap::new(),
-    };
+    let mut v = Validator { prompt, catalogue, validated: HashMap::new() };
     let mut good = Vec::new();
     let mut failed: Vec<(String, Vec<Value>)> = Vec::new();
     let mut node_errors: IndexMap<String, Value> = IndexMap::new();
@@ -138,13 +126,7 @@ pub(crate) fn validate(
         let details: Vec<String> = failed
             .iter()
             .flat_map(|(_, rs)| {
-                rs.iter().map(|r| {
-                    format!(
-                        "{}: {}",
-                        pyfmt::str(&r["message"]),
-                        pyfmt::str(&r["details"])
-                    )
-                })
+                rs.iter().map(|r| format!("{}: {}", pyfmt::str(&r["message"]), pyfmt::str(&r["details"])))
             })
             .collect();
         return Err(Box::new(Rejected {
@@ -157,10 +139,7 @@ pub(crate) fn validate(
             node_errors,
         }));
     }
-    Ok(Accepted {
-        outputs: good,
-        node_errors,
-    })
+    Ok(Accepted { outputs: good, node_errors })
 }
 
 /// A Python exception escaping validation (a dangling link, say).
@@ -182,15 +161,7 @@ fn input_info(def: &Value, name: &str) -> Option<(Value, Value, &'static str)> {
             let arr = spec.as_array()?;
             let ty = arr.first().cloned().unwrap_or(Value::Null);
             let extra = arr.get(1).cloned().unwrap_or_else(|| json!({}));
-            return Some((
-                ty,
-                extra,
-                if cat == "required" {
-                    "required"
-                } else {
-                    "optional"
-                },
-            ));
+            return Some((ty, extra, if cat == "required" { "required" } else { "optional" }));
         }
     }
     None
@@ -199,15 +170,9 @@ fn input_info(def: &Value, name: &str) -> Option<(Value, Value, &'static str)> {
 fn declared_inputs(def: &Value) -> Vec<String> {
     let mut names = Vec::new();
     for cat in ["required", "optional"] {
-        if let Some(order) = def
-            .pointer(&format!("/input_order/{cat}"))
-            .and_then(Value::as_array)
-        {
+        if let Some(order) = def.pointer(&format!("/input_order/{cat}")).and_then(Value::as_array) {
             names.extend(order.iter().filter_map(Value::as_str).map(String::from));
-        } else if let Some(m) = def
-            .pointer(&format!("/input/{cat}"))
-            .and_then(Value::as_object)
-        {
+        } else if let Some(m) = def.pointer(&format!("/input/{cat}")).and_then(Value::as_object) {
             names.extend(m.keys().cloned());
         }
     }
@@ -231,12 +196,11 @@ fn py_int(v: &Value) -> Result<Value, String> {
         Value::Number(n) if n.is_i64() || n.is_u64() => Ok(v.clone()),
         Value::Number(n) => Ok(json!(n.as_f64().unwrap_or(0.0).trunc() as i64)),
         Value::Bool(b) => Ok(json!(i64::from(*b))),
-        Value::String(s) => s.trim().parse::<i64>().map(|i| json!(i)).map_err(|_| {
-            format!(
-                "invalid literal for int() with base 10: {}",
-                pyfmt::repr_str(s)
-            )
-        }),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(|i| json!(i))
+            .map_err(|_| format!("invalid literal for int() with base 10: {}", pyfmt::repr_str(s))),
         other => Err(format!(
             "int() argument must be a string, a bytes-like object or a real number, not '{}'",
             py_type(other)
@@ -253,10 +217,7 @@ fn py_float(v: &Value) -> Result<Value, String> {
             .parse::<f64>()
             .map(|f| json!(f))
             .map_err(|_| format!("could not convert string to float: {}", pyfmt::repr_str(s))),
-        other => Err(format!(
-            "float() argument must be a string or a real number, not '{}'",
-            py_type(other)
-        )),
+        other => Err(format!("float() argument must be a string or a real number, not '{}'", py_type(other))),
     }
 }
 
@@ -285,11 +246,7 @@ impl Validator<'_> {
         let class = node["class_type"].as_str().unwrap_or_default().to_string();
         let def = self.catalogue[&class].clone();
         let empty = Map::new();
-        let inputs = node
-            .get("inputs")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty)
-            .clone();
+        let inputs = node.get("inputs").and_then(Value::as_object).unwrap_or(&empty).clone();
         let mut errors = Vec::new();
         let mut valid = true;
         let names = declared_inputs(&def);
@@ -308,8 +265,7 @@ impl Validator<'_> {
         let custom = CUSTOM_FILE_CHECK.iter().find(|(c, _, _)| *c == class);
         for x in &names {
             let Some(val) = inputs.get(x) else { continue };
-            let (input_type, extra, _) =
-                input_info(&def, x).unwrap_or((Value::Null, json!({}), "optional"));
+            let (input_type, extra, _) = input_info(&def, x).unwrap_or((Value::Null, json!({}), "optional"));
             let info = json!([input_type, extra]);
             if let Value::Array(link) = val {
                 if link.len() != 2 {
@@ -323,30 +279,17 @@ impl Validator<'_> {
                 }
                 let o_id = pyfmt::str(&link[0]);
                 let Some(src) = self.prompt.get(&o_id) else {
-                    return Err(PyErr {
-                        ty: "KeyError",
-                        details: pyfmt::repr_str(&o_id),
-                    });
+                    return Err(PyErr { ty: "KeyError", details: pyfmt::repr_str(&o_id) });
                 };
                 let o_class = src["class_type"].as_str().unwrap_or_default().to_string();
-                let outs = self
-                    .catalogue
-                    .get(&o_class)
-                    .and_then(|d| d["output"].as_array().cloned())
-                    .unwrap_or_default();
+                let outs =
+                    self.catalogue.get(&o_class).and_then(|d| d["output"].as_array().cloned()).unwrap_or_default();
                 let idx = link[1].as_u64().unwrap_or(u64::MAX) as usize;
                 let Some(received) = outs.get(idx).and_then(Value::as_str).map(String::from) else {
-                    return Err(PyErr {
-                        ty: "IndexError",
-                        details: "tuple index out of range".into(),
-                    });
+                    return Err(PyErr { ty: "IndexError", details: "tuple index out of range".into() });
                 };
                 if !types_match(&received, &input_type) {
-                    let shown = if input_type.is_string() {
-                        pyfmt::str(&input_type)
-                    } else {
-                        pyfmt::repr(&input_type)
-                    };
+                    let shown = if input_type.is_string() { pyfmt::str(&input_type) } else { pyfmt::repr(&input_type) };
                     errors.push(err(
                         "return_type_mismatch",
                         "Return type mismatch between linked nodes",
@@ -392,12 +335,7 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            if let Some(n) = self
-                .prompt
-                .get_mut(id)
-                .and_then(|n| n.get_mut("inputs"))
-                .and_then(|i| i.get_mut(x))
-            {
+            if let Some(n) = self.prompt.get_mut(id).and_then(|n| n.get_mut("inputs")).and_then(|i| i.get_mut(x)) {
                 *n = val.clone();
             }
             if let Some((_, input_name, msg)) = custom.filter(|(_, input, _)| input == x) {
@@ -417,11 +355,7 @@ impl Validator<'_> {
             {
                 errors.push(err(
                     "value_smaller_than_min",
-                    format!(
-                        "Value {} smaller than min of {}",
-                        pyfmt::str(&val),
-                        pyfmt::str(&extra["min"])
-                    ),
+                    format!("Value {} smaller than min of {}", pyfmt::str(&val), pyfmt::str(&extra["min"])),
                     x.clone(),
                     json!({"input_name": x, "input_config": info, "received_value": val}),
                 ));
@@ -432,11 +366,7 @@ impl Validator<'_> {
             {
                 errors.push(err(
                     "value_bigger_than_max",
-                    format!(
-                        "Value {} bigger than max of {}",
-                        pyfmt::str(&val),
-                        pyfmt::str(&extra["max"])
-                    ),
+                    format!("Value {} bigger than max of {}", pyfmt::str(&val), pyfmt::str(&extra["max"])),
                     x.clone(),
                     json!({"input_name": x, "input_config": info, "received_value": val}),
                 ));
@@ -468,10 +398,6 @@ impl Validator<'_> {
 fn combo_options(input_type: &Value, extra: &Value) -> Vec<Value> {
     match input_type {
         Value::Array(a) => a.clone(),
-        _ => extra
-            .get("options")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
+        _ => extra.get("options").and_then(Value::as_array).cloned().unwrap_or_default(),
     }
 }

@@ -28,15 +28,9 @@ pub(crate) struct Needs {
     pub vision: bool,
 }
 
-pub(crate) fn admit(
-    shared: &Arc<Shared>,
-    model: &str,
-    needs: Needs,
-) -> Result<(SimModel, Pending), Rejection> {
+pub(crate) fn admit(shared: &Arc<Shared>, model: &str, needs: Needs) -> Result<(SimModel, Pending), Rejection> {
     if let Some(status) = shared.take_failure() {
-        return Err(Rejection::Injected(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        ));
+        return Err(Rejection::Injected(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)));
     }
     let model = shared.model(model).cloned().ok_or(Rejection::NotFound)?;
     let caps = model.capabilities;

@@ -103,11 +103,7 @@ pub(crate) async fn show(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let wanted = if req.model.is_empty() {
-        req.name
-    } else {
-        req.model
-    };
+    let wanted = if req.model.is_empty() { req.name } else { req.model };
     if wanted.is_empty() {
         return error(StatusCode::BAD_REQUEST, "model is required");
     }

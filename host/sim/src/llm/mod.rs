@@ -54,27 +54,17 @@ pub struct Capabilities {
 
 impl Default for Capabilities {
     fn default() -> Self {
-        Self {
-            completion: true,
-            tools: false,
-            thinking: false,
-            vision: false,
-        }
+        Self { completion: true, tools: false, thinking: false, vision: false }
     }
 }
 
 impl Capabilities {
     /// The names `/api/show` reports, in Ollama's order.
     pub fn names(&self) -> Vec<&'static str> {
-        [
-            (self.completion, "completion"),
-            (self.tools, "tools"),
-            (self.thinking, "thinking"),
-            (self.vision, "vision"),
-        ]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect()
+        [(self.completion, "completion"), (self.tools, "tools"), (self.thinking, "thinking"), (self.vision, "vision")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
     }
 }
 
@@ -299,9 +289,7 @@ pub struct LlmSim {
 impl LlmSim {
     /// Builds a simulator with nothing loaded.
     pub fn new(config: LlmConfig) -> Self {
-        Self {
-            shared: Arc::new(Shared::new(config)),
-        }
+        Self { shared: Arc::new(Shared::new(config)) }
     }
 
     /// The native Ollama API under `/api/*` (plus `GET /`).

@@ -136,18 +136,10 @@ async fn generate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let has_images = req.images.is_some_and(|i| !i.is_empty());
     let mut messages = Vec::new();
     if let Some(system) = req.system.filter(|s| !s.is_empty()) {
-        messages.push(Msg {
-            role: "system".into(),
-            content: system,
-            has_images: false,
-        });
+        messages.push(Msg { role: "system".into(), content: system, has_images: false });
     }
     let empty = prompt.is_empty() && !has_images;
-    messages.push(Msg {
-        role: "user".into(),
-        content: prompt,
-        has_images,
-    });
+    messages.push(Msg { role: "user".into(), content: prompt, has_images });
     let job = Job {
         api: Api::OllamaGenerate,
         model: req.model,
@@ -169,9 +161,7 @@ fn parse_format(v: &Value) -> Result<Option<Format>, String> {
         Value::String(s) if s.is_empty() => Ok(None),
         Value::String(s) if s == "json" => Ok(Some(Format::Json)),
         Value::Object(_) => Ok(Some(Format::Schema(v.clone()))),
-        _ => Err(format!(
-            "invalid format: {v}; expected \"json\" or a valid JSON schema"
-        )),
+        _ => Err(format!("invalid format: {v}; expected \"json\" or a valid JSON schema")),
     }
 }
 
@@ -181,9 +171,7 @@ fn parse_think(v: &Value) -> Result<Option<String>, String> {
         Value::Null | Value::Bool(false) => Ok(None),
         Value::Bool(true) => Ok(Some("medium".into())),
         Value::String(s) if matches!(s.as_str(), "low" | "medium" | "high") => Ok(Some(s.clone())),
-        _ => Err(format!(
-            "invalid think value: {v} (must be \"high\", \"medium\", \"low\", true, or false)"
-        )),
+        _ => Err(format!("invalid think value: {v} (must be \"high\", \"medium\", \"low\", true, or false)")),
     }
 }
 
@@ -277,12 +265,7 @@ const MID_STREAM_ERROR: &str = "an error was encountered while running the model
 async fn run(shared: Arc<Shared>, job: Job) -> Response {
     let start = Instant::now();
     if job.model.is_empty() {
-        return fail(
-            &shared,
-            &job,
-            StatusCode::BAD_REQUEST,
-            "model is required".into(),
-        );
+        return fail(&shared, &job, StatusCode::BAD_REQUEST, "model is required".into());
     }
     let keep = match job.keep_alive.as_ref().map(keep_alive).transpose() {
         Ok(k) => k.unwrap_or(shared.default_keep_alive()),
@@ -297,11 +280,7 @@ async fn run(shared: Arc<Shared>, job: Job) -> Response {
         Err(e) => return fail(&shared, &job, StatusCode::BAD_REQUEST, e),
     };
     let needs = Needs {
-        endpoint: if job.api == Api::OllamaChat {
-            "chat"
-        } else {
-            "generate"
-        },
+        endpoint: if job.api == Api::OllamaChat { "chat" } else { "generate" },
         tools: !job.tools.is_empty(),
         thinking: think.is_some(),
         vision: job.messages.iter().any(|m| m.has_images),
@@ -310,17 +289,13 @@ async fn run(shared: Arc<Shared>, job: Job) -> Response {
         Ok(ok) => ok,
         Err(rejection) => {
             let (status, msg) = match rejection {
-                Rejection::Injected(status) => {
-                    (status, format!("simulated failure ({})", status.as_u16()))
+                Rejection::Injected(status) => (status, format!("simulated failure ({})", status.as_u16())),
+                Rejection::NotFound => {
+                    (StatusCode::NOT_FOUND, format!("model \"{}\" not found, try pulling it first", job.model))
                 }
-                Rejection::NotFound => (
-                    StatusCode::NOT_FOUND,
-                    format!("model \"{}\" not found, try pulling it first", job.model),
-                ),
-                Rejection::Unsupported(what) => (
-                    StatusCode::BAD_REQUEST,
-                    format!("\"{}\" does not support {what}", job.model),
-                ),
+                Rejection::Unsupported(what) => {
+                    (StatusCode::BAD_REQUEST, format!("\"{}\" does not support {what}", job.model))
+                }
                 Rejection::Busy => (StatusCode::SERVICE_UNAVAILABLE, BUSY.to_string()),
             };
             return fail(&shared, &job, status, msg);
@@ -340,11 +315,7 @@ async fn run(shared: Arc<Shared>, job: Job) -> Response {
     }
 
     let lease = shared.acquire(&model, keep).await;
-    let max_tokens = job
-        .options
-        .get("num_predict")
-        .and_then(Value::as_i64)
-        .filter(|n| *n > 0);
+    let max_tokens = job.options.get("num_predict").and_then(Value::as_i64).filter(|n| *n > 0);
     let plan = plan(&Ask {
         model: &model,
         messages: &job.messages,
@@ -356,10 +327,7 @@ async fn run(shared: Arc<Shared>, job: Job) -> Response {
     });
     let broken = shared.take_mid_stream();
     let (status, stream_error) = if broken && !job.stream {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Some(MID_STREAM_ERROR.to_string()),
-        )
+        (StatusCode::INTERNAL_SERVER_ERROR, Some(MID_STREAM_ERROR.to_string()))
     } else {
         (StatusCode::OK, broken.then(|| MID_STREAM_ERROR.to_string()))
     };
@@ -375,21 +343,13 @@ async fn run(shared: Arc<Shared>, job: Job) -> Response {
         cold_load: lease.cold,
         error: stream_error,
     });
-    let timing = Timing {
-        start,
-        load: lease.load_duration,
-        prompt_tokens: plan.prompt_tokens,
-        eval_tokens: plan.eval_tokens(),
-    };
+    let timing =
+        Timing { start, load: lease.load_duration, prompt_tokens: plan.prompt_tokens, eval_tokens: plan.eval_tokens() };
     let done_reason = if plan.truncated { "length" } else { "stop" };
     let delay = shared.token_delay();
 
     if job.stream {
-        let pieces = plan
-            .pieces()
-            .iter()
-            .map(|p| ndjson(&piece_chunk(job.api, &job.model, p)))
-            .collect();
+        let pieces = plan.pieces().iter().map(|p| ndjson(&piece_chunk(job.api, &job.model, p))).collect();
         let (api, name) = (job.api, job.model.clone());
         let body = stream::spawn(StreamJob {
             lead: Vec::new(),

@@ -52,12 +52,7 @@ fn listing(shared: &Shared, m: &SimModel) -> Value {
 }
 
 async fn models(State(shared): State<Arc<Shared>>) -> Response {
-    let data: Vec<Value> = shared
-        .config
-        .models
-        .iter()
-        .map(|m| listing(&shared, m))
-        .collect();
+    let data: Vec<Value> = shared.config.models.iter().map(|m| listing(&shared, m)).collect();
     Json(json!({ "object": "list", "data": data })).into_response()
 }
 
@@ -69,11 +64,7 @@ async fn model(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> R
 }
 
 fn not_found(name: &str) -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        &format!("model '{name}' not found"),
-        Some("model_not_found"),
-    )
+    error(StatusCode::NOT_FOUND, &format!("model '{name}' not found"), Some("model_not_found"))
 }
 
 #[derive(Deserialize, Default)]
@@ -100,41 +91,24 @@ struct ChatRequest {
 /// Content is a string or a list of parts; only text parts count, and image
 /// parts mark the message as needing vision.
 fn message(v: &Value) -> Msg {
-    let role = v
-        .get("role")
-        .and_then(Value::as_str)
-        .unwrap_or("user")
-        .to_string();
+    let role = v.get("role").and_then(Value::as_str).unwrap_or("user").to_string();
     let (content, has_images) = match v.get("content") {
         Some(Value::String(s)) => (s.clone(), false),
         Some(Value::Array(parts)) => {
-            let text = parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let images = parts
-                .iter()
-                .any(|p| p.get("type").and_then(Value::as_str) == Some("image_url"));
+            let text = parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ");
+            let images = parts.iter().any(|p| p.get("type").and_then(Value::as_str) == Some("image_url"));
             (text, images)
         }
         _ => (String::new(), false),
     };
-    Msg {
-        role,
-        content,
-        has_images,
-    }
+    Msg { role, content, has_images }
 }
 
 fn parse_format(v: &Value) -> Option<Format> {
     match v.get("type").and_then(Value::as_str) {
         Some("json_object") => Some(Format::Json),
         Some("json_schema") => {
-            let schema = v
-                .pointer("/json_schema/schema")
-                .cloned()
-                .unwrap_or_else(|| json!({}));
+            let schema = v.pointer("/json_schema/schema").cloned().unwrap_or_else(|| json!({}));
             Some(Format::Schema(schema))
         }
         _ => None,
@@ -143,10 +117,7 @@ fn parse_format(v: &Value) -> Option<Format> {
 
 /// `reasoning_effort` (or `reasoning.effort`): on unless "none".
 fn parse_think(req: &ChatRequest) -> Option<String> {
-    let effort = req
-        .reasoning_effort
-        .clone()
-        .or_else(|| req.reasoning.get("effort")?.as_str().map(String::from))?;
+    let effort = req.reasoning_effort.clone().or_else(|| req.reasoning.get("effort")?.as_str().map(String::from))?;
     (effort != "none").then_some(effort)
 }
 
@@ -208,11 +179,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
     let req: ChatRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("invalid request body: {e}"),
-                None,
-            );
+            return error(StatusCode::BAD_REQUEST, &format!("invalid request body: {e}"), None);
         }
     };
     let messages: Vec<Msg> = req.messages.iter().map(message).collect();
@@ -223,11 +190,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
     };
 
     if req.model.is_empty() || messages.is_empty() {
-        let msg = if req.model.is_empty() {
-            "model is required"
-        } else {
-            "messages must not be empty"
-        };
+        let msg = if req.model.is_empty() { "model is required" } else { "messages must not be empty" };
         log_error(StatusCode::BAD_REQUEST, msg);
         return error(StatusCode::BAD_REQUEST, msg, None);
     }
@@ -242,21 +205,13 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         Err(rejection) => {
             let (status, msg, code) = match rejection {
                 Rejection::Injected(s) => (s, format!("simulated failure ({})", s.as_u16()), None),
-                Rejection::NotFound => (
-                    StatusCode::NOT_FOUND,
-                    format!("model '{}' not found", req.model),
-                    Some("model_not_found"),
-                ),
-                Rejection::Unsupported(what) => (
-                    StatusCode::BAD_REQUEST,
-                    format!("\"{}\" does not support {what}", req.model),
-                    None,
-                ),
-                Rejection::Busy => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    BUSY.to_string(),
-                    Some("server_busy"),
-                ),
+                Rejection::NotFound => {
+                    (StatusCode::NOT_FOUND, format!("model '{}' not found", req.model), Some("model_not_found"))
+                }
+                Rejection::Unsupported(what) => {
+                    (StatusCode::BAD_REQUEST, format!("\"{}\" does not support {what}", req.model), None)
+                }
+                Rejection::Busy => (StatusCode::SERVICE_UNAVAILABLE, BUSY.to_string(), Some("server_busy")),
             };
             log_error(status, &msg);
             return error(status, &msg, code);
@@ -265,10 +220,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
 
     let lease = shared.acquire(&model, shared.default_keep_alive()).await;
     let format = parse_format(&req.response_format);
-    let max_tokens = req
-        .max_completion_tokens
-        .or(req.max_tokens)
-        .filter(|n| *n > 0);
+    let max_tokens = req.max_completion_tokens.or(req.max_tokens).filter(|n| *n > 0);
     let plan = plan(&Ask {
         model: &model,
         messages: &messages,
@@ -279,11 +231,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         echo_chars: shared.config.echo_chars,
     });
     let broken = shared.take_mid_stream();
-    let status = if broken && !req.stream {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        StatusCode::OK
-    };
+    let status = if broken && !req.stream { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
     shared.log(RequestRecord {
         api: Api::OpenAiChat,
         model: req.model.clone(),
@@ -317,21 +265,13 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
                 sse(&completion.delta(delta, None))
             })
             .collect();
-        let lead = vec![sse(
-            &completion.delta(json!({ "role": "assistant", "content": "" }), None)
-        )];
+        let lead = vec![sse(&completion.delta(json!({ "role": "assistant", "content": "" }), None))];
         let (reason, usage) = (finish_reason(&plan), usage(&plan));
         let body = stream::spawn(StreamJob {
             lead,
             pieces,
             delay,
-            break_with: broken.then(|| {
-                sse(&error_body(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    MID_STREAM_ERROR,
-                    None,
-                ))
-            }),
+            break_with: broken.then(|| sse(&error_body(StatusCode::INTERNAL_SERVER_ERROR, MID_STREAM_ERROR, None))),
             finish: Box::new(move |_| {
                 let mut out = vec![sse(&completion.delta(json!({}), Some(reason)))];
                 if include_usage {
@@ -344,13 +284,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
             }),
             guards: Box::new((pending, lease)),
         });
-        return (
-            [
-                (header::CONTENT_TYPE, "text/event-stream"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            body,
-        )
+        return ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body)
             .into_response();
     }
 

@@ -103,11 +103,7 @@ impl Plan {
 
     /// Generated tokens, as `eval_count` / `completion_tokens` report them.
     pub fn eval_tokens(&self) -> u64 {
-        let calls: usize = self
-            .calls
-            .iter()
-            .map(|c| c.arguments.to_string().len() / 4 + 2)
-            .sum();
+        let calls: usize = self.calls.iter().map(|c| c.arguments.to_string().len() / 4 + 2).sum();
         (self.thinking.len() + self.content.len() + calls) as u64
     }
 
@@ -121,13 +117,7 @@ impl Plan {
 /// is asked for), preceded by thinking when enabled.
 pub(crate) fn plan(ask: &Ask<'_>) -> Plan {
     let name = &ask.model.name;
-    let prompt = ask
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .map(|m| m.content.clone())
-        .unwrap_or_default();
+    let prompt = ask.messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone()).unwrap_or_default();
     let echo = truncate(&prompt, ask.echo_chars);
     let last = ask.messages.last();
     let last_is_user = last.is_some_and(|m| m.role == "user");
@@ -137,10 +127,7 @@ pub(crate) fn plan(ask: &Ask<'_>) -> Plan {
         ask.tools
             .iter()
             .filter(|t| asked.contains(&t.name.to_lowercase()))
-            .map(|t| Call {
-                name: t.name.clone(),
-                arguments: object_for(&t.parameters, 0),
-            })
+            .map(|t| Call { name: t.name.clone(), arguments: object_for(&t.parameters, 0) })
             .collect()
     } else {
         Vec::new()
@@ -149,10 +136,7 @@ pub(crate) fn plan(ask: &Ask<'_>) -> Plan {
     let (full_content, mut content) = if !calls.is_empty() {
         (String::new(), Vec::new())
     } else if let Some(m) = last.filter(|m| m.role == "tool") {
-        let text = format!(
-            "[{name}] tool result: {}",
-            truncate(&m.content, ask.echo_chars)
-        );
+        let text = format!("[{name}] tool result: {}", truncate(&m.content, ask.echo_chars));
         let toks = words(&text);
         (text, toks)
     } else {
@@ -175,10 +159,8 @@ pub(crate) fn plan(ask: &Ask<'_>) -> Plan {
         }
     };
 
-    let mut thinking = ask
-        .think
-        .map(|level| words(&format!("[{name}] thinking ({level}) about: {echo}")))
-        .unwrap_or_default();
+    let mut thinking =
+        ask.think.map(|level| words(&format!("[{name}] thinking ({level}) about: {echo}"))).unwrap_or_default();
 
     let mut truncated = false;
     if let Some(max) = ask.max_tokens
@@ -189,22 +171,10 @@ pub(crate) fn plan(ask: &Ask<'_>) -> Plan {
         content.truncate(max - thinking.len());
     }
 
-    let prompt_tokens = ask
-        .messages
-        .iter()
-        .map(|m| m.content.split_whitespace().count() as u64 + 1)
-        .sum::<u64>()
-        .max(1);
+    let prompt_tokens =
+        ask.messages.iter().map(|m| m.content.split_whitespace().count() as u64 + 1).sum::<u64>().max(1);
 
-    Plan {
-        prompt,
-        thinking,
-        content,
-        calls,
-        full_content,
-        truncated,
-        prompt_tokens,
-    }
+    Plan { prompt, thinking, content, calls, full_content, truncated, prompt_tokens }
 }
 
 /// Splits text into word-like tokens that concatenate back to it.
@@ -234,13 +204,8 @@ fn pieces_of(text: &str, n: usize) -> Vec<String> {
 fn object_for(schema: &Value, depth: usize) -> Value {
     let props = schema.get("properties").and_then(Value::as_object);
     let names: Vec<String> = match schema.get("required").and_then(Value::as_array) {
-        Some(req) => req
-            .iter()
-            .filter_map(|r| r.as_str().map(String::from))
-            .collect(),
-        None => props
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default(),
+        Some(req) => req.iter().filter_map(|r| r.as_str().map(String::from)).collect(),
+        None => props.map(|p| p.keys().cloned().collect()).unwrap_or_default(),
     };
     let mut out = Map::new();
     for name in names {
@@ -254,11 +219,7 @@ fn object_for(schema: &Value, depth: usize) -> Value {
 /// A simple value valid for `schema`: its first enum value or a fixed value
 /// of its type.
 fn sample_value(name: &str, schema: &Value, depth: usize) -> Value {
-    if let Some(first) = schema
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
+    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
         return first.clone();
     }
     if let Some(c) = schema.get("const") {
@@ -266,11 +227,7 @@ fn sample_value(name: &str, schema: &Value, depth: usize) -> Value {
     }
     let ty = match schema.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or("null"),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null"),
         _ if schema.get("properties").is_some() => "object",
         _ => "string",
     };
@@ -295,23 +252,11 @@ mod tests {
     use super::*;
 
     fn ask<'a>(model: &'a SimModel, msgs: &'a [Msg], tools: &'a [Tool]) -> Ask<'a> {
-        Ask {
-            model,
-            messages: msgs,
-            tools,
-            format: None,
-            think: None,
-            max_tokens: None,
-            echo_chars: 80,
-        }
+        Ask { model, messages: msgs, tools, format: None, think: None, max_tokens: None, echo_chars: 80 }
     }
 
     fn user(text: &str) -> Vec<Msg> {
-        vec![Msg {
-            role: "user".into(),
-            content: text.into(),
-            has_images: false,
-        }]
+        vec![Msg { role: "user".into(), content: text.into(), has_images: false }]
     }
 
     #[test]
@@ -328,9 +273,6 @@ mod tests {
         let schema = json!({"type":"object","required":["city","days","tags","unit"],"properties":{
             "city":{"type":"string"},"days":{"type":"integer"},"tags":{"type":"array","items":{"type":"string"}},
             "unit":{"type":"string","enum":["c","f"]},"extra":{"type":"boolean"}}});
-        assert_eq!(
-            object_for(&schema, 0),
-            json!({"city":"city-value","days":1,"tags":["tags-value"],"unit":"c"})
-        );
+        assert_eq!(object_for(&schema, 0), json!({"city":"city-value","days":1,"tags":["tags-value"],"unit":"c"}));
     }
 }

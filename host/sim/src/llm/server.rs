@@ -35,11 +35,7 @@ impl Drop for SimServer {
     }
 }
 
-pub(crate) async fn serve(
-    router: Router,
-    down: watch::Receiver<bool>,
-    port: u16,
-) -> io::Result<SimServer> {
+pub(crate) async fn serve(router: Router, down: watch::Receiver<bool>, port: u16) -> io::Result<SimServer> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;

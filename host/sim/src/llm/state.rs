@@ -45,8 +45,7 @@ struct Loaded {
 impl Inner {
     fn purge(&mut self) {
         let now = SystemTime::now();
-        self.loaded
-            .retain(|m| m.refs > 0 || m.expires.is_none_or(|e| e > now));
+        self.loaded.retain(|m| m.refs > 0 || m.expires.is_none_or(|e| e > now));
     }
 
     fn find(&mut self, name: &str) -> Option<&mut Loaded> {
@@ -131,10 +130,7 @@ impl Shared {
 
     pub fn model(&self, name: &str) -> Option<&SimModel> {
         let wanted = canonical(name);
-        self.config
-            .models
-            .iter()
-            .find(|m| canonical(&m.name) == wanted)
+        self.config.models.iter().find(|m| canonical(&m.name) == wanted)
     }
 
     pub fn default_keep_alive(&self) -> KeepAlive {
@@ -276,12 +272,7 @@ impl Shared {
         tokio::time::sleep(load_time).await;
         let mut inner = self.lock();
         while inner.loaded.len() >= self.config.max_loaded.max(1) && inner.evict_lru() {}
-        inner.loaded.push(Loaded {
-            name: name.clone(),
-            expires: keep.deadline(),
-            last_used: Instant::now(),
-            refs: 1,
-        });
+        inner.loaded.push(Loaded { name: name.clone(), expires: keep.deadline(), last_used: Instant::now(), refs: 1 });
         drop(inner);
         lease(true)
     }
@@ -307,12 +298,7 @@ impl Shared {
             return true;
         }
         while inner.loaded.len() >= self.config.max_loaded.max(1) && inner.evict_lru() {}
-        inner.loaded.push(Loaded {
-            name,
-            expires,
-            last_used: Instant::now(),
-            refs: 0,
-        });
+        inner.loaded.push(Loaded { name, expires, last_used: Instant::now(), refs: 0 });
         true
     }
 
@@ -327,16 +313,11 @@ impl Shared {
         inner.purge();
         let mut list: Vec<_> = inner.loaded.iter().collect();
         list.sort_by_key(|m| m.last_used);
-        list.iter()
-            .filter_map(|m| Some((self.model(&m.name)?.clone(), m.expires)))
-            .collect()
+        list.iter().filter_map(|m| Some((self.model(&m.name)?.clone(), m.expires))).collect()
     }
 
     pub fn loaded_names(&self) -> Vec<String> {
-        self.loaded()
-            .into_iter()
-            .map(|(m, _)| canonical(&m.name))
-            .collect()
+        self.loaded().into_iter().map(|(m, _)| canonical(&m.name)).collect()
     }
 
     pub fn log(&self, record: RequestRecord) {

@@ -32,23 +32,14 @@ const PIECES_BEFORE_FAULT: usize = 2;
 pub(crate) fn spawn(job: StreamJob) -> Body {
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     tokio::spawn(async move {
-        let StreamJob {
-            lead,
-            pieces,
-            delay,
-            break_with,
-            finish,
-            guards,
-        } = job;
+        let StreamJob { lead, pieces, delay, break_with, finish, guards } = job;
         let started = Instant::now();
         for chunk in lead {
             if tx.send(chunk).await.is_err() {
                 return;
             }
         }
-        let stop_at = break_with
-            .as_ref()
-            .map(|_| PIECES_BEFORE_FAULT.min(pieces.len()));
+        let stop_at = break_with.as_ref().map(|_| PIECES_BEFORE_FAULT.min(pieces.len()));
         for (i, chunk) in pieces.into_iter().enumerate() {
             if stop_at == Some(i) {
                 break;
@@ -71,8 +62,7 @@ pub(crate) fn spawn(job: StreamJob) -> Body {
             }
         }
     });
-    let chunks = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
-    });
+    let chunks =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
     Body::from_stream(chunks)
 }

@@ -9,14 +9,8 @@ use super::*;
 fn config() -> LlmConfig {
     LlmConfig {
         models: vec![
-            SimModel::new("qwen3-coder")
-                .with_family("qwen3moe")
-                .with_parameter_size("30.5B")
-                .with_tools(),
-            SimModel::new("gpt-oss")
-                .with_family("gptoss")
-                .with_tools()
-                .with_thinking(),
+            SimModel::new("qwen3-coder").with_family("qwen3moe").with_parameter_size("30.5B").with_tools(),
+            SimModel::new("gpt-oss").with_family("gptoss").with_tools().with_thinking(),
             SimModel::new("smollm2").with_parameter_size("135M"),
         ],
         load_time: Duration::from_millis(20),
@@ -37,11 +31,7 @@ impl Harness {
     async fn new(config: LlmConfig) -> Self {
         let sim = LlmSim::new(config);
         let server = sim.serve(0).await.expect("bind loopback");
-        Self {
-            sim,
-            server,
-            http: reqwest::Client::new(),
-        }
+        Self { sim, server, http: reqwest::Client::new() }
     }
 
     fn url(&self, path: &str) -> String {
@@ -49,33 +39,16 @@ impl Harness {
     }
 
     async fn post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("request")
+        self.http.post(self.url(path)).json(&body).send().await.expect("request")
     }
 
     async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json")
+        self.http.get(self.url(path)).send().await.expect("request").json().await.expect("json")
     }
 
     async fn ps_names(&self) -> Vec<String> {
         let ps = self.get("/api/ps").await;
-        ps["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["name"].as_str().unwrap().to_string())
-            .collect()
+        ps["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_string()).collect()
     }
 }
 
@@ -85,9 +58,7 @@ fn user(text: &str) -> Value {
 
 async fn ndjson(resp: reqwest::Response) -> Vec<Value> {
     let text = resp.text().await.unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
-        .collect()
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}"))).collect()
 }
 
 /// The payloads of the SSE `data:` events, in order.
@@ -95,11 +66,7 @@ async fn sse(resp: reqwest::Response) -> Vec<String> {
     let text = resp.text().await.unwrap();
     text.split("\n\n")
         .filter(|e| !e.is_empty())
-        .map(|e| {
-            e.strip_prefix("data: ")
-                .unwrap_or_else(|| panic!("not an SSE data event: {e:?}"))
-                .to_string()
-        })
+        .map(|e| e.strip_prefix("data: ").unwrap_or_else(|| panic!("not an SSE data event: {e:?}")).to_string())
         .collect()
 }
 
@@ -115,12 +82,7 @@ fn weather_tool() -> Value {
 #[tokio::test]
 async fn streamed_chat_chunks_parse_and_end_with_metrics() {
     let h = Harness::new(config()).await;
-    let resp = h
-        .post(
-            "/api/chat",
-            json!({ "model": "qwen3-coder", "messages": user("hello there world") }),
-        )
-        .await;
+    let resp = h.post("/api/chat", json!({ "model": "qwen3-coder", "messages": user("hello there world") })).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
     let chunks = ndjson(resp).await;
@@ -132,10 +94,7 @@ async fn streamed_chat_chunks_parse_and_end_with_metrics() {
         assert_eq!(c["message"]["role"], "assistant");
         assert!(c["created_at"].as_str().unwrap().ends_with('Z'));
     }
-    let text: String = tokens
-        .iter()
-        .map(|c| c["message"]["content"].as_str().unwrap())
-        .collect();
+    let text: String = tokens.iter().map(|c| c["message"]["content"].as_str().unwrap()).collect();
     assert_eq!(text, "[qwen3-coder] echo: hello there world");
     assert_eq!(last["done"], true);
     assert_eq!(last["done_reason"], "stop");
@@ -153,40 +112,20 @@ async fn streamed_chat_chunks_parse_and_end_with_metrics() {
 #[tokio::test]
 async fn non_streaming_chat_and_generate() {
     let h = Harness::new(config()).await;
-    let resp = h
-        .post(
-            "/api/chat",
-            json!({ "model": "smollm2", "messages": user("hi"), "stream": false }),
-        )
-        .await;
+    let resp = h.post("/api/chat", json!({ "model": "smollm2", "messages": user("hi"), "stream": false })).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["message"]["content"], "[smollm2] echo: hi");
     assert_eq!(body["done"], true);
     assert_eq!(body["eval_count"], 3);
 
-    let resp = h
-        .post(
-            "/api/generate",
-            json!({ "model": "smollm2", "prompt": "why sky", "stream": false }),
-        )
-        .await;
+    let resp = h.post("/api/generate", json!({ "model": "smollm2", "prompt": "why sky", "stream": false })).await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["response"], "[smollm2] echo: why sky");
     assert_eq!(body["done_reason"], "stop");
 
-    let chunks = ndjson(
-        h.post(
-            "/api/generate",
-            json!({ "model": "smollm2", "prompt": "why sky" }),
-        )
-        .await,
-    )
-    .await;
-    let text: String = chunks
-        .iter()
-        .map(|c| c["response"].as_str().unwrap())
-        .collect();
+    let chunks = ndjson(h.post("/api/generate", json!({ "model": "smollm2", "prompt": "why sky" })).await).await;
+    let text: String = chunks.iter().map(|c| c["response"].as_str().unwrap()).collect();
     assert_eq!(text, "[smollm2] echo: why sky");
     assert_eq!(chunks.last().unwrap()["done"], true);
 }
@@ -207,19 +146,11 @@ async fn ollama_tool_calls_have_object_arguments() {
     let h = Harness::new(config()).await;
     let body = json!({ "model": "qwen3-coder", "messages": user("please call get_weather for Paris"),
         "tools": weather_tool(), "stream": false });
-    let reply: Value = h
-        .post("/api/chat", body.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let reply: Value = h.post("/api/chat", body.clone()).await.json().await.unwrap();
     let call = &reply["message"]["tool_calls"][0]["function"];
     assert_eq!(call["name"], "get_weather");
     assert_eq!(call["index"], 0);
-    assert_eq!(
-        call["arguments"],
-        json!({ "city": "city-value", "days": 1 })
-    );
+    assert_eq!(call["arguments"], json!({ "city": "city-value", "days": 1 }));
 
     // A message that names no tool gets a plain answer.
     let mut plain = body.clone();
@@ -231,70 +162,37 @@ async fn ollama_tool_calls_have_object_arguments() {
     let mut streamed = body.clone();
     streamed["stream"] = json!(true);
     let chunks = ndjson(h.post("/api/chat", streamed).await).await;
-    assert!(
-        chunks
-            .iter()
-            .any(|c| c["message"]["tool_calls"][0]["function"]["arguments"]["days"] == 1)
-    );
+    assert!(chunks.iter().any(|c| c["message"]["tool_calls"][0]["function"]["arguments"]["days"] == 1));
 
     let mut no_tools = body;
     no_tools["model"] = json!("smollm2");
     let resp = h.post("/api/chat", no_tools).await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap(),
-        json!({ "error": "\"smollm2\" does not support tools" })
-    );
-    assert_eq!(
-        h.sim
-            .requests()
-            .iter()
-            .filter(|r| r.tool_calls == ["get_weather"])
-            .count(),
-        2
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({ "error": "\"smollm2\" does not support tools" }));
+    assert_eq!(h.sim.requests().iter().filter(|r| r.tool_calls == ["get_weather"]).count(), 2);
 }
 
 #[tokio::test]
 async fn openai_tool_calls_have_string_arguments() {
     let h = Harness::new(config()).await;
     let body = json!({ "model": "qwen3-coder", "messages": user("use get_weather now"), "tools": weather_tool() });
-    let reply: Value = h
-        .post("/v1/chat/completions", body.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let reply: Value = h.post("/v1/chat/completions", body.clone()).await.json().await.unwrap();
     let choice = &reply["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     let call = &choice["message"]["tool_calls"][0];
     assert_eq!(call["type"], "function");
     assert_eq!(call["function"]["name"], "get_weather");
-    let args = call["function"]["arguments"]
-        .as_str()
-        .expect("arguments is a JSON string");
-    assert_eq!(
-        serde_json::from_str::<Value>(args).unwrap(),
-        json!({ "city": "city-value", "days": 1 })
-    );
+    let args = call["function"]["arguments"].as_str().expect("arguments is a JSON string");
+    assert_eq!(serde_json::from_str::<Value>(args).unwrap(), json!({ "city": "city-value", "days": 1 }));
 
     let mut streamed = body;
     streamed["stream"] = json!(true);
     let events = sse(h.post("/v1/chat/completions", streamed).await).await;
-    let chunks: Vec<Value> = events
-        .iter()
-        .filter(|e| *e != "[DONE]")
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    let delta_call = chunks
-        .iter()
-        .find_map(|c| c["choices"][0]["delta"].get("tool_calls"))
-        .unwrap();
+    let chunks: Vec<Value> =
+        events.iter().filter(|e| *e != "[DONE]").map(|e| serde_json::from_str(e).unwrap()).collect();
+    let delta_call = chunks.iter().find_map(|c| c["choices"][0]["delta"].get("tool_calls")).unwrap();
     assert!(delta_call[0]["function"]["arguments"].is_string());
-    assert_eq!(
-        chunks.last().unwrap()["choices"][0]["finish_reason"],
-        "tool_calls"
-    );
+    assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "tool_calls");
 }
 
 #[tokio::test]
@@ -302,142 +200,70 @@ async fn think_streams_thinking_first_and_needs_the_capability() {
     let h = Harness::new(config()).await;
     let body = json!({ "model": "gpt-oss", "messages": user("riddle"), "think": "high" });
     let chunks = ndjson(h.post("/api/chat", body).await).await;
-    let thinking: String = chunks
-        .iter()
-        .filter_map(|c| c["message"]["thinking"].as_str())
-        .collect();
+    let thinking: String = chunks.iter().filter_map(|c| c["message"]["thinking"].as_str()).collect();
     assert_eq!(thinking, "[gpt-oss] thinking (high) about: riddle");
-    let first_content = chunks
-        .iter()
-        .position(|c| c["message"]["content"] != "")
-        .unwrap();
-    let last_thinking = chunks
-        .iter()
-        .rposition(|c| c["message"].get("thinking").is_some())
-        .unwrap();
+    let first_content = chunks.iter().position(|c| c["message"]["content"] != "").unwrap();
+    let last_thinking = chunks.iter().rposition(|c| c["message"].get("thinking").is_some()).unwrap();
     assert!(last_thinking < first_content);
 
     let body = json!({ "model": "gpt-oss", "prompt": "riddle", "think": true, "stream": false });
     let reply: Value = h.post("/api/generate", body).await.json().await.unwrap();
-    assert_eq!(
-        reply["thinking"],
-        "[gpt-oss] thinking (medium) about: riddle"
-    );
+    assert_eq!(reply["thinking"], "[gpt-oss] thinking (medium) about: riddle");
     assert_eq!(reply["response"], "[gpt-oss] echo: riddle");
 
-    let resp = h
-        .post(
-            "/api/chat",
-            json!({ "model": "smollm2", "messages": user("x"), "think": true }),
-        )
-        .await;
+    let resp = h.post("/api/chat", json!({ "model": "smollm2", "messages": user("x"), "think": true })).await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"],
-        "\"smollm2\" does not support thinking"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "\"smollm2\" does not support thinking");
 
     let body = json!({ "model": "gpt-oss", "messages": user("riddle"), "reasoning_effort": "low" });
-    let reply: Value = h
-        .post("/v1/chat/completions", body)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        reply["choices"][0]["message"]["reasoning"],
-        "[gpt-oss] thinking (low) about: riddle"
-    );
+    let reply: Value = h.post("/v1/chat/completions", body).await.json().await.unwrap();
+    assert_eq!(reply["choices"][0]["message"]["reasoning"], "[gpt-oss] thinking (low) about: riddle");
 }
 
 #[tokio::test]
 async fn format_json_and_schema_give_valid_json() {
     let h = Harness::new(config()).await;
-    let chunks = ndjson(
-        h.post(
-            "/api/chat",
-            json!({ "model": "smollm2", "messages": user("list"), "format": "json" }),
-        )
-        .await,
-    )
-    .await;
-    let text: String = chunks
-        .iter()
-        .map(|c| c["message"]["content"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        serde_json::from_str::<Value>(&text).unwrap(),
-        json!({ "model": "smollm2", "echo": "list" })
-    );
+    let chunks =
+        ndjson(h.post("/api/chat", json!({ "model": "smollm2", "messages": user("list"), "format": "json" })).await)
+            .await;
+    let text: String = chunks.iter().map(|c| c["message"]["content"].as_str().unwrap()).collect();
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({ "model": "smollm2", "echo": "list" }));
 
     let schema = json!({ "type": "object", "required": ["name", "age", "ok"], "properties": {
         "name": { "type": "string" }, "age": { "type": "integer" }, "ok": { "type": "boolean" } } });
-    let body =
-        json!({ "model": "smollm2", "messages": user("who"), "format": schema, "stream": false });
+    let body = json!({ "model": "smollm2", "messages": user("who"), "format": schema, "stream": false });
     let reply: Value = h.post("/api/chat", body).await.json().await.unwrap();
-    let parsed: Value =
-        serde_json::from_str(reply["message"]["content"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        parsed,
-        json!({ "name": "name-value", "age": 1, "ok": true })
-    );
+    let parsed: Value = serde_json::from_str(reply["message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(parsed, json!({ "name": "name-value", "age": 1, "ok": true }));
 
     let body = json!({ "model": "smollm2", "messages": user("who"),
         "response_format": { "type": "json_schema", "json_schema": { "name": "p", "schema": schema } } });
-    let reply: Value = h
-        .post("/v1/chat/completions", body)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let parsed: Value =
-        serde_json::from_str(reply["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    let reply: Value = h.post("/v1/chat/completions", body).await.json().await.unwrap();
+    let parsed: Value = serde_json::from_str(reply["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
     assert_eq!(parsed["age"], 1);
 }
 
 #[tokio::test]
 async fn unknown_model_and_bad_body_errors() {
     let h = Harness::new(config()).await;
-    let resp = h
-        .post(
-            "/api/chat",
-            json!({ "model": "nope", "messages": user("x") }),
-        )
-        .await;
+    let resp = h.post("/api/chat", json!({ "model": "nope", "messages": user("x") })).await;
     assert_eq!(resp.status(), 404);
     assert_eq!(
         resp.json::<Value>().await.unwrap(),
         json!({ "error": "model \"nope\" not found, try pulling it first" })
     );
 
-    let resp = h
-        .post(
-            "/v1/chat/completions",
-            json!({ "model": "nope", "messages": user("x") }),
-        )
-        .await;
+    let resp = h.post("/v1/chat/completions", json!({ "model": "nope", "messages": user("x") })).await;
     assert_eq!(resp.status(), 404);
     let err = resp.json::<Value>().await.unwrap();
     assert_eq!(err["error"]["message"], "model 'nope' not found");
     assert!(err["error"]["type"].is_string());
     assert!(err["error"].get("code").is_some());
 
-    let resp = h
-        .http
-        .post(h.url("/api/chat"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let resp = h.http.post(h.url("/api/chat")).body("{not json").send().await.unwrap();
     assert_eq!(resp.status(), 400);
     assert!(resp.json::<Value>().await.unwrap()["error"].is_string());
-    let resp = h
-        .http
-        .post(h.url("/v1/chat/completions"))
-        .body("[]")
-        .send()
-        .await
-        .unwrap();
+    let resp = h.http.post(h.url("/v1/chat/completions")).body("[]").send().await.unwrap();
     assert_eq!(resp.status(), 400);
     assert!(resp.json::<Value>().await.unwrap()["error"]["message"].is_string());
     let resp = h.post("/api/show", json!({ "model": "nope" })).await;
@@ -446,54 +272,24 @@ async fn unknown_model_and_bad_body_errors() {
 
 #[tokio::test]
 async fn busy_when_max_pending_is_exceeded() {
-    let h = Harness::new(LlmConfig {
-        max_pending: 1,
-        token_delay: Duration::from_millis(40),
-        ..config()
-    })
-    .await;
-    let first = h
-        .post(
-            "/api/chat",
-            json!({ "model": "smollm2", "messages": user("a b c d") }),
-        )
-        .await;
+    let h = Harness::new(LlmConfig { max_pending: 1, token_delay: Duration::from_millis(40), ..config() }).await;
+    let first = h.post("/api/chat", json!({ "model": "smollm2", "messages": user("a b c d") })).await;
     assert_eq!(first.status(), 200);
     assert_eq!(h.sim.in_flight(), 1);
-    let resp = h
-        .post(
-            "/api/chat",
-            json!({ "model": "smollm2", "messages": user("x") }),
-        )
-        .await;
+    let resp = h.post("/api/chat", json!({ "model": "smollm2", "messages": user("x") })).await;
     assert_eq!(resp.status(), 503);
     assert_eq!(
         resp.json::<Value>().await.unwrap(),
         json!({ "error": "server busy, please try again.  maximum pending requests exceeded" })
     );
-    let resp = h
-        .post(
-            "/v1/chat/completions",
-            json!({ "model": "smollm2", "messages": user("x") }),
-        )
-        .await;
+    let resp = h.post("/v1/chat/completions", json!({ "model": "smollm2", "messages": user("x") })).await;
     assert_eq!(resp.status(), 503);
-    assert!(
-        resp.json::<Value>().await.unwrap()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("server busy")
-    );
+    assert!(resp.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().starts_with("server busy"));
 
     let chunks = ndjson(first).await;
     assert_eq!(chunks.last().unwrap()["done"], true);
     assert_eq!(h.sim.in_flight(), 0);
-    let resp = h
-        .post(
-            "/api/chat",
-            json!({ "model": "smollm2", "messages": user("x"), "stream": false }),
-        )
-        .await;
+    let resp = h.post("/api/chat", json!({ "model": "smollm2", "messages": user("x"), "stream": false })).await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -501,12 +297,7 @@ async fn busy_when_max_pending_is_exceeded() {
 async fn mid_stream_error_line_keeps_status_200() {
     let h = Harness::new(config()).await;
     h.sim.error_mid_stream_next();
-    let resp = h
-        .post(
-            "/api/chat",
-            json!({ "model": "smollm2", "messages": user("a b c d e") }),
-        )
-        .await;
+    let resp = h.post("/api/chat", json!({ "model": "smollm2", "messages": user("a b c d e") })).await;
     assert_eq!(resp.status(), 200);
     let chunks = ndjson(resp).await;
     let (last, before) = chunks.split_last().unwrap();
@@ -516,12 +307,8 @@ async fn mid_stream_error_line_keeps_status_200() {
     assert!(last.get("done").is_none());
 
     h.sim.error_mid_stream_next();
-    let resp = h
-        .post(
-            "/v1/chat/completions",
-            json!({ "model": "smollm2", "messages": user("a b c"), "stream": true }),
-        )
-        .await;
+    let resp =
+        h.post("/v1/chat/completions", json!({ "model": "smollm2", "messages": user("a b c"), "stream": true })).await;
     assert_eq!(resp.status(), 200);
     let events = sse(resp).await;
     assert!(!events.contains(&"[DONE]".to_string()));
@@ -529,47 +316,23 @@ async fn mid_stream_error_line_keeps_status_200() {
     assert!(last["error"]["message"].is_string());
 
     // The fault fires once.
-    let chunks = ndjson(
-        h.post(
-            "/api/chat",
-            json!({ "model": "smollm2", "messages": user("a") }),
-        )
-        .await,
-    )
-    .await;
+    let chunks = ndjson(h.post("/api/chat", json!({ "model": "smollm2", "messages": user("a") })).await).await;
     assert_eq!(chunks.last().unwrap()["done"], true);
 }
 
 #[tokio::test]
 async fn cold_loads_and_lru_eviction_show_in_ps() {
-    let h = Harness::new(LlmConfig {
-        load_time: Duration::from_millis(150),
-        ..config()
-    })
-    .await;
+    let h = Harness::new(LlmConfig { load_time: Duration::from_millis(150), ..config() }).await;
     assert!(h.ps_names().await.is_empty());
     let ask = |model: &str| json!({ "model": model, "messages": user("hi"), "stream": false });
 
     let t = Instant::now();
-    let reply: Value = h
-        .post("/api/chat", ask("qwen3-coder"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let reply: Value = h.post("/api/chat", ask("qwen3-coder")).await.json().await.unwrap();
     assert!(t.elapsed() >= Duration::from_millis(150));
     assert!(reply["load_duration"].as_u64().unwrap() >= 150_000_000);
     let t = Instant::now();
-    let reply: Value = h
-        .post("/api/chat", ask("qwen3-coder"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        t.elapsed() < Duration::from_millis(150),
-        "warm model answers at once"
-    );
+    let reply: Value = h.post("/api/chat", ask("qwen3-coder")).await.json().await.unwrap();
+    assert!(t.elapsed() < Duration::from_millis(150), "warm model answers at once");
     assert!(reply["load_duration"].as_u64().unwrap() < 150_000_000);
 
     h.post("/api/chat", ask("gpt-oss")).await;
@@ -591,52 +354,25 @@ async fn cold_loads_and_lru_eviction_show_in_ps() {
 #[tokio::test]
 async fn keep_alive_pins_unloads_and_loads() {
     let h = Harness::new(config()).await;
-    let body =
-        json!({ "model": "smollm2", "messages": user("hi"), "keep_alive": -1, "stream": false });
+    let body = json!({ "model": "smollm2", "messages": user("hi"), "keep_alive": -1, "stream": false });
     h.post("/api/chat", body).await;
     let ps = h.get("/api/ps").await;
-    assert!(
-        ps["models"][0]["expires_at"]
-            .as_str()
-            .unwrap()
-            .starts_with("23"),
-        "forever is far away: {ps}"
-    );
+    assert!(ps["models"][0]["expires_at"].as_str().unwrap().starts_with("23"), "forever is far away: {ps}");
 
-    let body =
-        json!({ "model": "smollm2", "messages": user("hi"), "keep_alive": 0, "stream": false });
+    let body = json!({ "model": "smollm2", "messages": user("hi"), "keep_alive": 0, "stream": false });
     h.post("/api/chat", body).await;
     assert!(h.ps_names().await.is_empty());
 
-    let reply: Value = h
-        .post(
-            "/api/generate",
-            json!({ "model": "gpt-oss", "keep_alive": "10m" }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let reply: Value =
+        h.post("/api/generate", json!({ "model": "gpt-oss", "keep_alive": "10m" })).await.json().await.unwrap();
     assert_eq!(reply["done_reason"], "load");
     assert_eq!(h.ps_names().await, ["gpt-oss:latest"]);
-    let reply: Value = h
-        .post(
-            "/api/generate",
-            json!({ "model": "gpt-oss", "keep_alive": 0 }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let reply: Value =
+        h.post("/api/generate", json!({ "model": "gpt-oss", "keep_alive": 0 })).await.json().await.unwrap();
     assert_eq!(reply["done_reason"], "unload");
     assert!(h.ps_names().await.is_empty());
 
-    let resp = h
-        .post(
-            "/api/chat",
-            json!({ "model": "smollm2", "messages": user("hi"), "keep_alive": "soon" }),
-        )
-        .await;
+    let resp = h.post("/api/chat", json!({ "model": "smollm2", "messages": user("hi"), "keep_alive": "soon" })).await;
     assert_eq!(resp.status(), 400);
 }
 
@@ -647,23 +383,11 @@ async fn sse_stream_ends_with_usage_then_done() {
         "stream_options": { "include_usage": true } });
     let resp = h.post("/v1/chat/completions", body).await;
     assert_eq!(resp.status(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let events = sse(resp).await;
     assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    assert!(
-        chunks
-            .iter()
-            .all(|c| c["object"] == "chat.completion.chunk" && c["id"] == chunks[0]["id"])
-    );
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk" && c["id"] == chunks[0]["id"]));
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let n = chunks.len();
     let finish = &chunks[n - 2]["choices"][0];
@@ -683,14 +407,11 @@ async fn sse_stream_ends_with_usage_then_done() {
     assert_eq!(usage["completion_tokens"], n - 3);
     assert_eq!(
         usage["total_tokens"].as_u64(),
-        Some(
-            usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
-        )
+        Some(usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap())
     );
 
     // Without include_usage the finish chunk is the last before [DONE].
-    let body =
-        json!({ "model": "qwen3-coder", "messages": user("hi"), "stream": true, "max_tokens": 1 });
+    let body = json!({ "model": "qwen3-coder", "messages": user("hi"), "stream": true, "max_tokens": 1 });
     let events = sse(h.post("/v1/chat/completions", body).await).await;
     let finish: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
     assert_eq!(finish["choices"][0]["finish_reason"], "length");
@@ -701,16 +422,8 @@ async fn catalogue_endpoints() {
     let h = Harness::new(config()).await;
     let models = h.get("/v1/models").await;
     assert_eq!(models["object"], "list");
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        ["qwen3-coder:latest", "gpt-oss:latest", "smollm2:latest"]
-    );
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["qwen3-coder:latest", "gpt-oss:latest", "smollm2:latest"]);
     assert_eq!(models["data"][0]["object"], "model");
     assert!(models["data"][0]["created"].is_u64());
     assert!(models["data"][0]["owned_by"].is_string());
@@ -723,29 +436,13 @@ async fn catalogue_endpoints() {
     assert_eq!(first["details"]["quantization_level"], "Q4_K_M");
     assert_eq!(first["digest"].as_str().unwrap().len(), 64);
 
-    let show: Value = h
-        .post("/api/show", json!({ "model": "gpt-oss" }))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        show["capabilities"],
-        json!(["completion", "tools", "thinking"])
-    );
+    let show: Value = h.post("/api/show", json!({ "model": "gpt-oss" })).await.json().await.unwrap();
+    assert_eq!(show["capabilities"], json!(["completion", "tools", "thinking"]));
     assert_eq!(show["model_info"]["general.architecture"], "gptoss");
     assert!(show["template"].as_str().unwrap().contains(".Tools"));
 
     assert_eq!(h.get("/api/version").await["version"], "0.12.6");
-    let root = h
-        .http
-        .get(h.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let root = h.http.get(h.url("/")).send().await.unwrap().text().await.unwrap();
     assert_eq!(root, "Ollama is running");
 }
 
@@ -755,10 +452,7 @@ async fn replies_are_deterministic_and_name_the_model() {
     let mut replies = Vec::new();
     for model in ["qwen3-coder", "smollm2", "qwen3-coder:latest"] {
         let reply: Value = h
-            .post(
-                "/api/chat",
-                json!({ "model": model, "messages": user("same question"), "stream": false }),
-            )
+            .post("/api/chat", json!({ "model": model, "messages": user("same question"), "stream": false }))
             .await
             .json()
             .await
@@ -767,41 +461,20 @@ async fn replies_are_deterministic_and_name_the_model() {
     }
     assert_eq!(
         replies,
-        [
-            "[qwen3-coder] echo: same question",
-            "[smollm2] echo: same question",
-            "[qwen3-coder] echo: same question"
-        ]
+        ["[qwen3-coder] echo: same question", "[smollm2] echo: same question", "[qwen3-coder] echo: same question"]
     );
     let reply: Value = h
-        .post(
-            "/v1/chat/completions",
-            json!({ "model": "smollm2", "messages": user("same question") }),
-        )
+        .post("/v1/chat/completions", json!({ "model": "smollm2", "messages": user("same question") }))
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        reply["choices"][0]["message"]["content"],
-        "[smollm2] echo: same question"
-    );
+    assert_eq!(reply["choices"][0]["message"]["content"], "[smollm2] echo: same question");
     assert_eq!(reply["model"], "smollm2");
 
     let log = h.sim.requests();
-    let served: Vec<&str> = log
-        .iter()
-        .map(|r| r.served_by.as_deref().unwrap())
-        .collect();
-    assert_eq!(
-        served,
-        [
-            "qwen3-coder:latest",
-            "smollm2:latest",
-            "qwen3-coder:latest",
-            "smollm2:latest"
-        ]
-    );
+    let served: Vec<&str> = log.iter().map(|r| r.served_by.as_deref().unwrap()).collect();
+    assert_eq!(served, ["qwen3-coder:latest", "smollm2:latest", "qwen3-coder:latest", "smollm2:latest"]);
     assert_eq!(log[3].api, Api::OpenAiChat);
     assert_eq!(log[0].prompt, "same question");
 }
@@ -824,32 +497,15 @@ async fn fail_next_then_recover() {
 
 #[tokio::test]
 async fn down_refuses_connections_and_drops_streams() {
-    let h = Harness::new(LlmConfig {
-        token_delay: Duration::from_millis(30),
-        ..config()
-    })
-    .await;
-    let resp = h
-        .post(
-            "/api/chat",
-            json!({ "model": "smollm2", "messages": user("a b c d e f g h") }),
-        )
-        .await;
+    let h = Harness::new(LlmConfig { token_delay: Duration::from_millis(30), ..config() }).await;
+    let resp = h.post("/api/chat", json!({ "model": "smollm2", "messages": user("a b c d e f g h") })).await;
     assert_eq!(resp.status(), 200);
     h.sim.set_down(true);
     assert!(resp.text().await.is_err(), "stream in progress is cut");
     let err = h.http.get(h.url("/api/tags")).send().await.unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err:?}");
     let fresh = reqwest::Client::new();
-    assert!(
-        fresh
-            .get(h.url("/api/tags"))
-            .send()
-            .await
-            .unwrap_err()
-            .is_connect(),
-        "port closed"
-    );
+    assert!(fresh.get(h.url("/api/tags")).send().await.unwrap_err().is_connect(), "port closed");
 
     h.sim.set_down(false);
     let mut up = false;
@@ -865,28 +521,13 @@ async fn down_refuses_connections_and_drops_streams() {
 
 #[tokio::test]
 async fn disconnect_during_cold_load_aborts_it() {
-    let h = Harness::new(LlmConfig {
-        load_time: Duration::from_millis(300),
-        ..config()
-    })
-    .await;
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(60))
-        .build()
-        .unwrap();
+    let h = Harness::new(LlmConfig { load_time: Duration::from_millis(300), ..config() }).await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(60)).build().unwrap();
     let body = json!({ "model": "smollm2", "messages": user("hi") });
-    let err = impatient
-        .post(h.url("/api/chat"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap_err();
+    let err = impatient.post(h.url("/api/chat")).json(&body).send().await.unwrap_err();
     assert!(err.is_timeout());
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(
-        h.ps_names().await.is_empty(),
-        "the abandoned load never finished"
-    );
+    assert!(h.ps_names().await.is_empty(), "the abandoned load never finished");
     assert_eq!(h.sim.in_flight(), 0);
     assert!(h.sim.requests().is_empty());
 }

@@ -7,11 +7,7 @@ use serde_json::Value;
 
 /// `x` and `x:latest` name the same model, as in Ollama.
 pub(crate) fn canonical(name: &str) -> String {
-    if name.contains(':') {
-        name.to_string()
-    } else {
-        format!("{name}:latest")
-    }
+    if name.contains(':') { name.to_string() } else { format!("{name}:latest") }
 }
 
 /// RFC 3339 in UTC with nanoseconds, like Go's `time.RFC3339Nano`.
@@ -21,10 +17,7 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, day) = civil_from_days(days);
     let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{hh:02}:{mm:02}:{ss:02}.{:09}Z",
-        d.subsec_nanos()
-    )
+    format!("{y:04}-{m:02}-{day:02}T{hh:02}:{mm:02}:{ss:02}.{:09}Z", d.subsec_nanos())
 }
 
 /// Howard Hinnant's days-to-civil conversion.
@@ -89,11 +82,7 @@ pub(crate) fn keep_alive(v: &Value) -> Result<KeepAlive, String> {
         },
         _ => return Err(format!("invalid keep_alive: {v}")),
     };
-    Ok(if secs < 0.0 {
-        KeepAlive::Forever
-    } else {
-        KeepAlive::For(Duration::from_secs_f64(secs.min(1e12)))
-    })
+    Ok(if secs < 0.0 { KeepAlive::Forever } else { KeepAlive::For(Duration::from_secs_f64(secs.min(1e12))) })
 }
 
 /// Go's `time.ParseDuration`, in seconds (e.g. "1h30m", "-1m", "250ms").
@@ -110,14 +99,10 @@ pub(crate) fn go_duration(s: &str) -> Option<f64> {
     }
     let mut total = 0.0;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let num: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -144,23 +129,14 @@ mod tests {
 
     #[test]
     fn formats_and_parses() {
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00.000000000Z"
-        );
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000000000Z");
         assert_eq!(go_duration("1h30m"), Some(5400.0));
         assert_eq!(go_duration("-1m"), Some(-60.0));
         assert_eq!(go_duration("250ms"), Some(0.25));
         assert_eq!(go_duration("5x"), None);
         assert_eq!(keep_alive(&Value::from(-1)), Ok(KeepAlive::Forever));
-        assert_eq!(
-            keep_alive(&Value::from("10m")),
-            Ok(KeepAlive::For(Duration::from_secs(600)))
-        );
-        assert_eq!(
-            keep_alive(&Value::from("0")),
-            Ok(KeepAlive::For(Duration::ZERO))
-        );
+        assert_eq!(keep_alive(&Value::from("10m")), Ok(KeepAlive::For(Duration::from_secs(600))));
+        assert_eq!(keep_alive(&Value::from("0")), Ok(KeepAlive::For(Duration::ZERO)));
         assert!(keep_alive(&Value::from("soon")).is_err());
         assert_eq!(canonical("a"), "a:latest");
         assert_eq!(digest("a").len(), 64);

@@ -73,9 +73,7 @@ fn check_frames(f: &Frames) -> Result<()> {
     }
     let want = f.width as usize * f.height as usize * 3;
     if f.rgb.iter().any(|p| p.len() != want) {
-        return Err(MediaError::new(
-            "frame buffer size does not match width*height*3",
-        ));
+        return Err(MediaError::new("frame buffer size does not match width*height*3"));
     }
     Ok(())
 }

@@ -11,11 +11,7 @@ use super::{Frames, MediaError, Pcm, Result, check_frames};
 /// Odd sizes are cropped to even ones, as H.264 4:2:0 needs.
 pub fn mp4(frames: &Frames, fps: f64, audio: Option<&Pcm>) -> Result<Vec<u8>> {
     check_frames(frames)?;
-    let fps = if fps.is_finite() && fps > 0.0 {
-        fps
-    } else {
-        24.0
-    };
+    let fps = if fps.is_finite() && fps > 0.0 { fps } else { 24.0 };
     let video = encode_h264(frames, fps)?;
     let audio = match audio {
         Some(pcm) if pcm.frames() > 0 => Some(encode_aac(pcm)?),
@@ -58,18 +54,11 @@ fn encode_h264(frames: &Frames, fps: f64) -> Result<H264> {
     cfg.gop_size = 60;
     cfg.framerate = fps as f32;
     cfg.level_idc = level_for(w, h);
-    let mut enc =
-        rusty_h264_encoder::Encoder::new(cfg).map_err(|e| MediaError::new(format!("{e:?}")))?;
+    let mut enc = rusty_h264_encoder::Encoder::new(cfg).map_err(|e| MediaError::new(format!("{e:?}")))?;
     let mut annexb = Vec::new();
     for f in &rgb {
         let p = rgb_to_i420(f, w, h);
-        let frame = rusty_h264_common::YuvFrame {
-            width: w as usize,
-            height: h as usize,
-            y: p.y,
-            u: p.u,
-            v: p.v,
-        };
+        let frame = rusty_h264_common::YuvFrame { width: w as usize, height: h as usize, y: p.y, u: p.u, v: p.v };
         annexb.extend(enc.encode(&frame));
     }
     annexb.extend(enc.flush());
@@ -82,15 +71,7 @@ fn encode_h264(frames: &Frames, fps: f64) -> Result<H264> {
         )));
     }
     let (timescale, delta) = timebase(fps);
-    Ok(H264 {
-        width: w,
-        height: h,
-        sps,
-        pps,
-        samples,
-        timescale,
-        delta,
-    })
+    Ok(H264 { width: w, height: h, sps, pps, samples, timescale, delta })
 }
 
 fn level_for(w: u32, h: u32) -> u8 {
@@ -147,11 +128,7 @@ fn split_access_units(annexb: &[u8]) -> Units {
     for nal in nal_units(annexb) {
         let ty = nal[0] & 0x1f;
         let is_slice = ty == 1 || ty == 5;
-        let starts_au = if is_slice {
-            nal.len() > 1 && nal[1] & 0x80 != 0
-        } else {
-            matches!(ty, 6..=9)
-        };
+        let starts_au = if is_slice { nal.len() > 1 && nal[1] & 0x80 != 0 } else { matches!(ty, 6..=9) };
         if starts_au && cur_has_slice {
             aus.push((std::mem::take(&mut cur), cur_idr));
             cur_idr = false;
@@ -206,18 +183,12 @@ fn encode_aac(pcm: &Pcm) -> Result<Aac> {
     let samples: Vec<f32> = if channels == pcm.channels {
         pcm.samples.clone()
     } else {
-        pcm.samples
-            .chunks(usize::from(pcm.channels))
-            .flat_map(|c| c.iter().take(2).copied())
-            .collect()
+        pcm.samples.chunks(usize::from(pcm.channels)).flat_map(|c| c.iter().take(2).copied()).collect()
     };
     let bitrate = 64_000 * u32::from(channels);
-    let mut enc = rusty_aac::AacEncoder::new(rusty_aac::AacEncoderConfig {
-        bitrate_bps: bitrate,
-        ..Default::default()
-    });
-    enc.push_pcm(&samples, channels, pcm.sample_rate)
-        .map_err(|e| MediaError::new(format!("aac: {e:?}")))?;
+    let mut enc =
+        rusty_aac::AacEncoder::new(rusty_aac::AacEncoderConfig { bitrate_bps: bitrate, ..Default::default() });
+    enc.push_pcm(&samples, channels, pcm.sample_rate).map_err(|e| MediaError::new(format!("aac: {e:?}")))?;
     enc.finish();
     let mut packets = Vec::new();
     while let Ok(p) = enc.next_packet() {
@@ -269,12 +240,7 @@ fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
 }
 
 fn full(kind: &[u8; 4], version: u8, flags: u32, body: &[u8]) -> Vec<u8> {
-    let mut b = vec![
-        version,
-        (flags >> 16) as u8,
-        (flags >> 8) as u8,
-        flags as u8,
-    ];
+    let mut b = vec![version, (flags >> 16) as u8, (flags >> 8) as u8, flags as u8];
     b.extend_from_slice(body);
     bx(kind, &b)
 }
@@ -287,13 +253,7 @@ const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_000
 
 fn mvhd(duration_ms: u32, next_track: u32) -> Vec<u8> {
     let mut w = W(Vec::new());
-    w.u32(0)
-        .u32(0)
-        .u32(1000)
-        .u32(duration_ms)
-        .u32(0x0001_0000)
-        .u16(0x0100)
-        .zeros(10);
+    w.u32(0).u32(0).u32(1000).u32(duration_ms).u32(0x0001_0000).u16(0x0100).zeros(10);
     for m in MATRIX {
         w.u32(m);
     }
@@ -303,14 +263,7 @@ fn mvhd(duration_ms: u32, next_track: u32) -> Vec<u8> {
 
 fn tkhd(id: u32, duration_ms: u32, audio: bool, width: u32, height: u32) -> Vec<u8> {
     let mut w = W(Vec::new());
-    w.u32(0)
-        .u32(0)
-        .u32(id)
-        .u32(0)
-        .u32(duration_ms)
-        .zeros(8)
-        .u16(0)
-        .u16(0);
+    w.u32(0).u32(0).u32(id).u32(0).u32(duration_ms).zeros(8).u16(0).u16(0);
     w.u16(if audio { 0x0100 } else { 0 }).u16(0);
     for m in MATRIX {
         w.u32(m);
@@ -321,12 +274,7 @@ fn tkhd(id: u32, duration_ms: u32, audio: bool, width: u32, height: u32) -> Vec<
 
 fn mdhd(timescale: u32, duration: u32) -> Vec<u8> {
     let mut w = W(Vec::new());
-    w.u32(0)
-        .u32(0)
-        .u32(timescale)
-        .u32(duration)
-        .u16(0x55c4)
-        .u16(0);
+    w.u32(0).u32(0).u32(timescale).u32(duration).u16(0x55c4).u16(0);
     full(b"mdhd", 0, 0, &w.0)
 }
 
@@ -344,14 +292,7 @@ fn dinf() -> Vec<u8> {
 }
 
 /// Sample tables for one chunk holding all of a track's samples.
-fn tables(
-    stsd: Vec<u8>,
-    count: u32,
-    delta: u32,
-    sizes: &[u32],
-    sync: Option<&[u32]>,
-    offset: u32,
-) -> Vec<u8> {
+fn tables(stsd: Vec<u8>, count: u32, delta: u32, sizes: &[u32], sync: Option<&[u32]>, offset: u32) -> Vec<u8> {
     let mut stts = W(Vec::new());
     stts.u32(1).u32(count).u32(delta);
     let mut stsc = W(Vec::new());
@@ -380,56 +321,23 @@ fn tables(
 
 fn video_trak(v: &H264, offset: u32, duration_ms: u32) -> Vec<u8> {
     let mut avcc = W(Vec::new());
-    avcc.u8(1)
-        .u8(v.sps[1])
-        .u8(v.sps[2])
-        .u8(v.sps[3])
-        .u8(0xff)
-        .u8(0xe1);
-    avcc.u16(v.sps.len() as u16)
-        .bytes(&v.sps)
-        .u8(1)
-        .u16(v.pps.len() as u16)
-        .bytes(&v.pps);
+    avcc.u8(1).u8(v.sps[1]).u8(v.sps[2]).u8(v.sps[3]).u8(0xff).u8(0xe1);
+    avcc.u16(v.sps.len() as u16).bytes(&v.sps).u8(1).u16(v.pps.len() as u16).bytes(&v.pps);
     let mut e = W(Vec::new());
-    e.zeros(6)
-        .u16(1)
-        .zeros(16)
-        .u16(v.width as u16)
-        .u16(v.height as u16);
-    e.u32(0x0048_0000)
-        .u32(0x0048_0000)
-        .u32(0)
-        .u16(1)
-        .zeros(32)
-        .u16(0x18)
-        .u16(0xffff);
+    e.zeros(6).u16(1).zeros(16).u16(v.width as u16).u16(v.height as u16);
+    e.u32(0x0048_0000).u32(0x0048_0000).u32(0).u16(1).zeros(32).u16(0x18).u16(0xffff);
     e.bytes(&bx(b"avcC", &avcc.0));
     let mut stsd = W(Vec::new());
     stsd.u32(1).bytes(&bx(b"avc1", &e.0));
     let stsd = full(b"stsd", 0, 0, &stsd.0);
     let sizes: Vec<u32> = v.samples.iter().map(|(s, _)| s.len() as u32).collect();
-    let sync: Vec<u32> = (1..)
-        .zip(&v.samples)
-        .filter(|(_, (_, idr))| *idr)
-        .map(|(i, _)| i)
-        .collect();
+    let sync: Vec<u32> = (1..).zip(&v.samples).filter(|(_, (_, idr))| *idr).map(|(i, _)| i).collect();
     let n = v.samples.len() as u32;
     let stbl = tables(stsd, n, v.delta, &sizes, Some(&sync), offset);
     let vmhd = full(b"vmhd", 0, 1, &[0; 8]);
     let minf = bx(b"minf", &cat(&[vmhd, dinf(), stbl]));
-    let mdia = bx(
-        b"mdia",
-        &cat(&[
-            mdhd(v.timescale, n * v.delta),
-            hdlr(b"vide", "VideoHandler"),
-            minf,
-        ]),
-    );
-    bx(
-        b"trak",
-        &cat(&[tkhd(1, duration_ms, false, v.width, v.height), mdia]),
-    )
+    let mdia = bx(b"mdia", &cat(&[mdhd(v.timescale, n * v.delta), hdlr(b"vide", "VideoHandler"), minf]));
+    bx(b"trak", &cat(&[tkhd(1, duration_ms, false, v.width, v.height), mdia]))
 }
 
 fn descriptor(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -447,28 +355,13 @@ fn descriptor(tag: u8, body: &[u8]) -> Vec<u8> {
 
 fn audio_trak(a: &Aac, offset: u32, duration_ms: u32) -> Vec<u8> {
     let mut dc = W(Vec::new());
-    dc.u8(0x40)
-        .u8(0x15)
-        .u8(0)
-        .u16(0x1800)
-        .u32(a.bitrate)
-        .u32(a.bitrate);
+    dc.u8(0x40).u8(0x15).u8(0).u16(0x1800).u32(a.bitrate).u32(a.bitrate);
     dc.bytes(&descriptor(5, &a.asc));
     let mut es = W(Vec::new());
-    es.u16(2)
-        .u8(0)
-        .bytes(&descriptor(4, &dc.0))
-        .bytes(&descriptor(6, &[2]));
+    es.u16(2).u8(0).bytes(&descriptor(4, &dc.0)).bytes(&descriptor(6, &[2]));
     let esds = full(b"esds", 0, 0, &descriptor(3, &es.0));
     let mut e = W(Vec::new());
-    e.zeros(6)
-        .u16(1)
-        .zeros(8)
-        .u16(a.channels)
-        .u16(16)
-        .u16(0)
-        .u16(0)
-        .u32(a.sample_rate.min(65535) << 16);
+    e.zeros(6).u16(1).zeros(8).u16(a.channels).u16(16).u16(0).u16(0).u32(a.sample_rate.min(65535) << 16);
     e.bytes(&esds);
     let mut stsd = W(Vec::new());
     stsd.u32(1).bytes(&bx(b"mp4a", &e.0));
@@ -478,14 +371,7 @@ fn audio_trak(a: &Aac, offset: u32, duration_ms: u32) -> Vec<u8> {
     let stbl = tables(stsd, n, 1024, &sizes, None, offset);
     let smhd = full(b"smhd", 0, 0, &[0; 4]);
     let minf = bx(b"minf", &cat(&[smhd, dinf(), stbl]));
-    let mdia = bx(
-        b"mdia",
-        &cat(&[
-            mdhd(a.sample_rate, n * 1024),
-            hdlr(b"soun", "SoundHandler"),
-            minf,
-        ]),
-    );
+    let mdia = bx(b"mdia", &cat(&[mdhd(a.sample_rate, n * 1024), hdlr(b"soun", "SoundHandler"), minf]));
     bx(b"trak", &cat(&[tkhd(2, duration_ms, true, 0, 0), edts(duration_ms, AAC_PRIMING), mdia]))
 }
 
@@ -530,4 +416,3 @@ fn mux(v: &H264, a: Option<&Aac>) -> Vec<u8> {
     out.extend(bx(b"moov", &cat(&moov)));
     out
 }
-

@@ -7,11 +7,7 @@
 /// A picture of one colour, `0xRRGGBB` like ComfyUI's EmptyImage.
 pub fn solid_frame(width: u32, height: u32, color: u32) -> Vec<u8> {
     let px = [(color >> 16) as u8, (color >> 8) as u8, color as u8];
-    px.iter()
-        .copied()
-        .cycle()
-        .take(width as usize * height as usize * 3)
-        .collect()
+    px.iter().copied().cycle().take(width as usize * height as usize * 3).collect()
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -74,29 +70,19 @@ pub(crate) fn rgb_to_i420(rgb: &[u8], width: u32, height: u32) -> I420 {
     let mut v = vec![0u8; cw * ch];
     let px = |x: usize, yy: usize| {
         let i = (yy * w + x) * 3;
-        (
-            f32::from(rgb[i]),
-            f32::from(rgb[i + 1]),
-            f32::from(rgb[i + 2]),
-        )
+        (f32::from(rgb[i]), f32::from(rgb[i + 1]), f32::from(rgb[i + 2]))
     };
     for yy in 0..h {
         for x in 0..w {
             let (r, g, b) = px(x, yy);
-            y[yy * w + x] = (16.0 + 0.257 * r + 0.504 * g + 0.098 * b)
-                .round()
-                .clamp(0.0, 255.0) as u8;
+            y[yy * w + x] = (16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round().clamp(0.0, 255.0) as u8;
         }
     }
     for cy in 0..ch {
         for cx in 0..cw {
             let (r, g, b) = px((cx * 2).min(w - 1), (cy * 2).min(h - 1));
-            u[cy * cw + cx] = (128.0 - 0.148 * r - 0.291 * g + 0.439 * b)
-                .round()
-                .clamp(0.0, 255.0) as u8;
-            v[cy * cw + cx] = (128.0 + 0.439 * r - 0.368 * g - 0.071 * b)
-                .round()
-                .clamp(0.0, 255.0) as u8;
+            u[cy * cw + cx] = (128.0 - 0.148 * r - 0.291 * g + 0.439 * b).round().clamp(0.0, 255.0) as u8;
+            v[cy * cw + cx] = (128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round().clamp(0.0, 255.0) as u8;
         }
     }
     I420 { y, u, v }

@@ -3,19 +3,12 @@
 use super::*;
 
 fn frames(w: u32, h: u32, n: u32) -> Frames {
-    Frames {
-        width: w,
-        height: h,
-        rgb: (0..n).map(|i| gradient_frame(w, h, 7, i)).collect(),
-    }
+    Frames { width: w, height: h, rgb: (0..n).map(|i| gradient_frame(w, h, 7, i)).collect() }
 }
 
 /// Runs ffprobe on `bytes` if it is installed; `None` when it is not.
 pub(crate) fn ffprobe(bytes: &[u8], ext: &str) -> Option<serde_json::Value> {
-    let which = std::process::Command::new("ffprobe")
-        .arg("-version")
-        .output()
-        .ok()?;
+    let which = std::process::Command::new("ffprobe").arg("-version").output().ok()?;
     if !which.status.success() {
         return None;
     }
@@ -24,24 +17,12 @@ pub(crate) fn ffprobe(bytes: &[u8], ext: &str) -> Option<serde_json::Value> {
     let path = dir.join(format!("probe.{ext}"));
     std::fs::write(&path, bytes).ok()?;
     let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_streams",
-            "-show_format",
-            "-of",
-            "json",
-        ])
+        .args(["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json"])
         .arg(&path)
         .output()
         .ok()?;
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "ffprobe rejected the {ext}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ffprobe rejected the {ext}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).ok()
 }
 
@@ -52,30 +33,20 @@ fn png_decodes_at_size() {
     let dec = ::png::Decoder::new(std::io::Cursor::new(bytes));
     let reader = dec.read_info().unwrap();
     assert_eq!((reader.info().width, reader.info().height), (40, 30));
-    assert_ne!(
-        gradient_frame(40, 30, 1, 0),
-        gradient_frame(40, 30, 2, 0),
-        "seed must change the picture"
-    );
+    assert_ne!(gradient_frame(40, 30, 1, 0), gradient_frame(40, 30, 2, 0), "seed must change the picture");
 }
 
 #[test]
 fn apng_has_all_frames() {
     let bytes = apng(&frames(16, 16, 5), 8.0).unwrap();
-    let reader = ::png::Decoder::new(std::io::Cursor::new(bytes))
-        .read_info()
-        .unwrap();
+    let reader = ::png::Decoder::new(std::io::Cursor::new(bytes)).read_info().unwrap();
     let ctl = reader.info().animation_control().unwrap();
     assert_eq!(ctl.num_frames, 5);
 }
 
 #[test]
 fn flac_has_duration_and_rate() {
-    let pcm = Pcm {
-        sample_rate: 44100,
-        channels: 2,
-        samples: tone(44100, 2, 1.5, 3),
-    };
+    let pcm = Pcm { sample_rate: 44100, channels: 2, samples: tone(44100, 2, 1.5, 3) };
     let bytes = flac(&pcm).unwrap();
     let r = claxon::FlacReader::new(std::io::Cursor::new(bytes)).unwrap();
     let info = r.streaminfo();
@@ -86,28 +57,16 @@ fn flac_has_duration_and_rate() {
 
 #[test]
 fn mp4_has_avc1_track_with_frames_and_fps() {
-    let pcm = Pcm {
-        sample_rate: 44100,
-        channels: 2,
-        samples: tone(44100, 2, 1.0, 3),
-    };
+    let pcm = Pcm { sample_rate: 44100, channels: 2, samples: tone(44100, 2, 1.0, 3) };
     let bytes = mp4(&frames(64, 48, 8), 8.0, Some(&pcm)).unwrap();
     let len = bytes.len() as u64;
     let r = ::mp4::Mp4Reader::read_header(std::io::Cursor::new(bytes.clone()), len).unwrap();
-    let video = r
-        .tracks()
-        .values()
-        .find(|t| t.track_type().ok() == Some(::mp4::TrackType::Video))
-        .unwrap();
+    let video = r.tracks().values().find(|t| t.track_type().ok() == Some(::mp4::TrackType::Video)).unwrap();
     assert_eq!(video.media_type().unwrap(), ::mp4::MediaType::H264);
     assert_eq!(video.sample_count(), 8);
     assert_eq!((video.width(), video.height()), (64, 48));
     assert!((video.frame_rate() - 8.0).abs() < 1e-6);
-    let audio = r
-        .tracks()
-        .values()
-        .find(|t| t.track_type().ok() == Some(::mp4::TrackType::Audio))
-        .unwrap();
+    let audio = r.tracks().values().find(|t| t.track_type().ok() == Some(::mp4::TrackType::Audio)).unwrap();
     assert_eq!(audio.media_type().unwrap(), ::mp4::MediaType::AAC);
     if let Some(p) = ffprobe(&bytes, "mp4") {
         let streams = p["streams"].as_array().unwrap();
@@ -131,20 +90,9 @@ fn odd_sizes_are_cropped_for_video() {
 
 #[test]
 fn mp3_webp_webm_are_accepted_by_ffprobe() {
-    let pcm = Pcm {
-        sample_rate: 44100,
-        channels: 2,
-        samples: tone(44100, 2, 1.0, 3),
-    };
+    let pcm = Pcm { sample_rate: 44100, channels: 2, samples: tone(44100, 2, 1.0, 3) };
     let mp3 = mp3(&pcm, 128).unwrap();
-    assert_eq!(
-        &mp3[..3],
-        b"ID3"
-            .as_slice()
-            .get(..3)
-            .filter(|_| mp3.starts_with(b"ID3"))
-            .unwrap_or(&mp3[..3])
-    );
+    assert_eq!(&mp3[..3], b"ID3".as_slice().get(..3).filter(|_| mp3.starts_with(b"ID3")).unwrap_or(&mp3[..3]));
     let webp = webp_animated(&frames(16, 16, 4), 8.0).unwrap();
     assert_eq!(&webp[8..12], b"WEBP");
     let webm = webm(&frames(32, 32, 6), 8.0, 32).unwrap();
@@ -187,7 +135,9 @@ fn mp4_audio_edit_list_hides_the_priming() {
     let a = super::mp4::encode_aac_for_tests(&pcm);
     let mut dec = rusty_aac::AacDecoder::with_config_bytes(&a.0).unwrap();
     let out: Vec<f32> = a.1.iter().flat_map(|p| dec.decode(p, None).unwrap().samples).collect();
-    let corr = |lag: usize| -> f32 { click.iter().enumerate().filter(|(i, _)| i + lag < out.len()).map(|(i, s)| s * out[i + lag]).sum() };
+    let corr = |lag: usize| -> f32 {
+        click.iter().enumerate().filter(|(i, _)| i + lag < out.len()).map(|(i, s)| s * out[i + lag]).sum()
+    };
     let best = (0..2048).max_by(|a, b| corr(*a).total_cmp(&corr(*b))).unwrap();
     assert_eq!(best, 1024);
 }

@@ -24,11 +24,7 @@ fn uint(id: &[u8], x: u64) -> Vec<u8> {
 /// encoder's 0..63 quality scale.
 pub fn webm(frames: &Frames, fps: f64, crf: u32) -> Result<Vec<u8>> {
     check_frames(frames)?;
-    let fps = if fps.is_finite() && fps > 0.0 {
-        fps
-    } else {
-        24.0
-    };
+    let fps = if fps.is_finite() && fps > 0.0 { fps } else { 24.0 };
     let (w, h, rgb) = even_crop(frames);
     let mut enc = rusty_vp9::Vp9Encoder::default();
     enc.configure(&rusty_vp9::Vp9EncoderConfig {
@@ -55,11 +51,7 @@ pub fn webm(frames: &Frames, fps: f64, crf: u32) -> Result<Vec<u8>> {
     enc.flush();
     drain(&mut enc);
     if packets.len() != rgb.len() {
-        return Err(MediaError::new(format!(
-            "vp9 encoder gave {} packets for {} frames",
-            packets.len(),
-            rgb.len()
-        )));
+        return Err(MediaError::new(format!("vp9 encoder gave {} packets for {} frames", packets.len(), rgb.len())));
     }
     let frame_ns = (1e9 / fps).round() as u64;
     let ebml = el(
@@ -86,10 +78,7 @@ pub fn webm(frames: &Frames, fps: f64, crf: u32) -> Result<Vec<u8>> {
         ]
         .concat(),
     );
-    let video = el(
-        &[0xe0],
-        &[uint(&[0xb0], u64::from(w)), uint(&[0xba], u64::from(h))].concat(),
-    );
+    let video = el(&[0xe0], &[uint(&[0xb0], u64::from(w)), uint(&[0xba], u64::from(h))].concat());
     let track = el(
         &[0xae],
         &[
@@ -119,9 +108,6 @@ pub fn webm(frames: &Frames, fps: f64, crf: u32) -> Result<Vec<u8>> {
         }
         clusters.extend(el(&[0x1f, 0x43, 0xb6, 0x75], &body));
     }
-    let segment = el(
-        &[0x18, 0x53, 0x80, 0x67],
-        &[info, tracks, clusters].concat(),
-    );
+    let segment = el(&[0x18, 0x53, 0x80, 0x67], &[info, tracks, clusters].concat());
     Ok([ebml, segment].concat())
 }

@@ -26,8 +26,7 @@ fn vp8l_chunk(width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>> {
         .map_err(MediaError::new)?;
     let mut pos = 12;
     while pos + 8 <= file.len() {
-        let size = u32::from_le_bytes([file[pos + 4], file[pos + 5], file[pos + 6], file[pos + 7]])
-            as usize;
+        let size = u32::from_le_bytes([file[pos + 4], file[pos + 5], file[pos + 6], file[pos + 7]]) as usize;
         let end = (pos + 8 + size + (size & 1)).min(file.len());
         if &file[pos..pos + 4] == b"VP8L" {
             return Ok(file[pos..end].to_vec());
@@ -40,11 +39,7 @@ fn vp8l_chunk(width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>> {
 /// A looping animated WebP at `fps`, like ComfyUI's SaveAnimatedWEBP.
 pub fn webp_animated(frames: &Frames, fps: f64) -> Result<Vec<u8>> {
     check_frames(frames)?;
-    let fps = if fps.is_finite() && fps > 0.0 {
-        fps
-    } else {
-        6.0
-    };
+    let fps = if fps.is_finite() && fps > 0.0 { fps } else { 6.0 };
     let duration_ms = (1000.0 / fps).round().clamp(1.0, 16_777_215.0) as u32;
     let (w, h) = (frames.width, frames.height);
     let mut vp8x = vec![0x02, 0, 0, 0];

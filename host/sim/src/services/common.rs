@@ -35,10 +35,7 @@ pub(crate) struct Faults {
 
 impl Default for Faults {
     fn default() -> Self {
-        Self {
-            armed: Mutex::default(),
-            down: watch::channel(false).0,
-        }
+        Self { armed: Mutex::default(), down: watch::channel(false).0 }
     }
 }
 
@@ -143,11 +140,7 @@ pub(crate) async fn read_form(mp: Result<Multipart, MultipartRejection>) -> Resu
         return Ok(Form(fields));
     };
     let broken = || {
-        (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"detail": "There was an error parsing the body"})),
-        )
-            .into_response()
+        (StatusCode::BAD_REQUEST, axum::Json(json!({"detail": "There was an error parsing the body"}))).into_response()
     };
     loop {
         let field = match mp.next_field().await {
@@ -173,8 +166,7 @@ impl Form {
 
     /// A non-empty text field, lossily decoded.
     pub(crate) fn text(&self, name: &str) -> Option<String> {
-        self.part(name)
-            .map(|p| String::from_utf8_lossy(&p.data).into_owned())
+        self.part(name).map(|p| String::from_utf8_lossy(&p.data).into_owned())
     }
 }
 
@@ -205,14 +197,7 @@ impl FieldErrors {
     }
 
     /// A float field (`default` when absent) within `(gt, le]`.
-    pub(crate) fn float(
-        &mut self,
-        form: &Form,
-        field: &str,
-        default: f64,
-        gt: f64,
-        le: f64,
-    ) -> f64 {
+    pub(crate) fn float(&mut self, form: &Form, field: &str, default: f64, gt: f64, le: f64) -> f64 {
         let Some(raw) = form.text(field) else {
             return default;
         };
@@ -222,12 +207,7 @@ impl FieldErrors {
                 v
             }
             _ => {
-                self.push(
-                    field,
-                    "value is not a valid float",
-                    "type_error.float",
-                    None,
-                );
+                self.push(field, "value is not a valid float", "type_error.float", None);
                 default
             }
         }
@@ -244,12 +224,7 @@ impl FieldErrors {
                 v
             }
             Err(_) => {
-                self.push(
-                    field,
-                    "value is not a valid integer",
-                    "type_error.integer",
-                    None,
-                );
+                self.push(field, "value is not a valid integer", "type_error.integer", None);
                 default
             }
         }
@@ -277,13 +252,7 @@ impl FieldErrors {
     pub(crate) fn summary(&self) -> String {
         self.0
             .first()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e["loc"][1].as_str().unwrap_or(""),
-                    e["msg"].as_str().unwrap_or("")
-                )
-            })
+            .map(|e| format!("{}: {}", e["loc"][1].as_str().unwrap_or(""), e["msg"].as_str().unwrap_or("")))
             .unwrap_or_default()
     }
 
@@ -331,12 +300,8 @@ impl Rng {
 }
 
 /// Runs CPU-heavy media work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("worker failed: {e}"))
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| format!("worker failed: {e}"))
 }
 
 /// What every service simulator keeps: its config, its fault switches and
@@ -427,10 +392,7 @@ where
     /// shape `body` renders); the fault control route is served beside it.
     pub(crate) fn with_faults(&self, router: Router, body: FailBody) -> Router {
         router
-            .layer(axum::middleware::from_fn_with_state(
-                Guard { faults: self.shared.faults.clone(), body },
-                guard,
-            ))
+            .layer(axum::middleware::from_fn_with_state(Guard { faults: self.shared.faults.clone(), body }, guard))
             .merge(crate::control::router(Arc::new(self.clone())))
     }
 }

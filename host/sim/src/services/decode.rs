@@ -34,11 +34,7 @@ fn png(bytes: &[u8]) -> Result<Rgb, String> {
     let channels = info.color_type.samples();
     let px = &buf[..info.buffer_size()];
     let data = to_rgb(px, channels, info.line_size, info.width, info.height);
-    Ok(Rgb {
-        width: info.width,
-        height: info.height,
-        data,
-    })
+    Ok(Rgb { width: info.width, height: info.height, data })
 }
 
 fn jpeg(bytes: &[u8]) -> Result<Rgb, String> {
@@ -52,11 +48,7 @@ fn jpeg(bytes: &[u8]) -> Result<Rgb, String> {
         _ => return Err("unsupported JPEG pixel format (CMYK or 16-bit)".into()),
     };
     let data = to_rgb(&px, channels, w as usize * channels, w, h);
-    Ok(Rgb {
-        width: w,
-        height: h,
-        data,
-    })
+    Ok(Rgb { width: w, height: h, data })
 }
 
 /// Gray, gray+alpha, RGB or RGBA rows (any stride) to packed RGB8; alpha is
@@ -104,9 +96,7 @@ pub(crate) fn audio(bytes: &[u8]) -> Result<Pcm, String> {
         wav_read(bytes)?
     } else if bytes.starts_with(b"fLaC") {
         flac_read(bytes)?
-    } else if bytes.starts_with(b"ID3")
-        || (bytes.len() > 1 && bytes[0] == 0xff && bytes[1] & 0xe0 == 0xe0)
-    {
+    } else if bytes.starts_with(b"ID3") || (bytes.len() > 1 && bytes[0] == 0xff && bytes[1] & 0xe0 == 0xe0) {
         mp3_read(bytes)?
     } else {
         return Err("not a WAV, FLAC or MP3 file".into());
@@ -138,14 +128,10 @@ fn wav_read(b: &[u8]) -> Result<Pcm, String> {
             let (tag, channels, rate, bits) = fmt.ok_or("WAV data before its fmt chunk")?;
             let data = &b[body..body + len];
             let samples: Vec<f32> = match (tag, bits) {
-                (1, 8) => data
-                    .iter()
-                    .map(|&s| (f32::from(s) - 128.0) / 128.0)
-                    .collect(),
-                (1, 16) => data
-                    .chunks_exact(2)
-                    .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-                    .collect(),
+                (1, 8) => data.iter().map(|&s| (f32::from(s) - 128.0) / 128.0).collect(),
+                (1, 16) => {
+                    data.chunks_exact(2).map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0).collect()
+                }
                 (1, 24) => data
                     .chunks_exact(3)
                     .map(|c| (i32::from_le_bytes([0, c[0], c[1], c[2]]) >> 8) as f32 / 8_388_608.0)
@@ -154,24 +140,15 @@ fn wav_read(b: &[u8]) -> Result<Pcm, String> {
                     .chunks_exact(4)
                     .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32 / 2_147_483_648.0)
                     .collect(),
-                (3, 32) => data
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
+                (3, 32) => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
                 _ => {
-                    return Err(format!(
-                        "unsupported WAV encoding (format {tag}, {bits} bits)"
-                    ));
+                    return Err(format!("unsupported WAV encoding (format {tag}, {bits} bits)"));
                 }
             };
             if channels == 0 {
                 return Err("WAV with zero channels".into());
             }
-            return Ok(Pcm {
-                sample_rate: rate,
-                channels,
-                samples,
-            });
+            return Ok(Pcm { sample_rate: rate, channels, samples });
         }
         i = body + len + (len & 1);
     }
@@ -187,11 +164,7 @@ fn flac_read(b: &[u8]) -> Result<Pcm, String> {
         .map(|s| s.map(|v| v as f32 / scale))
         .collect::<Result<Vec<f32>, _>>()
         .map_err(|e| format!("broken FLAC: {e}"))?;
-    Ok(Pcm {
-        sample_rate: info.sample_rate,
-        channels: info.channels as u16,
-        samples,
-    })
+    Ok(Pcm { sample_rate: info.sample_rate, channels: info.channels as u16, samples })
 }
 
 fn mp3_read(b: &[u8]) -> Result<Pcm, String> {
@@ -210,11 +183,7 @@ fn mp3_read(b: &[u8]) -> Result<Pcm, String> {
     if rate == 0 {
         return Err("no MP3 frames found".into());
     }
-    Ok(Pcm {
-        sample_rate: rate,
-        channels,
-        samples,
-    })
+    Ok(Pcm { sample_rate: rate, channels, samples })
 }
 
 /// 16-bit PCM WAV with exact sizes.
@@ -240,10 +209,7 @@ pub(crate) fn wav_write(pcm: &Pcm) -> Vec<u8> {
 
 /// Raw signed 16-bit little-endian samples (OpenAI's `pcm` format).
 pub(crate) fn s16le(pcm: &Pcm) -> Vec<u8> {
-    pcm.samples
-        .iter()
-        .flat_map(|s| (((s.clamp(-1.0, 1.0)) * 32767.0).round() as i16).to_le_bytes())
-        .collect()
+    pcm.samples.iter().flat_map(|s| (((s.clamp(-1.0, 1.0)) * 32767.0).round() as i16).to_le_bytes()).collect()
 }
 
 // ---- video ------------------------------------------------------------------
@@ -284,28 +250,11 @@ pub(crate) fn mp4_video(bytes: &[u8]) -> Result<Video, String> {
     let (width, height) = (u32::from(track.width()), u32::from(track.height()));
     let frame_count = track.sample_count();
     let secs = track.duration().as_secs_f64();
-    let fps = if secs > 0.0 {
-        f64::from(frame_count) / secs
-    } else {
-        track.frame_rate()
-    };
-    let avcc = &track
-        .trak
-        .mdia
-        .minf
-        .stbl
-        .stsd
-        .avc1
-        .as_ref()
-        .ok_or("no avc1 entry")?
-        .avcc;
+    let fps = if secs > 0.0 { f64::from(frame_count) / secs } else { track.frame_rate() };
+    let avcc = &track.trak.mdia.minf.stbl.stsd.avc1.as_ref().ok_or("no avc1 entry")?.avcc;
     let len_size = usize::from(avcc.length_size_minus_one & 3) + 1;
     let mut annexb = Vec::new();
-    for nal in avcc
-        .sequence_parameter_sets
-        .iter()
-        .chain(&avcc.picture_parameter_sets)
-    {
+    for nal in avcc.sequence_parameter_sets.iter().chain(&avcc.picture_parameter_sets) {
         annexb.extend_from_slice(&[0, 0, 0, 1]);
         annexb.extend_from_slice(&nal.bytes);
     }
@@ -318,42 +267,22 @@ pub(crate) fn mp4_video(bytes: &[u8]) -> Result<Video, String> {
         };
         let mut p = &s.bytes[..];
         while p.len() > len_size {
-            let n = p[..len_size]
-                .iter()
-                .fold(0usize, |a, &b| a << 8 | usize::from(b));
+            let n = p[..len_size].iter().fold(0usize, |a, &b| a << 8 | usize::from(b));
             let nal = &p[len_size..(len_size + n).min(p.len())];
             annexb.extend_from_slice(&[0, 0, 0, 1]);
             annexb.extend_from_slice(nal);
             p = &p[(len_size + n).min(p.len())..];
         }
     }
-    let frames = rusty_h264_decoder::Decoder::new()
-        .decode_stream(&annexb)
-        .ok()
-        .filter(|f| !f.is_empty())
-        .map(|yuv| {
-            let (w, h) = (yuv[0].width as u32, yuv[0].height as u32);
-            Frames {
-                width: w,
-                height: h,
-                rgb: yuv
-                    .iter()
-                    .filter(|f| f.width as u32 == w && f.height as u32 == h)
-                    .map(i420_to_rgb)
-                    .collect(),
-            }
-        });
-    Ok(Video {
-        width,
-        height,
-        fps: if fps.is_finite() && fps > 0.0 {
-            fps
-        } else {
-            25.0
-        },
-        frame_count,
-        frames,
-    })
+    let frames = rusty_h264_decoder::Decoder::new().decode_stream(&annexb).ok().filter(|f| !f.is_empty()).map(|yuv| {
+        let (w, h) = (yuv[0].width as u32, yuv[0].height as u32);
+        Frames {
+            width: w,
+            height: h,
+            rgb: yuv.iter().filter(|f| f.width as u32 == w && f.height as u32 == h).map(i420_to_rgb).collect(),
+        }
+    });
+    Ok(Video { width, height, fps: if fps.is_finite() && fps > 0.0 { fps } else { 25.0 }, frame_count, frames })
 }
 
 /// BT.601 limited-range I420 to RGB8 (the inverse of the encoders' step).

@@ -85,10 +85,7 @@ pub struct HumoConfig {
 
 impl Default for HumoConfig {
     fn default() -> Self {
-        Self {
-            max_side: 1280,
-            max_seconds: 30.0,
-        }
+        Self { max_side: 1280, max_seconds: 30.0 }
     }
 }
 
@@ -156,18 +153,8 @@ impl HumoSim {
     }
 }
 
-
-
 fn record(status: u16, error: Option<String>) -> HumoRecord {
-    HumoRecord {
-        params: None,
-        image_size: None,
-        audio_seconds: None,
-        output_size: None,
-        frames: None,
-        status,
-        error,
-    }
+    HumoRecord { params: None, image_size: None, audio_seconds: None, output_size: None, frames: None, status, error }
 }
 
 fn validate(form: &Form, max_side: u32) -> Result<HumoParams, FieldErrors> {
@@ -183,12 +170,7 @@ fn validate(form: &Form, max_side: u32) -> Result<HumoParams, FieldErrors> {
         let v = errs.int(form, name, 0, 16, i64::from(max_side));
         if v % 16 != 0 {
             let ctx = json!({"multiple_of": 16});
-            errs.push(
-                name,
-                "ensure this value is a multiple of 16",
-                "value_error.number.not_multiple",
-                Some(ctx),
-            );
+            errs.push(name, "ensure this value is a multiple of 16", "value_error.number.not_multiple", Some(ctx));
         }
         Some(v as u32)
     };
@@ -198,14 +180,7 @@ fn validate(form: &Form, max_side: u32) -> Result<HumoParams, FieldErrors> {
     let seed = errs.int(form, "seed", 0, i64::MIN, i64::MAX);
     let steps = errs.int(form, "steps", 50, 1, 200) as u32;
     match prompt {
-        Some(prompt) if errs.is_empty() => Ok(HumoParams {
-            prompt,
-            width,
-            height,
-            fps,
-            seed,
-            steps,
-        }),
+        Some(prompt) if errs.is_empty() => Ok(HumoParams { prompt, width, height, fps, seed, steps }),
         _ => Err(errs),
     }
 }
@@ -216,15 +191,11 @@ enum Failure {
     Internal(String),
 }
 
-async fn generate(
-    State(s): State<Arc<Shared>>,
-    mp: Result<Multipart, MultipartRejection>,
-) -> Response {
+async fn generate(State(s): State<Arc<Shared>>, mp: Result<Multipart, MultipartRejection>) -> Response {
     let form = match common::read_form(mp).await {
         Ok(f) => f,
         Err(resp) => {
-            s.log
-                .push(record(400, Some("broken multipart body".into())));
+            s.log.push(record(400, Some("broken multipart body".into())));
             return resp;
         }
     };
@@ -235,14 +206,8 @@ async fn generate(
             return errs.respond(StatusCode::UNPROCESSABLE_ENTITY);
         }
     };
-    let image = form
-        .part("image")
-        .map(|p| p.data.clone())
-        .unwrap_or_default();
-    let audio = form
-        .part("audio")
-        .map(|p| p.data.clone())
-        .unwrap_or_default();
+    let image = form.part("image").map(|p| p.data.clone()).unwrap_or_default();
+    let audio = form.part("audio").map(|p| p.data.clone()).unwrap_or_default();
     let cfg = s.config.clone();
     let p = params.clone();
     let mut rec = record(200, None);
@@ -265,11 +230,7 @@ async fn generate(
                 Failure::Internal(msg) => {
                     rec.status = 500;
                     rec.error = Some(msg.clone());
-                    (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        Json(json!({"detail": msg})),
-                    )
-                        .into_response()
+                    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"detail": msg}))).into_response()
                 }
             };
             s.log.push(rec);
@@ -277,24 +238,11 @@ async fn generate(
         }
         Err(msg) => {
             s.log.push(record(500, Some(msg.clone())));
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"detail": msg})),
-            )
-                .into_response();
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"detail": msg}))).into_response();
         }
     };
     s.log.push(rec);
-    (
-        [
-            (header::CONTENT_TYPE, "video/mp4"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"humo.mp4\"",
-            ),
-        ],
-        bytes,
-    )
+    ([(header::CONTENT_TYPE, "video/mp4"), (header::CONTENT_DISPOSITION, "attachment; filename=\"humo.mp4\"")], bytes)
         .into_response()
 }
 
@@ -312,29 +260,17 @@ fn render(
     let seconds = pcm.frames() as f64 / f64::from(pcm.sample_rate);
     rec.audio_seconds = Some(seconds);
     if seconds > cfg.max_seconds {
-        let msg = format!(
-            "the audio is {seconds:.1} s long; the limit is {} s",
-            cfg.max_seconds
-        );
+        let msg = format!("the audio is {seconds:.1} s long; the limit is {} s", cfg.max_seconds);
         return Err(upload("audio", msg));
     }
     let (w, h) = output_size(&img, p.width, p.height, cfg.max_side);
     let n = ((seconds * f64::from(p.fps)).round() as u32).max(1);
     rec.output_size = Some((w, h));
     rec.frames = Some(n);
-    let tint = common::stable_hash(&[
-        p.prompt.as_bytes(),
-        &p.seed.to_le_bytes(),
-        &p.steps.to_le_bytes(),
-    ]);
+    let tint = common::stable_hash(&[p.prompt.as_bytes(), &p.seed.to_le_bytes(), &p.steps.to_le_bytes()]);
     let frames = talking(&img, w, h, &pcm, p.fps, n, tint);
-    let pcm = if pcm.sample_rate < 32_000 {
-        resample(&pcm, 48_000)
-    } else {
-        pcm
-    };
-    media::mp4(&frames, f64::from(p.fps), Some(&pcm))
-        .map_err(|e| Failure::Internal(format!("encoding failed: {e}")))
+    let pcm = if pcm.sample_rate < 32_000 { resample(&pcm, 48_000) } else { pcm };
+    media::mp4(&frames, f64::from(p.fps), Some(&pcm)).map_err(|e| Failure::Internal(format!("encoding failed: {e}")))
 }
 
 /// Linear-interpolation resampling (enough for a stand-in).
@@ -353,11 +289,7 @@ fn resample(pcm: &Pcm, rate: u32) -> Pcm {
             samples.push(a + (b - a) * frac);
         }
     }
-    Pcm {
-        sample_rate: rate,
-        channels: pcm.channels,
-        samples,
-    }
+    Pcm { sample_rate: rate, channels: pcm.channels, samples }
 }
 
 fn round16(v: f64) -> u32 {
@@ -394,11 +326,7 @@ fn talking(img: &Rgb, w: u32, h: u32, pcm: &Pcm, fps: u32, n: u32, tint: u64) ->
         })
         .collect();
     let peak = levels.iter().copied().fold(0.0, f64::max);
-    let colour = [
-        90 + (tint % 80) as u8,
-        10 + (tint >> 8) as u8 % 40,
-        20 + (tint >> 16) as u8 % 40,
-    ];
+    let colour = [90 + (tint % 80) as u8, 10 + (tint >> 8) as u8 % 40, 20 + (tint >> 16) as u8 % 40];
     let bar_w = (w / 4).max(2);
     let x0 = (w - bar_w) / 2;
     let cy = h * 72 / 100;
@@ -419,11 +347,7 @@ fn talking(img: &Rgb, w: u32, h: u32, pcm: &Pcm, fps: u32, n: u32, tint: u64) ->
             f
         })
         .collect();
-    Frames {
-        width: w,
-        height: h,
-        rgb,
-    }
+    Frames { width: w, height: h, rgb }
 }
 
 #[cfg(test)]

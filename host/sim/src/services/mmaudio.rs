@@ -85,10 +85,7 @@ pub struct MmAudioConfig {
 
 impl Default for MmAudioConfig {
     fn default() -> Self {
-        Self {
-            sample_rate: 44_100,
-            max_duration: 30.0,
-        }
+        Self { sample_rate: 44_100, max_duration: 30.0 }
     }
 }
 
@@ -171,17 +168,8 @@ impl MmAudioSim {
     }
 }
 
-
-
 fn record(status: u16, error: Option<String>) -> MmAudioRecord {
-    MmAudioRecord {
-        params: None,
-        video: None,
-        status,
-        error,
-        content_type: None,
-        audio_seconds: None,
-    }
+    MmAudioRecord { params: None, video: None, status, error, content_type: None, audio_seconds: None }
 }
 
 fn validate(form: &Form, max_duration: f64) -> Result<MmAudioParams, FieldErrors> {
@@ -205,15 +193,11 @@ fn validate(form: &Form, max_duration: f64) -> Result<MmAudioParams, FieldErrors
     }
 }
 
-async fn process(
-    State(s): State<Arc<Shared>>,
-    mp: Result<Multipart, MultipartRejection>,
-) -> Response {
+async fn process(State(s): State<Arc<Shared>>, mp: Result<Multipart, MultipartRejection>) -> Response {
     let form = match common::read_form(mp).await {
         Ok(f) => f,
         Err(resp) => {
-            s.log
-                .push(record(400, Some("broken multipart body".into())));
+            s.log.push(record(400, Some("broken multipart body".into())));
             return resp;
         }
     };
@@ -224,9 +208,7 @@ async fn process(
             return errs.respond(StatusCode::UNPROCESSABLE_ENTITY);
         }
     };
-    let video = form
-        .part("video")
-        .map(|p| (p.filename.clone(), p.data.clone()));
+    let video = form.part("video").map(|p| (p.filename.clone(), p.data.clone()));
     let rate = s.config.sample_rate;
     let p = params.clone();
     let job = common::blocking(move || render(&p, rate, video)).await;
@@ -247,13 +229,7 @@ async fn process(
     rec.audio_seconds = Some(out.audio_seconds);
     s.log.push(rec);
     let disposition = format!("attachment; filename=\"{}\"", out.filename);
-    (
-        [
-            (header::CONTENT_TYPE, out.content_type.to_string()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        out.bytes,
-    )
+    ([(header::CONTENT_TYPE, out.content_type.to_string()), (header::CONTENT_DISPOSITION, disposition)], out.bytes)
         .into_response()
 }
 
@@ -292,26 +268,16 @@ fn render(
             video: None,
         });
     };
-    let v =
-        decode::mp4_video(&data).map_err(|e| (StatusCode::BAD_REQUEST, format!("video: {e}")))?;
-    let available = v
-        .frames
-        .as_ref()
-        .map_or(v.frame_count, |f| f.rgb.len() as u32);
+    let v = decode::mp4_video(&data).map_err(|e| (StatusCode::BAD_REQUEST, format!("video: {e}")))?;
+    let available = v.frames.as_ref().map_or(v.frame_count, |f| f.rgb.len() as u32);
     let wanted = ((p.duration * v.fps).round() as u32).max(1);
     let n = available.min(wanted);
     let frames = match &v.frames {
-        Some(f) => Frames {
-            width: f.width,
-            height: f.height,
-            rgb: f.rgb[..n as usize].to_vec(),
-        },
+        Some(f) => Frames { width: f.width, height: f.height, rgb: f.rgb[..n as usize].to_vec() },
         None => Frames {
             width: v.width,
             height: v.height,
-            rgb: (0..n)
-                .map(|i| media::gradient_frame(v.width, v.height, seed, i))
-                .collect(),
+            rgb: (0..n).map(|i| media::gradient_frame(v.width, v.height, seed, i)).collect(),
         },
     };
     let seconds = f64::from(n) / v.fps;
@@ -359,11 +325,7 @@ fn foley(rate: u32, seconds: f64, seed: u64) -> Pcm {
     for s in &mut out {
         *s = s.clamp(-1.0, 1.0);
     }
-    Pcm {
-        sample_rate: rate,
-        channels: 1,
-        samples: out,
-    }
+    Pcm { sample_rate: rate, channels: 1, samples: out }
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@ use crate::media::{self, Frames, Pcm};
 /// A portrait JPEG (40×30) made with Pillow.
 pub(crate) const PORTRAIT_JPG: &[u8] = include_bytes!("testdata/portrait.jpg");
 /// The same picture as gray+alpha PNG.
-pub(crate) const PORTRAIT_GRAY_ALPHA_PNG: &[u8] =
-    include_bytes!("testdata/portrait_gray_alpha.png");
+pub(crate) const PORTRAIT_GRAY_ALPHA_PNG: &[u8] = include_bytes!("testdata/portrait_gray_alpha.png");
 
 pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -19,11 +18,7 @@ pub(crate) fn client() -> reqwest::Client {
 
 /// An H.264 MP4 (no audio) of `n` gradient frames.
 pub(crate) fn video(w: u32, h: u32, n: u32, fps: f64) -> Vec<u8> {
-    let frames = Frames {
-        width: w,
-        height: h,
-        rgb: (0..n).map(|i| media::gradient_frame(w, h, 5, i)).collect(),
-    };
+    let frames = Frames { width: w, height: h, rgb: (0..n).map(|i| media::gradient_frame(w, h, 5, i)).collect() };
     media::mp4(&frames, fps, None).unwrap()
 }
 
@@ -31,11 +26,7 @@ pub(crate) fn video(w: u32, h: u32, n: u32, fps: f64) -> Vec<u8> {
 pub(crate) fn wav(rate: u32, silent: f64, loud: f64) -> Vec<u8> {
     let mut samples = vec![0.0; (silent * f64::from(rate)) as usize];
     samples.extend(media::tone(rate, 1, loud, 9));
-    super::decode::wav_write(&Pcm {
-        sample_rate: rate,
-        channels: 1,
-        samples,
-    })
+    super::decode::wav_write(&Pcm { sample_rate: rate, channels: 1, samples })
 }
 
 /// A PNG portrait.
@@ -44,10 +35,7 @@ pub(crate) fn portrait_png(w: u32, h: u32) -> Vec<u8> {
 }
 
 pub(crate) fn file(bytes: &[u8], name: &str, mime: &str) -> reqwest::multipart::Part {
-    reqwest::multipart::Part::bytes(bytes.to_vec())
-        .file_name(name.to_string())
-        .mime_str(mime)
-        .unwrap()
+    reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string()).mime_str(mime).unwrap()
 }
 
 #[derive(Debug)]
@@ -129,10 +117,7 @@ pub(crate) fn wav_header(b: &[u8]) -> WavHeader {
         data_len: u32le(40),
     };
     assert_eq!(h.data_len as usize, b.len() - 44);
-    assert_eq!(
-        u32le(28),
-        h.sample_rate * u32::from(h.channels) * u32::from(h.bits) / 8
-    );
+    assert_eq!(u32le(28), h.sample_rate * u32::from(h.channels) * u32::from(h.bits) / 8);
     h
 }
 

@@ -95,8 +95,7 @@ impl Default for TtsConfig {
         Self {
             models: s(&["tts-1", "tts-1-hd", "gpt-4o-mini-tts"]),
             voices: s(&[
-                "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage",
-                "shimmer", "verse",
+                "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
             ]),
             sample_rate: 24_000,
             max_input_chars: 4096,
@@ -164,7 +163,6 @@ impl TtsSim {
     }
 }
 
-
 /// An OpenAI error reply.
 struct ApiError {
     status: StatusCode,
@@ -175,12 +173,7 @@ struct ApiError {
 
 impl ApiError {
     fn bad(param: &'static str, code: &'static str, message: String) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message,
-            param: Some(param),
-            code: Some(code),
-        }
+        Self { status: StatusCode::BAD_REQUEST, message, param: Some(param), code: Some(code) }
     }
 
     fn into_response(self) -> Response {
@@ -208,9 +201,7 @@ async fn models(State(s): State<Arc<Shared>>) -> Json<Value> {
         .config
         .models
         .iter()
-        .map(
-            |m| json!({"id": m, "object": "model", "created": 1_699_053_241, "owned_by": "system"}),
-        )
+        .map(|m| json!({"id": m, "object": "model", "created": 1_699_053_241, "owned_by": "system"}))
         .collect();
     Json(json!({"object": "list", "data": data}))
 }
@@ -233,26 +224,15 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn missing(name: &'static str) -> ApiError {
-    ApiError::bad(
-        name,
-        "missing_required_parameter",
-        format!("Missing required parameter: '{name}'."),
-    )
+    ApiError::bad(name, "missing_required_parameter", format!("Missing required parameter: '{name}'."))
 }
 
 fn wrong_type(name: &'static str, want: &str, got: &Value) -> ApiError {
     let got = type_name(got);
-    ApiError::bad(
-        name,
-        "invalid_type",
-        format!("Invalid type for '{name}': expected {want}, but got {got} instead."),
-    )
+    ApiError::bad(name, "invalid_type", format!("Invalid type for '{name}': expected {want}, but got {got} instead."))
 }
 
-fn string<'a>(
-    body: &'a Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<&'a str>, ApiError> {
+fn string<'a>(body: &'a Map<String, Value>, name: &'static str) -> Result<Option<&'a str>, ApiError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -319,10 +299,7 @@ fn parse(body: &[u8], cfg: &TtsConfig) -> Result<SpeechRequest, ApiError> {
         return Err(ApiError::bad(
             "voice",
             "invalid_value",
-            format!(
-                "Invalid value: '{voice}'. Supported values are: {}.",
-                listing(&allowed)
-            ),
+            format!("Invalid value: '{voice}'. Supported values are: {}.", listing(&allowed)),
         ));
     }
     if !SIM_FORMATS.contains(&format) {
@@ -330,19 +307,13 @@ fn parse(body: &[u8], cfg: &TtsConfig) -> Result<SpeechRequest, ApiError> {
             ApiError::bad(
                 "response_format",
                 "unsupported_value",
-                format!(
-                    "Unsupported value: '{format}'. The simulator encodes only {}.",
-                    listing(&SIM_FORMATS)
-                ),
+                format!("Unsupported value: '{format}'. The simulator encodes only {}.", listing(&SIM_FORMATS)),
             )
         } else {
             ApiError::bad(
                 "response_format",
                 "invalid_value",
-                format!(
-                    "Invalid value: '{format}'. Supported values are: {}.",
-                    listing(&OPENAI_FORMATS)
-                ),
+                format!("Invalid value: '{format}'. Supported values are: {}.", listing(&OPENAI_FORMATS)),
             )
         });
     }
@@ -350,18 +321,14 @@ fn parse(body: &[u8], cfg: &TtsConfig) -> Result<SpeechRequest, ApiError> {
         return Err(ApiError::bad(
             "speed",
             "decimal_below_min_value",
-            format!(
-                "Invalid 'speed': decimal below minimum value. Expected a value >= 0.25, but got {speed} instead."
-            ),
+            format!("Invalid 'speed': decimal below minimum value. Expected a value >= 0.25, but got {speed} instead."),
         ));
     }
     if speed > 4.0 {
         return Err(ApiError::bad(
             "speed",
             "decimal_above_max_value",
-            format!(
-                "Invalid 'speed': decimal above maximum value. Expected a value <= 4, but got {speed} instead."
-            ),
+            format!("Invalid 'speed': decimal above maximum value. Expected a value <= 4, but got {speed} instead."),
         ));
     }
     Ok(SpeechRequest {
@@ -400,12 +367,7 @@ async fn speech(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         };
         bytes.map(|b| (b, seconds)).map_err(|e| e.to_string())
     });
-    let mut rec = TtsRecord {
-        request: Some(req.clone()),
-        status: 200,
-        error: None,
-        audio_seconds: None,
-    };
+    let mut rec = TtsRecord { request: Some(req.clone()), status: 200, error: None, audio_seconds: None };
     match job.await.and_then(|r| r) {
         Ok((bytes, seconds)) => {
             rec.audio_seconds = Some(seconds);
@@ -442,14 +404,8 @@ enum Sound {
     Silence,
 }
 
-const VOWELS: [(f64, f64); 6] = [
-    (730.0, 1090.0),
-    (530.0, 1840.0),
-    (270.0, 2290.0),
-    (570.0, 840.0),
-    (300.0, 870.0),
-    (440.0, 1020.0),
-];
+const VOWELS: [(f64, f64); 6] =
+    [(730.0, 1090.0), (530.0, 1840.0), (270.0, 2290.0), (570.0, 840.0), (300.0, 870.0), (440.0, 1020.0)];
 
 /// The sound of `c` and its length in letter units.
 fn sound(c: char) -> (Sound, f64) {
@@ -506,11 +462,7 @@ fn synthesize(text: &str, voice: &str, speed: f64, rate: u32) -> Pcm {
         }
     }
     out.extend(std::iter::repeat_n(0.0, pad));
-    Pcm {
-        sample_rate: rate,
-        channels: 1,
-        samples: out,
-    }
+    Pcm { sample_rate: rate, channels: 1, samples: out }
 }
 
 #[cfg(test)]

@@ -246,7 +246,9 @@ impl Backend {
         let bytes = serde_json::to_vec(&body).map_err(|e| SubmitError::Call(CallError::Protocol(e.to_string())))?;
         match self.call(Method::POST, "/prompt", Some(("application/json", bytes)), SUBMIT_TIMEOUT).await {
             Ok(resp) => Self::json(resp, "POST /prompt").await.map_err(SubmitError::Call),
-            Err(CallError::Status(400, body)) => Err(SubmitError::Rejected(errors::rejection_message(workflow, graph, &body))),
+            Err(CallError::Status(400, body)) => {
+                Err(SubmitError::Rejected(errors::rejection_message(workflow, graph, &body)))
+            }
             Err(e) => Err(SubmitError::Call(e)),
         }
     }
@@ -260,7 +262,8 @@ impl Backend {
             .text("subfolder", subfolder)
             .text("overwrite", "false")
             .file("image", file);
-        let req = form.into_request(&format!("{}/upload/image", self.service.url), false).map_err(CallError::Protocol)?;
+        let req =
+            form.into_request(&format!("{}/upload/image", self.service.url), false).map_err(CallError::Protocol)?;
         let resp = self.send(req, SUBMIT_TIMEOUT).await?;
         Self::json(resp, "POST /upload/image").await
     }

@@ -13,11 +13,8 @@ use serde_json::Value;
 /// recognises in the graph.
 pub fn node_label(graph: &Value, id: &str, class_hint: &str) -> String {
     let node = graph.get(id);
-    let class = node
-        .and_then(|n| n.get("class_type"))
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty())
-        .unwrap_or(class_hint);
+    let class =
+        node.and_then(|n| n.get("class_type")).and_then(Value::as_str).filter(|c| !c.is_empty()).unwrap_or(class_hint);
     let title = node.and_then(|n| n.pointer("/_meta/title")).and_then(Value::as_str);
     match title {
         Some(t) if t != class => format!("node {id} ({class} \"{t}\")"),
@@ -54,9 +51,7 @@ fn explain(e: &ErrorInfo) -> String {
     let reason = match e.kind.as_str() {
         "value_not_in_list" => {
             let sent = received.map(short).unwrap_or_else(|| "the value".into());
-            let looks_like_file = received
-                .and_then(Value::as_str)
-                .is_some_and(|s| s.contains('.') && !s.contains(' '));
+            let looks_like_file = received.and_then(Value::as_str).is_some_and(|s| s.contains('.') && !s.contains(' '));
             let what = if looks_like_file { "is not installed on the server" } else { "is not an allowed value" };
             match choices(&e.extra_info) {
                 Some(c) if c.is_empty() => format!("{sent} {what}; the server has none"),
@@ -120,12 +115,9 @@ pub fn rejection_message(workflow: &str, graph: &Value, body: &str) -> String {
         Some(e) => {
             // An unknown class (`invalid_prompt` on 0.3.x, `missing_node_type`
             // later) names the node only in details/extra_info.
-            let node = e
-                .extra_info
-                .get("node_id")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .or_else(|| e.details.strip_prefix("Node ID '#").and_then(|s| s.strip_suffix('\'')).map(str::to_string));
+            let node = e.extra_info.get("node_id").and_then(Value::as_str).map(str::to_string).or_else(|| {
+                e.details.strip_prefix("Node ID '#").and_then(|s| s.strip_suffix('\'')).map(str::to_string)
+            });
             let class = e.extra_info.get("class_type").and_then(Value::as_str).unwrap_or("");
             let mut m = format!("{head}: {}", e.message);
             if let Some(id) = node {

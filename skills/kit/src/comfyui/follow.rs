@@ -106,7 +106,10 @@ pub async fn cancel_remote(backend: &Backend, id: &str) -> String {
     };
     match r {
         Ok(done) => {
-            log::info("comfyui job cancelled on the server", &[("prompt_id", id), ("backend", backend.name()), ("action", done)]);
+            log::info(
+                "comfyui job cancelled on the server",
+                &[("prompt_id", id), ("backend", backend.name()), ("action", done)],
+            );
             done.to_string()
         }
         Err(e) => {
@@ -135,12 +138,7 @@ struct Live<'a> {
 
 impl Live<'_> {
     fn class_of(&self, node: &str) -> String {
-        self.graph
-            .get(node)
-            .and_then(|n| n.get("class_type"))
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string()
+        self.graph.get(node).and_then(|n| n.get("class_type")).and_then(Value::as_str).unwrap_or("?").to_string()
     }
 
     /// 0.05..0.90 of the whole invocation is the job itself.
@@ -185,7 +183,8 @@ impl Live<'_> {
             "progress" => {
                 let n = ev.data.get("value").and_then(Value::as_u64).unwrap_or(0) as u32;
                 let m = ev.data.get("max").and_then(Value::as_u64).unwrap_or(0) as u32;
-                let node = ev.data.get("node").and_then(Value::as_str).map(str::to_string).or_else(|| self.current.clone());
+                let node =
+                    ev.data.get("node").and_then(Value::as_str).map(str::to_string).or_else(|| self.current.clone());
                 self.step = Some((n, m));
                 self.steps_seen += 1;
                 let class = node.as_deref().map(|n| self.class_of(n)).unwrap_or_else(|| "sampler".into());
@@ -273,7 +272,10 @@ pub async fn follow(
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    log::warn("comfyui websocket lost; following by polling", &[("backend", backend.name()), ("error", &e.to_string())]);
+                    log::warn(
+                        "comfyui websocket lost; following by polling",
+                        &[("backend", backend.name()), ("error", &e.to_string())],
+                    );
                     ws = None;
                     next_poll = Instant::now();
                 }
@@ -316,7 +318,8 @@ pub async fn follow(
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
                 log::warn("comfyui poll failed", &[("backend", backend.name()), ("error", &e.to_string())]);
                 if since.elapsed() >= LOST_CONTACT {
-                    return Err(backend.fail(&format!("following job {id}: lost contact for {}s", since.elapsed().as_secs()), e));
+                    return Err(backend
+                        .fail(&format!("following job {id}: lost contact for {}s", since.elapsed().as_secs()), e));
                 }
                 next_poll = Instant::now() + opts.poll;
             }
@@ -334,7 +337,10 @@ pub async fn follow(
                     Status::Running => {
                         if live.started.is_none() {
                             live.started = Some(Instant::now());
-                            Progress::stage("running").fraction(0.05).message(format!("running on {}", backend.name())).report();
+                            Progress::stage("running")
+                                .fraction(0.05)
+                                .message(format!("running on {}", backend.name()))
+                                .report();
                         } else if ws.is_none() || silent {
                             Progress::stage("running")
                                 .fraction(live.fraction())
@@ -343,7 +349,8 @@ pub async fn follow(
                         }
                         // Right after a terminal event the history entry
                         // follows within milliseconds.
-                        next_poll = Instant::now() + if live.terminal_hint { Duration::from_millis(100) } else { opts.poll };
+                        next_poll =
+                            Instant::now() + if live.terminal_hint { Duration::from_millis(100) } else { opts.poll };
                     }
                     Status::Gone(why) => {
                         return Err(backend.error(
@@ -385,8 +392,5 @@ fn conclude(entry: HistoryEntry, graph: &Value, backend: &Backend, id: &str) -> 
         return Ok(entry);
     }
     let events: Vec<&str> = s.messages.iter().map(|(e, _)| e.as_str()).collect();
-    Err(backend.error(
-        None,
-        format!("job {id} ended with status `{}` (events: {})", s.status_str, events.join(", ")),
-    ))
+    Err(backend.error(None, format!("job {id} ended with status `{}` (events: {})", s.status_str, events.join(", "))))
 }

@@ -24,7 +24,7 @@ pub mod protocol;
 pub mod workflow;
 
 pub use client::{Backend, CallError, SubmitError};
-pub use follow::{FollowOptions, Finished};
+pub use follow::{Finished, FollowOptions};
 pub use protocol::OutputFile;
 pub use workflow::{Instance, Library, Sidecar, Workflow};
 
@@ -50,7 +50,6 @@ pub fn uuid4() -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
-
 
 /// Knobs from the skill's settings (`poll-ms`, `stall-secs`).
 #[derive(Debug, Clone)]
@@ -206,7 +205,11 @@ async fn lacks(backend: &Backend, graph: &Value, skip: &[(String, String)]) -> R
 /// Reachable backends able to run `graph`, shortest queue first (config
 /// order breaks ties). With one reachable backend the capability check is
 /// skipped: its own 400 names the missing piece more precisely.
-async fn choose(services: Vec<settings::Service>, graph: &Value, skip: &[(String, String)]) -> Result<Vec<Probe>, SkillError> {
+async fn choose(
+    services: Vec<settings::Service>,
+    graph: &Value,
+    skip: &[(String, String)],
+) -> Result<Vec<Probe>, SkillError> {
     let mut up = Vec::new();
     let mut down = Vec::new();
     for s in services {
@@ -349,7 +352,10 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
     if let Some(done) = resume(cx, &services, &mut instance, wf, opts, t0).await? {
         return Ok(done);
     }
-    Progress::stage("connect").fraction(0.0).message(format!("choosing among {} ComfyUI backend(s)", services.len())).report();
+    Progress::stage("connect")
+        .fraction(0.0)
+        .message(format!("choosing among {} ComfyUI backend(s)", services.len()))
+        .report();
     let candidates = choose(services, &instance.graph, &skip).await?;
     let mut failures = Vec::new();
     for probe in candidates {
@@ -362,7 +368,10 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         let mut uploads = Map::new();
         let mut upload_failed = None;
         for (f, name) in &files {
-            Progress::stage("upload").fraction(0.03).message(format!("uploading {name} to {}", backend.name())).report();
+            Progress::stage("upload")
+                .fraction(0.03)
+                .message(format!("uploading {name} to {}", backend.name()))
+                .report();
             match backend.upload(inputs::open(&f.field)?, UPLOAD_SUBFOLDER).await {
                 Ok(reply) => {
                     let value = Value::String(reply.loader_value());
@@ -385,7 +394,10 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         let ws = match crate::websocket::connect(&backend.ws_url(&cx.id), backend.name()) {
             Ok(ws) => Some(ws),
             Err(e) => {
-                log::warn("comfyui websocket unavailable; following by polling", &[("backend", backend.name()), ("error", &e.to_string())]);
+                log::warn(
+                    "comfyui websocket unavailable; following by polling",
+                    &[("backend", backend.name()), ("error", &e.to_string())],
+                );
                 None
             }
         };
@@ -396,24 +408,26 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
             Ok(_) => {}
             Err(SubmitError::Rejected(message)) => return Err(backend.error(Some(400), message)),
             Err(SubmitError::Call(e)) if e.is_retryable() => {
-                log::warn("comfyui submit failed; trying the next backend", &[("backend", backend.name()), ("error", &e.to_string())]);
+                log::warn(
+                    "comfyui submit failed; trying the next backend",
+                    &[("backend", backend.name()), ("error", &e.to_string())],
+                );
                 failures.push(format!("{}: {e}", backend.name()));
                 continue;
             }
             Err(SubmitError::Call(e)) => return Err(backend.fail("submitting the workflow", e)),
         }
-        log::info("comfyui job submitted", &[("backend", backend.name()), ("prompt_id", &prompt_id), ("workflow", &wf.name)]);
+        log::info(
+            "comfyui job submitted",
+            &[("backend", backend.name()), ("prompt_id", &prompt_id), ("workflow", &wf.name)],
+        );
         Progress::stage("queued").fraction(0.05).message(format!("submitted to {}", backend.name())).report();
         remember(cx, &backend, &prompt_id, &uploads);
         let done = finish(cx, backend, ws, prompt_id, instance, uploads, wf, opts, (t0, prepare)).await;
         forget(cx);
         return done;
     }
-    Err(SkillError::backend(
-        SERVICE_KIND,
-        None,
-        format!("every ComfyUI backend failed: {}", failures.join("; ")),
-    ))
+    Err(SkillError::backend(SERVICE_KIND, None, format!("every ComfyUI backend failed: {}", failures.join("; "))))
 }
 
 /// Follow a submitted job to its end and store its outputs.
@@ -454,13 +468,8 @@ async fn finish(
         stored.push(download(&backend, f, i, outputs.len()).await?);
     }
     Progress::stage("done").fraction(1.0).message(format!("{} file(s) from {}", stored.len(), backend.name())).report();
-    let timings = Timings {
-        prepare,
-        queued: finished.queued,
-        run: finished.ran,
-        download: t_dl.elapsed(),
-        total: t0.elapsed(),
-    };
+    let timings =
+        Timings { prepare, queued: finished.queued, run: finished.ran, download: t_dl.elapsed(), total: t0.elapsed() };
     Ok(Done {
         backend: backend.name().to_string(),
         prompt_id,
@@ -500,7 +509,14 @@ fn forget(cx: &Invocation) {
 
 /// If this invocation already submitted a job that its backend still knows
 /// (queued, running or finished), follow that job to its end.
-async fn resume(cx: &Invocation, services: &[settings::Service], instance: &mut Instance, wf: &Workflow, opts: &Options, t0: Instant) -> Result<Option<Done>, SkillError> {
+async fn resume(
+    cx: &Invocation,
+    services: &[settings::Service],
+    instance: &mut Instance,
+    wf: &Workflow,
+    opts: &Options,
+    t0: Instant,
+) -> Result<Option<Done>, SkillError> {
     let Some(saved) = crate::state::get(&job_key(cx)).and_then(|s| serde_json::from_str::<Value>(&s).ok()) else {
         return Ok(None);
     };
@@ -518,7 +534,10 @@ async fn resume(cx: &Invocation, services: &[settings::Service], instance: &mut 
             return Ok(None);
         }
         Err(e) => {
-            log::warn("cannot check the comfyui job to resume; starting over", &[("prompt_id", prompt_id), ("error", &e.to_string())]);
+            log::warn(
+                "cannot check the comfyui job to resume; starting over",
+                &[("prompt_id", prompt_id), ("error", &e.to_string())],
+            );
             return Ok(None);
         }
         Ok(_) => {}
@@ -533,7 +552,8 @@ async fn resume(cx: &Invocation, services: &[settings::Service], instance: &mut 
         .message(format!("resumed job {prompt_id} on {name}, submitted before the restart"))
         .report();
     let ws = crate::websocket::connect(&backend.ws_url(&cx.id), backend.name()).ok();
-    let done = finish(cx, backend, ws, prompt_id.to_string(), instance.clone(), uploads, wf, opts, (t0, Duration::ZERO)).await;
+    let done =
+        finish(cx, backend, ws, prompt_id.to_string(), instance.clone(), uploads, wf, opts, (t0, Duration::ZERO)).await;
     forget(cx);
     done.map(Some)
 }

@@ -118,7 +118,9 @@ fn invalid(workflow: &str, source: &str, why: impl std::fmt::Display) -> SkillEr
 /// Parse a graph given as JSON text or as a JSON object (from TOML).
 fn parse_graph(v: &Value) -> Result<Map<String, Value>, String> {
     let v = match v {
-        Value::String(text) => serde_json::from_str::<Value>(text).map_err(|e| format!("graph is not valid JSON: {e}"))?,
+        Value::String(text) => {
+            serde_json::from_str::<Value>(text).map_err(|e| format!("graph is not valid JSON: {e}"))?
+        }
         other => other.clone(),
     };
     let Value::Object(map) = v else {
@@ -159,18 +161,31 @@ impl Workflow {
                         match found.as_slice() {
                             [one] => (*one).clone(),
                             [] => {
-                                return Err(invalid(name, source, format!("binding `{param}` → node titled \"{title}\": no node has that title")));
+                                return Err(invalid(
+                                    name,
+                                    source,
+                                    format!("binding `{param}` → node titled \"{title}\": no node has that title"),
+                                ));
                             }
                             many => {
                                 return Err(invalid(
                                     name,
                                     source,
-                                    format!("binding `{param}` → node titled \"{title}\": {} nodes have that title; use `node`", many.len()),
+                                    format!(
+                                        "binding `{param}` → node titled \"{title}\": {} nodes have that title; use `node`",
+                                        many.len()
+                                    ),
                                 ));
                             }
                         }
                     }
-                    (None, None) => return Err(invalid(name, source, format!("binding `{param}`: a target needs `node` or `title`"))),
+                    (None, None) => {
+                        return Err(invalid(
+                            name,
+                            source,
+                            format!("binding `{param}`: a target needs `node` or `title`"),
+                        ));
+                    }
                 };
                 let Some(node) = graph.get(&id) else {
                     let mut ids: Vec<&String> = graph.keys().collect();
@@ -200,11 +215,18 @@ impl Workflow {
                     return Err(invalid(
                         name,
                         source,
-                        format!("binding `{param}` → node {id} ({class}) input `{}`: it is linked to another node, not a value", t.input),
+                        format!(
+                            "binding `{param}` → node {id} ({class}) input `{}`: it is linked to another node, not a value",
+                            t.input
+                        ),
                     ));
                 }
                 if t.scale.is_some() && !current.is_number() {
-                    return Err(invalid(name, source, format!("binding `{param}` → node {id} input `{}`: `scale` needs a numeric input", t.input)));
+                    return Err(invalid(
+                        name,
+                        source,
+                        format!("binding `{param}` → node {id} input `{}`: `scale` needs a numeric input", t.input),
+                    ));
                 }
                 resolved.push(Target { node: Some(id), title: None, ..t });
             }
@@ -334,7 +356,9 @@ impl Instance {
         let mut first = None;
         for t in targets {
             let node = t.node.as_deref().unwrap_or_default();
-            let Some(slot) = self.graph.get_mut(node).and_then(|n| n.get_mut("inputs")).and_then(|i| i.get_mut(&t.input)) else {
+            let Some(slot) =
+                self.graph.get_mut(node).and_then(|n| n.get_mut("inputs")).and_then(|i| i.get_mut(&t.input))
+            else {
                 continue;
             };
             let v = convert(param, value, slot, t.scale)?;
@@ -391,8 +415,13 @@ impl Library {
     pub fn get(&self, name: &str) -> Result<Workflow, SkillError> {
         if let Some(spec) = self.user.get(name) {
             let source = format!("settings workflows.{name}");
-            let sidecar: Sidecar = serde_json::from_value(spec.clone())
-                .map_err(|e| invalid(name, &source, format!("expected {{ graph, bindings, required?, outputs?, description?, frames_step? }}: {e}")))?;
+            let sidecar: Sidecar = serde_json::from_value(spec.clone()).map_err(|e| {
+                invalid(
+                    name,
+                    &source,
+                    format!("expected {{ graph, bindings, required?, outputs?, description?, frames_step? }}: {e}"),
+                )
+            })?;
             let graph = match &sidecar.graph {
                 Some(g) => g.clone(),
                 None => {
@@ -421,10 +450,26 @@ mod tests {
     use serde_json::json;
 
     const BUILTINS: &[(&str, &str, &str)] = &[
-        ("flux2-dev", include_str!("../../../workflows/flux2_dev_t2i.json"), include_str!("../../../workflows/flux2_dev_t2i.bindings.json")),
-        ("z-image-turbo", include_str!("../../../workflows/z_image_turbo_t2i.json"), include_str!("../../../workflows/z_image_turbo_t2i.bindings.json")),
-        ("wan22-t2v", include_str!("../../../workflows/wan22_t2v.json"), include_str!("../../../workflows/wan22_t2v.bindings.json")),
-        ("wan22-i2v", include_str!("../../../workflows/wan22_i2v.json"), include_str!("../../../workflows/wan22_i2v.bindings.json")),
+        (
+            "flux2-dev",
+            include_str!("../../../workflows/flux2_dev_t2i.json"),
+            include_str!("../../../workflows/flux2_dev_t2i.bindings.json"),
+        ),
+        (
+            "z-image-turbo",
+            include_str!("../../../workflows/z_image_turbo_t2i.json"),
+            include_str!("../../../workflows/z_image_turbo_t2i.bindings.json"),
+        ),
+        (
+            "wan22-t2v",
+            include_str!("../../../workflows/wan22_t2v.json"),
+            include_str!("../../../workflows/wan22_t2v.bindings.json"),
+        ),
+        (
+            "wan22-i2v",
+            include_str!("../../../workflows/wan22_i2v.json"),
+            include_str!("../../../workflows/wan22_i2v.bindings.json"),
+        ),
     ];
 
     #[test]
@@ -463,7 +508,10 @@ mod tests {
             Workflow::load("t", "test", &graph, sidecar).unwrap_err().to_string()
         };
         assert!(load(json!({"w": [{"node": "9", "input": "width"}]})).contains("binding `w` → node 9: no such node"));
-        assert!(load(json!({"w": [{"node": "1", "input": "hieght"}]})).contains("input `hieght`: no such input (it has width, link)"));
+        assert!(
+            load(json!({"w": [{"node": "1", "input": "hieght"}]}))
+                .contains("input `hieght`: no such input (it has width, link)")
+        );
         assert!(load(json!({"w": [{"node": "1", "input": "link"}]})).contains("linked"));
         assert!(load(json!({"w": []})).contains("no targets"));
     }

@@ -260,7 +260,10 @@ mod tests {
         info[10..18].copy_from_slice(&x.to_be_bytes());
         b.extend_from_slice(&info);
         assert_eq!(Kind::sniff(&b), Some(Kind::Flac));
-        assert_eq!(describe(Kind::Flac, &b, 1000), Some(Audio { seconds: Some(1.5), sample_rate: 24_000, channels: 2 }));
+        assert_eq!(
+            describe(Kind::Flac, &b, 1000),
+            Some(Audio { seconds: Some(1.5), sample_rate: 24_000, channels: 2 })
+        );
         info[10..18].copy_from_slice(&(24_000u64 << 44).to_be_bytes());
         let unknown = [&b[..8], &info].concat();
         assert_eq!(seconds(Kind::Flac, &unknown, 1000), None, "sample count not filled in");

@@ -241,7 +241,10 @@ mod tests {
         for chunk in [1, 7, 16, 65_536, b.len()] {
             let info = probe_in_chunks(&b, chunk).info().unwrap_or_else(|| panic!("chunks of {chunk}"));
             assert!((info.seconds - 2.046).abs() < 1e-9, "{info:?}");
-            assert_eq!((info.container, info.sample_rate, info.has_audio_track), (Container::Mp4, Some(44_100), Some(true)));
+            assert_eq!(
+                (info.container, info.sample_rate, info.has_audio_track),
+                (Container::Mp4, Some(44_100), Some(true))
+            );
             let v = info.video.unwrap();
             assert_eq!((v.frames, v.fps), (0, None), "no stsz in this one");
         }

@@ -253,7 +253,11 @@ fn fourcc(b: &[u8], at: usize) -> String {
 
 /// (timescale, duration) of an `mvhd` or `mdhd` body, version 0 or 1.
 fn timing(b: &[u8]) -> Option<(u32, u64)> {
-    if b.first() == Some(&1) { Some((be32(b, 20)?, be64(b, 24)?)) } else { Some((be32(b, 12)?, u64::from(be32(b, 16)?))) }
+    if b.first() == Some(&1) {
+        Some((be32(b, 20)?, be64(b, 24)?))
+    } else {
+        Some((be32(b, 12)?, u64::from(be32(b, 16)?)))
+    }
 }
 
 fn track(trak: &[u8]) -> Track {

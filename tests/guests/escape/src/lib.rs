@@ -22,7 +22,8 @@ impl Skill for Escape {
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         if let Some(path) = cx.str("forge") {
             // Claim a file the host never stored: the host must refuse it.
-            let fake = c41_kit::Artifact { path: path.into(), mime: "text/plain".into(), bytes: 1, sha256: "0".repeat(64) };
+            let fake =
+                c41_kit::Artifact { path: path.into(), mime: "text/plain".into(), bytes: 1, sha256: "0".repeat(64) };
             return Ok(Outcome { text: "here is a file".into(), artifacts: vec![fake], data: json!({}) });
         }
         if let Some(url) = cx.str("ws") {
@@ -50,7 +51,8 @@ impl Skill for Escape {
         };
         let http = match cx.str("url") {
             Some(url) => {
-                let req = Request::get(url).body(Body::empty()).map_err(|e| SkillError::invalid("url", e.to_string()))?;
+                let req =
+                    Request::get(url).body(Body::empty()).map_err(|e| SkillError::invalid("url", e.to_string()))?;
                 match Client::new().send(req).await {
                     Ok(resp) => format!("status {}", resp.status().as_u16()),
                     Err(e) => {

@@ -16,12 +16,7 @@ async fn server() -> (HumoSim, String) {
 }
 
 async fn post(url: &str, form: Form) -> reqwest::Response {
-    client()
-        .post(format!("{url}/generate"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
+    client().post(format!("{url}/generate")).multipart(form).send().await.unwrap()
 }
 
 fn form(image: &[u8], audio: &[u8], audio_name: &str) -> Form {
@@ -36,13 +31,7 @@ fn changed(frame: &[u8], base: &[u8]) -> usize {
     frame
         .chunks(3)
         .zip(base.chunks(3))
-        .filter(|(a, b)| {
-            a.iter()
-                .zip(*b)
-                .map(|(x, y)| u32::from(x.abs_diff(*y)))
-                .sum::<u32>()
-                > 60
-        })
+        .filter(|(a, b)| a.iter().zip(*b).map(|(x, y)| u32::from(x.abs_diff(*y))).sum::<u32>() > 60)
         .count()
 }
 
@@ -59,28 +48,19 @@ async fn wav_drives_a_lip_synced_video_of_its_length() {
     let png = testutil::portrait_png(80, 60);
     // 0.5 s of silence, then 0.5 s of tone: 25 frames at 25 fps.
     let wav = testutil::wav(16_000, 0.5, 0.5);
-    let f = form(&png, &wav, "line.wav")
-        .text("width", "64")
-        .text("height", "48");
+    let f = form(&png, &wav, "line.wav").text("width", "64").text("height", "48");
     let r = post(&url, f).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "video/mp4");
     let out = r.bytes().await.unwrap();
     let (v, a) = mp4_tracks(&out);
-    assert_eq!(
-        (v.codec.as_str(), v.width, v.height, v.frames),
-        ("avc1", 64, 48, 25)
-    );
+    assert_eq!((v.codec.as_str(), v.width, v.height, v.frames), ("avc1", 64, 48, 25));
     assert!((v.fps - 25.0).abs() < 1e-6);
     let a = a.expect("the audio, re-encoded");
     // 16 kHz input is raised to 48 kHz; AAC priming + padding add at most
     // two 1024-sample frames.
     assert_eq!((a.codec.as_str(), a.sample_rate), ("mp4a", 48_000));
-    assert!(
-        (1.0..=1.0 + 2048.0 / 48_000.0).contains(&a.seconds),
-        "audio lasts {}",
-        a.seconds
-    );
+    assert!((1.0..=1.0 + 2048.0 / 48_000.0).contains(&a.seconds), "audio lasts {}", a.seconds);
 
     // The mouth is shut in the silence and open in the tone.
     let frames = decode::mp4_video(&out).unwrap().frames.unwrap();
@@ -88,10 +68,7 @@ async fn wav_drives_a_lip_synced_video_of_its_length() {
     let base = decode::scale(&img, 64, 48);
     let quiet = changed(&frames.rgb[5], &base);
     let loud = changed(&frames.rgb[20], &base);
-    assert!(
-        loud > 2 * quiet && loud >= 64,
-        "quiet {quiet} vs loud {loud} pixels"
-    );
+    assert!(loud > 2 * quiet && loud >= 64, "quiet {quiet} vs loud {loud} pixels");
 
     let rec = &sim.requests()[0];
     assert_eq!(rec.status, 200);
@@ -108,27 +85,17 @@ async fn wav_drives_a_lip_synced_video_of_its_length() {
         assert_eq!(v["nb_read_frames"], "25");
         assert_eq!(v["avg_frame_rate"], "25/1");
         let a = streams.iter().find(|s| s["codec_type"] == "audio").unwrap();
-        assert_eq!(
-            (a["codec_name"].as_str(), a["sample_rate"].as_str()),
-            (Some("aac"), Some("48000"))
-        );
+        assert_eq!((a["codec_name"].as_str(), a["sample_rate"].as_str()), (Some("aac"), Some("48000")));
     }
 }
 
 #[tokio::test]
 async fn jpeg_flac_and_mp3_uploads_decode() {
     let (sim, url) = server().await;
-    let pcm = Pcm {
-        sample_rate: 44_100,
-        channels: 2,
-        samples: media::tone(44_100, 2, 0.4, 4),
-    };
+    let pcm = Pcm { sample_rate: 44_100, channels: 2, samples: media::tone(44_100, 2, 0.4, 4) };
     let flac = media::flac(&pcm).unwrap();
     let f = Form::new()
-        .part(
-            "image",
-            file(testutil::PORTRAIT_JPG, "face.jpg", "image/jpeg"),
-        )
+        .part("image", file(testutil::PORTRAIT_JPG, "face.jpg", "image/jpeg"))
         .part("audio", file(&flac, "line.flac", "audio/flac"))
         .text("prompt", "x")
         .text("fps", "10");
@@ -142,10 +109,7 @@ async fn jpeg_flac_and_mp3_uploads_decode() {
     // Gray+alpha PNG; only the width given, the height follows the aspect ratio.
     let mp3 = media::mp3(&pcm, 128).unwrap();
     let f = Form::new()
-        .part(
-            "image",
-            file(testutil::PORTRAIT_GRAY_ALPHA_PNG, "g.png", "image/png"),
-        )
+        .part("image", file(testutil::PORTRAIT_GRAY_ALPHA_PNG, "g.png", "image/png"))
         .part("audio", file(&mp3, "line.mp3", "audio/mpeg"))
         .text("prompt", "x")
         .text("width", "64");
@@ -167,9 +131,7 @@ async fn same_inputs_same_bytes_and_seed_matters() {
     let png = testutil::portrait_png(32, 32);
     let wav = testutil::wav(8_000, 0.1, 0.2);
     let go = |seed: &'static str| {
-        let f = form(&png, &wav, "a.wav")
-            .text("seed", seed)
-            .text("fps", "10");
+        let f = form(&png, &wav, "a.wav").text("seed", seed).text("fps", "10");
         let url = url.clone();
         async move { post(&url, f).await.bytes().await.unwrap() }
     };
@@ -193,10 +155,7 @@ async fn missing_and_bad_fields_are_422_naming_them() {
     );
     let png = testutil::portrait_png(16, 16);
     let wav = testutil::wav(8_000, 0.0, 0.1);
-    let f = form(&png, &wav, "a.wav")
-        .text("width", "30")
-        .text("fps", "0")
-        .text("steps", "many");
+    let f = form(&png, &wav, "a.wav").text("width", "30").text("fps", "0").text("steps", "many");
     let r = post(&url, f).await;
     assert_eq!(r.status(), 422);
     assert_eq!(
@@ -209,10 +168,7 @@ async fn missing_and_bad_fields_are_422_naming_them() {
             {"loc":["body","steps"],"msg":"value is not a valid integer","type":"type_error.integer"}
         ]})
     );
-    assert_eq!(
-        sim.requests()[0].error.as_deref(),
-        Some("image: field required")
-    );
+    assert_eq!(sim.requests()[0].error.as_deref(), Some("image: field required"));
 }
 
 #[tokio::test]
@@ -233,21 +189,11 @@ async fn undecodable_uploads_are_400_naming_the_field() {
         json!({"detail":[{"loc":["body","audio"],"msg":"not a WAV, FLAC or MP3 file","type":"value_error.audio"}]})
     );
     let long = testutil::wav(8_000, 31.0, 0.0);
-    let body: Value = post(&url, form(&png, &long, "a.wav"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = post(&url, form(&png, &long, "a.wav")).await.json().await.unwrap();
     assert_eq!(body["detail"][0]["loc"], json!(["body", "audio"]));
-    assert_eq!(
-        body["detail"][0]["msg"],
-        "the audio is 31.0 s long; the limit is 30 s"
-    );
+    assert_eq!(body["detail"][0]["msg"], "the audio is 31.0 s long; the limit is 30 s");
     let recs = sim.requests();
-    assert_eq!(
-        recs.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [400, 400, 400]
-    );
+    assert_eq!(recs.iter().map(|r| r.status).collect::<Vec<_>>(), [400, 400, 400]);
     assert_eq!(recs[1].image_size, Some((16, 16)));
 }
 

@@ -16,12 +16,7 @@ async fn server() -> (MmAudioSim, String) {
 }
 
 async fn post(url: &str, form: Form) -> reqwest::Response {
-    client()
-        .post(format!("{url}/process"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
+    client().post(format!("{url}/process")).multipart(form).send().await.unwrap()
 }
 
 fn video_form(video: &[u8], duration: &str, seed: &str) -> Form {
@@ -59,21 +54,13 @@ async fn video_in_gives_its_frames_with_aac_of_duration() {
     let a = a.expect("an audio track");
     assert_eq!((a.codec.as_str(), a.sample_rate), ("mp4a", 44_100));
     // Encoder priming and padding add at most two AAC frames.
-    assert!(
-        (1.5..=1.5 + 2048.0 / 44_100.0).contains(&a.seconds),
-        "audio lasts {}",
-        a.seconds
-    );
+    assert!((1.5..=1.5 + 2048.0 / 44_100.0).contains(&a.seconds), "audio lasts {}", a.seconds);
 
     // The frames are the input's, decoded and re-encoded.
     let back = decode::mp4_video(&out).unwrap().frames.unwrap();
     let orig = decode::mp4_video(&input).unwrap().frames.unwrap();
     for i in [0, 7, 14] {
-        let diff: u64 = back.rgb[i]
-            .iter()
-            .zip(&orig.rgb[i])
-            .map(|(a, b)| u64::from(a.abs_diff(*b)))
-            .sum();
+        let diff: u64 = back.rgb[i].iter().zip(&orig.rgb[i]).map(|(a, b)| u64::from(a.abs_diff(*b))).sum();
         let mean = diff as f64 / back.rgb[i].len() as f64;
         assert!(mean < 6.0, "frame {i} differs from the input by {mean}");
     }
@@ -113,9 +100,7 @@ async fn short_video_keeps_its_own_length() {
 #[tokio::test]
 async fn text_only_gives_flac_of_duration() {
     let (sim, url) = server().await;
-    let form = Form::new()
-        .text("prompt", "a dog barking")
-        .text("duration", "2.0");
+    let form = Form::new().text("prompt", "a dog barking").text("duration", "2.0");
     let r = post(&url, form).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "audio/flac");
@@ -136,30 +121,15 @@ async fn text_only_gives_flac_of_duration() {
 async fn same_request_same_bytes_and_seed_matters() {
     let (_sim, url) = server().await;
     let input = testutil::video(32, 32, 6, 12.0);
-    let a = post(&url, video_form(&input, "0.5", "3"))
-        .await
-        .bytes()
-        .await
-        .unwrap();
-    let b = post(&url, video_form(&input, "0.5", "3"))
-        .await
-        .bytes()
-        .await
-        .unwrap();
-    let c = post(&url, video_form(&input, "0.5", "4"))
-        .await
-        .bytes()
-        .await
-        .unwrap();
+    let a = post(&url, video_form(&input, "0.5", "3")).await.bytes().await.unwrap();
+    let b = post(&url, video_form(&input, "0.5", "3")).await.bytes().await.unwrap();
+    let c = post(&url, video_form(&input, "0.5", "4")).await.bytes().await.unwrap();
     assert_eq!(a, b);
     assert_ne!(a, c);
     let flac = |seed: &'static str| {
         let url = url.clone();
         async move {
-            let f = Form::new()
-                .text("prompt", "wind")
-                .text("duration", "0.5")
-                .text("seed", seed);
+            let f = Form::new().text("prompt", "wind").text("duration", "0.5").text("seed", seed);
             post(&url, f).await.bytes().await.unwrap()
         }
     };
@@ -179,27 +149,16 @@ async fn missing_prompt_is_fastapi_422() {
     // An empty prompt counts as missing; a body that is not multipart too.
     let r = post(&url, Form::new().text("prompt", "")).await;
     assert_eq!(r.status(), 422);
-    let r = client()
-        .post(format!("{url}/process"))
-        .json(&json!({"prompt": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let r = client().post(format!("{url}/process")).json(&json!({"prompt": "x"})).send().await.unwrap();
     assert_eq!(r.status(), 422);
     assert_eq!(sim.requests()[0].status, 422);
-    assert_eq!(
-        sim.requests()[0].error.as_deref(),
-        Some("prompt: field required")
-    );
+    assert_eq!(sim.requests()[0].error.as_deref(), Some("prompt: field required"));
 }
 
 #[tokio::test]
 async fn bad_numbers_are_listed_together() {
     let (_sim, url) = server().await;
-    let form = Form::new()
-        .text("duration", "long")
-        .text("num_steps", "0")
-        .text("seed", "1.5");
+    let form = Form::new().text("duration", "long").text("num_steps", "0").text("seed", "1.5");
     let r = post(&url, form).await;
     assert_eq!(r.status(), 422);
     assert_eq!(
@@ -215,40 +174,22 @@ async fn bad_numbers_are_listed_together() {
     let form = Form::new().text("prompt", "x").text("duration", "0");
     let body: Value = post(&url, form).await.json().await.unwrap();
     assert_eq!(body["detail"][0]["type"], "value_error.number.not_gt");
-    assert_eq!(
-        body["detail"][0]["msg"],
-        "ensure this value is greater than 0"
-    );
+    assert_eq!(body["detail"][0]["msg"], "ensure this value is greater than 0");
     let form = Form::new().text("prompt", "x").text("duration", "31");
     let body: Value = post(&url, form).await.json().await.unwrap();
-    assert_eq!(
-        body["detail"][0]["msg"],
-        "ensure this value is less than or equal to 30"
-    );
+    assert_eq!(body["detail"][0]["msg"], "ensure this value is less than or equal to 30");
 }
 
 #[tokio::test]
 async fn non_video_upload_is_400() {
     let (sim, url) = server().await;
-    let form = Form::new()
-        .part(
-            "video",
-            file(b"hello, not a video", "notes.txt", "text/plain"),
-        )
-        .text("prompt", "x");
+    let form = Form::new().part("video", file(b"hello, not a video", "notes.txt", "text/plain")).text("prompt", "x");
     let r = post(&url, form).await;
     assert_eq!(r.status(), 400);
-    assert_eq!(
-        r.json::<Value>().await.unwrap(),
-        json!({"detail": "video: not an MP4/MOV file"})
-    );
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"detail": "video: not an MP4/MOV file"}));
     // A PNG is not a video either.
-    let form = Form::new()
-        .part(
-            "video",
-            file(&testutil::portrait_png(16, 16), "a.png", "image/png"),
-        )
-        .text("prompt", "x");
+    let form =
+        Form::new().part("video", file(&testutil::portrait_png(16, 16), "a.png", "image/png")).text("prompt", "x");
     assert_eq!(post(&url, form).await.status(), 400);
     assert_eq!(sim.requests().len(), 2);
     assert!(sim.requests().iter().all(|r| r.status == 400));
@@ -268,11 +209,7 @@ async fn faults_fail_delay_and_down() {
         assert_eq!(r.text().await.unwrap(), "Service Unavailable");
     }
     assert_eq!(post(&url, text()).await.status(), 200);
-    assert_eq!(
-        sim.requests().len(),
-        1,
-        "injected failures never reach the handler"
-    );
+    assert_eq!(sim.requests().len(), 1, "injected failures never reach the handler");
 
     sim.set_delay(Duration::from_millis(150));
     let t = Instant::now();

@@ -15,12 +15,7 @@ async fn server() -> (TtsSim, String) {
 }
 
 async fn speak(url: &str, body: Value) -> reqwest::Response {
-    client()
-        .post(format!("{url}/v1/audio/speech"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    client().post(format!("{url}/v1/audio/speech")).json(&body).send().await.unwrap()
 }
 
 async fn audio(url: &str, input: &str, format: &str, speed: f64) -> (String, Vec<u8>) {
@@ -47,16 +42,9 @@ async fn wav_is_24k_mono_16bit_and_length_follows_text_and_speed() {
     let (ct, wav) = audio(&url, LINE, "wav", 1.0).await;
     assert_eq!(ct, "audio/wav");
     let h = testutil::wav_header(&wav);
-    assert_eq!(
-        (h.format, h.channels, h.sample_rate, h.bits),
-        (1, 1, 24_000, 16)
-    );
+    assert_eq!((h.format, h.channels, h.sample_rate, h.bits), (1, 1, 24_000, 16));
     let secs = f64::from(h.data_len) / 48_000.0;
-    assert!(
-        (1.5..6.0).contains(&secs),
-        "{secs} s for {} chars",
-        LINE.len()
-    );
+    assert!((1.5..6.0).contains(&secs), "{secs} s for {} chars", LINE.len());
     assert!(wav[44..].iter().any(|b| *b != 0), "not silence");
 
     let (_, longer) = audio(&url, &format!("{LINE} {LINE}"), "wav", 1.0).await;
@@ -64,10 +52,7 @@ async fn wav_is_24k_mono_16bit_and_length_follows_text_and_speed() {
     assert!(long_secs > 1.8 * secs, "{long_secs} vs {secs}");
     let (_, fast) = audio(&url, LINE, "wav", 2.0).await;
     let fast_secs = f64::from(testutil::wav_header(&fast).data_len) / 48_000.0;
-    assert!(
-        (fast_secs - secs / 2.0).abs() < 0.1 + 0.05,
-        "{fast_secs} vs {secs}"
-    );
+    assert!((fast_secs - secs / 2.0).abs() < 0.1 + 0.05, "{fast_secs} vs {secs}");
 
     let rec = &sim.requests()[0];
     assert_eq!(rec.status, 200);
@@ -98,17 +83,10 @@ async fn flac_mp3_and_pcm_decode_to_the_same_length() {
     let (rate, ch, n) = testutil::mp3_info(&mp3);
     assert_eq!((rate, ch), (24_000, 1));
     // Layer III adds encoder delay and frame padding: within two frames.
-    assert!(
-        (n as i64 - samples as i64).abs() <= 2 * 1152,
-        "{n} vs {samples}"
-    );
+    assert!((n as i64 - samples as i64).abs() <= 2 * 1152, "{n} vs {samples}");
 
     // The default format is mp3.
-    let r = speak(
-        &url,
-        json!({"model": "tts-1-hd", "input": "Hi.", "voice": "nova"}),
-    )
-    .await;
+    let r = speak(&url, json!({"model": "tts-1-hd", "input": "Hi.", "voice": "nova"})).await;
     assert_eq!(r.headers()["content-type"], "audio/mpeg");
 
     if let Some(p) = ffprobe(&mp3, "mp3") {
@@ -164,35 +142,21 @@ async fn errors_have_openai_shape_and_name_the_field() {
     no_voice.as_object_mut().unwrap().remove("voice");
     let (status, body) = error(&url, no_voice).await;
     assert_eq!(status, 400);
-    assert_eq!(
-        body["error"]["message"],
-        "Missing required parameter: 'voice'."
-    );
+    assert_eq!(body["error"]["message"], "Missing required parameter: 'voice'.");
     assert_eq!(body["error"]["code"], "missing_required_parameter");
 
     let (_, body) = error(&url, with("voice", json!("bob"))).await;
     assert_eq!(
-        (
-            body["error"]["param"].as_str(),
-            body["error"]["code"].as_str()
-        ),
+        (body["error"]["param"].as_str(), body["error"]["code"].as_str()),
         (Some("voice"), Some("invalid_value"))
     );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .ends_with("'shimmer', and 'verse'.")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().ends_with("'shimmer', and 'verse'."));
 
     let (_, body) = error(&url, with("speed", json!(5))).await;
     assert_eq!(body["error"]["code"], "decimal_above_max_value");
     assert_eq!(body["error"]["param"], "speed");
     let (_, body) = error(&url, with("speed", json!("fast"))).await;
-    assert_eq!(
-        body["error"]["message"],
-        "Invalid type for 'speed': expected a decimal, but got a string instead."
-    );
+    assert_eq!(body["error"]["message"], "Invalid type for 'speed': expected a decimal, but got a string instead.");
     let (_, body) = error(&url, with("input", json!(42))).await;
     assert_eq!(body["error"]["code"], "invalid_type");
     let (_, body) = error(&url, with("input", json!("x".repeat(4097)))).await;
@@ -214,41 +178,18 @@ async fn errors_have_openai_shape_and_name_the_field() {
     assert_eq!(body["error"]["type"], "invalid_request_error");
     assert_eq!(body["error"]["param"], Value::Null);
 
-    assert!(
-        sim.requests()
-            .iter()
-            .all(|r| r.status >= 400 && r.request.is_none())
-    );
+    assert!(sim.requests().iter().all(|r| r.status >= 400 && r.request.is_none()));
 }
 
 #[tokio::test]
 async fn models_and_voices_are_listed() {
     let (_sim, url) = server().await;
-    let m: Value = client()
-        .get(format!("{url}/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m: Value = client().get(format!("{url}/v1/models")).send().await.unwrap().json().await.unwrap();
     assert_eq!(m["object"], "list");
-    let ids: Vec<&str> = m["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = m["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"]);
     assert_eq!(m["data"][0]["object"], "model");
-    let v: Value = client()
-        .get(format!("{url}/v1/audio/voices"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = client().get(format!("{url}/v1/audio/voices")).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["voices"].as_array().unwrap().len(), 11);
 }
 
@@ -258,15 +199,7 @@ async fn faults_fail_delay_and_down() {
     let ok = json!({"model": "tts-1", "input": "hi", "voice": "alloy", "response_format": "wav"});
     sim.fail_next(1, 500);
     // Listing does not consume the failure.
-    assert_eq!(
-        client()
-            .get(format!("{url}/v1/models"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(client().get(format!("{url}/v1/models")).send().await.unwrap().status(), 200);
     let (status, body) = error(&url, ok.clone()).await;
     assert_eq!(status, 500);
     assert_eq!(body["error"]["type"], "server_error");
@@ -280,23 +213,11 @@ async fn faults_fail_delay_and_down() {
 
     sim.set_down(true);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(
-        client()
-            .post(format!("{url}/v1/audio/speech"))
-            .json(&ok)
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(client().post(format!("{url}/v1/audio/speech")).json(&ok).send().await.is_err());
     sim.set_down(false);
     let mut up = false;
     for _ in 0..50 {
-        if let Ok(r) = client()
-            .post(format!("{url}/v1/audio/speech"))
-            .json(&ok)
-            .send()
-            .await
-        {
+        if let Ok(r) = client().post(format!("{url}/v1/audio/speech")).json(&ok).send().await {
             up = r.status() == 200;
             break;
         }
