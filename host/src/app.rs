@@ -81,10 +81,22 @@ impl RunError {
 impl App {
     /// Build the runtime and load every skill.
     pub async fn new(config: LoadedConfig, options: RuntimeOptions, components: &[PathBuf]) -> anyhow::Result<App> {
+        let root = state_root(&options);
+        Self::with_state_root(config, options, components, root).await
+    }
+
+    /// [`new`](Self::new), with skill state and the run journal kept under
+    /// `root` (none: memory only, no journal) instead of the default place:
+    /// tests give each harness its own, so no test sees another's state.
+    pub async fn with_state_root(
+        config: LoadedConfig,
+        options: RuntimeOptions,
+        components: &[PathBuf],
+        root: Option<PathBuf>,
+    ) -> anyhow::Result<App> {
         let runtime = Runtime::new(options.clone()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let catalog =
             Catalog::load(&runtime, &config, components).await.map_err(|e: CatalogError| anyhow::anyhow!(e))?;
-        let root = state_root(&options);
         let state = crate::imports::state::StateStore::new(root.as_ref().map(|r| r.join("state")));
         let runs = root.map(|r| RunLog::new(r.join("runs")));
         Ok(App { config, runtime, catalog, state, runs })

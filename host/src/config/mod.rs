@@ -438,4 +438,6 @@ pub fn grant_set(services: &[GrantedService]) -> GrantSet {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

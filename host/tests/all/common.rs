@@ -83,6 +83,10 @@ pub fn closed_port() -> u16 {
 pub struct Harness {
     pub app: App,
     pub out: tempfile::TempDir,
+    /// This harness's own skill state and run journal, kept for as long as
+    /// the harness: no test sees another's (llm-route's cooldowns, a ComfyUI
+    /// skill's submitted job).
+    _state: tempfile::TempDir,
 }
 
 /// Build an App from config text (`{out}` is replaced by the output dir)
@@ -93,8 +97,10 @@ pub async fn harness(config_text: &str, guests: &[&str]) -> Harness {
     let loaded: LoadedConfig = config::parse(&text, Path::new("/test/c41.toml")).expect("test config parses");
     let options = RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
     let components: Vec<PathBuf> = guests.iter().map(|g| guest(g)).collect();
-    let app = App::new(loaded, options, &components).await.expect("app builds");
-    Harness { app, out }
+    let state = tempfile::tempdir().unwrap();
+    let app =
+        App::with_state_root(loaded, options, &components, Some(state.path().to_path_buf())).await.expect("app builds");
+    Harness { app, out, _state: state }
 }
 
 impl Harness {

@@ -55,14 +55,16 @@ async fn deadline_stops_a_skill_blocked_in_a_host_call() {
 #[tokio::test]
 async fn a_runaway_does_not_block_other_invocations() {
     let h = harness(CONFIG, &["runaway"]).await;
-    let spin = h.run("test-runaway", json!({"mode": "spin"}));
+    // Each time is taken inside its own future, as that call ends.
+    let spin = async {
+        let (r, _) = h.run("test-runaway", json!({"mode": "spin"})).await;
+        (r, Instant::now())
+    };
     let ok = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
         let (r, _) = h.run("test-runaway", json!({"mode": "ok"})).await;
         (r, Instant::now())
     };
-    let ((spun, _), (ok, ok_done)) = tokio::join!(spin, ok);
-    let spin_done = Instant::now();
+    let ((spun, spin_done), (ok, ok_done)) = tokio::join!(spin, ok);
     assert!(matches!(spun, Err(RunError::Invoke(InvokeError::Deadline { .. }))), "{spun:?}");
     assert_eq!(ok.expect("runs beside the runaway").text, "fine");
     assert!(ok_done <= spin_done, "the good call finished while the runaway was still spinning");

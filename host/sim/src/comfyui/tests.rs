@@ -81,6 +81,18 @@ impl Sim {
         ws
     }
 
+    /// Waits until `id` is the running job, as `/queue` shows it.
+    async fn until_running(&self, id: &str) {
+        for _ in 0..500 {
+            let (_, q) = self.get("/queue").await;
+            if q["queue_running"][0][1] == id {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("job {id} never started running");
+    }
+
     async fn history(&self, id: &str) -> Value {
         for _ in 0..600 {
             let (_, h) = self.get(&format!("/history/{id}")).await;
@@ -603,9 +615,11 @@ async fn queue_delete_and_history_empty_while_pending() {
     let (status, _) = s.post("/queue", json!({"delete": [second_id]})).await;
     assert_eq!(status, 200);
     s.history(first["prompt_id"].as_str().unwrap()).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The queue drains (a job that was not deleted would keep it non-empty
+    // for its 51 steps, then land in history).
+    until("the queue is empty", || s.sim.queue_remaining() == 0).await;
     assert_eq!(s.get(&format!("/history/{second_id}")).await.1, json!({}), "a deleted job never reaches history");
-    assert_eq!(s.sim.queue_remaining(), 0);
+    assert_eq!(s.sim.history_len(), 1);
 }
 
 #[tokio::test]
@@ -626,16 +640,19 @@ async fn restart_wipes_queue_history_and_running_job() {
     s.sim.restart();
     // The socket is closed by the "restart".
     while next_event(&mut ws).await.is_some() {}
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(s.get(&format!("/history/{done_id}")).await.1, json!({}));
-    assert_eq!(s.get(&format!("/history/{running_id}")).await.1, json!({}));
-    assert_eq!(s.get("/history").await.1, json!({}));
     assert_eq!(s.get("/queue").await.1, json!({"queue_running": [], "queue_pending": []}));
     assert_eq!(s.get(&format!("/api/jobs/{running_id}")).await.0, 404);
-    // The server keeps working afterwards.
+    // The server keeps working afterwards. Its one worker runs jobs one at
+    // a time, so once the next job is in history the vanished one's task has
+    // ended: whatever it would have written is written by then.
     let (_, again) = s.submit(slow(2), "r").await;
-    let h = s.history(again["prompt_id"].as_str().unwrap()).await;
+    let again_id = again["prompt_id"].as_str().unwrap().to_string();
+    let h = s.history(&again_id).await;
     assert_eq!(h["status"]["status_str"], "success");
+    assert_eq!(s.get(&format!("/history/{running_id}")).await.1, json!({}), "the vanished job left no trace");
+    let all = s.get("/history").await.1;
+    assert_eq!(all.as_object().unwrap().keys().collect::<Vec<_>>(), vec![&again_id], "{all}");
 }
 
 #[tokio::test]
@@ -648,7 +665,7 @@ async fn jobs_api_on_and_off() {
     let b_id = b["prompt_id"].as_str().unwrap();
     let (_, c) = s.submit(slow(301), "j").await;
     let c_id = c["prompt_id"].as_str().unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.until_running(b_id).await;
     let (status, list) = s.get("/api/jobs?status=pending,in_progress").await;
     assert_eq!(status, 200);
     let statuses: Vec<(String, String)> = list["jobs"]
@@ -772,4 +789,15 @@ async fn wan_i2v_respects_video_size_limit() {
     let r = mp4::Mp4Reader::read_header(std::io::Cursor::new(mp4), len).unwrap();
     let t = r.tracks().values().next().unwrap();
     assert_eq!((t.sample_count(), t.width(), t.height()), (17, 64, 32));
+}
+
+/// Waits for `cond`, polling; fails the test after 10 s.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
 }

@@ -383,6 +383,11 @@ impl LlmSim {
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight()
     }
+
+    /// Cold loads abandoned because the client disconnected mid-load.
+    pub fn aborted_loads(&self) -> usize {
+        self.shared.aborted_loads()
+    }
 }
 
 /// A request's own `c41-sim-fault` header: the failure comes in the shape of

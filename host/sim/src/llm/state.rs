@@ -19,6 +19,9 @@ pub(crate) struct Shared {
     /// Serialises cold loads, as Ollama's scheduler loads one model at a time.
     load_lock: tokio::sync::Mutex<()>,
     in_flight: AtomicUsize,
+    /// Cold loads given up because the client went away (the future was
+    /// dropped mid-load), counted so a test can wait for that event.
+    aborted_loads: AtomicUsize,
     ids: AtomicU64,
     down: watch::Sender<bool>,
 }
@@ -119,6 +122,7 @@ impl Shared {
             inner: Mutex::new(inner),
             load_lock: tokio::sync::Mutex::new(()),
             in_flight: AtomicUsize::new(0),
+            aborted_loads: AtomicUsize::new(0),
             ids: AtomicU64::new(1),
             down: watch::channel(false).0,
         }
@@ -213,6 +217,10 @@ impl Shared {
         self.in_flight.load(Ordering::SeqCst)
     }
 
+    pub fn aborted_loads(&self) -> usize {
+        self.aborted_loads.load(Ordering::SeqCst)
+    }
+
     /// Takes a pending slot, or None when the queue is full (503).
     pub fn try_enter(self: &Arc<Self>) -> Option<Pending> {
         let prev = self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -269,7 +277,18 @@ impl Shared {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let load_time = self.lock().load_time;
+        // Counts the load as aborted if this future is dropped before it ends.
+        struct Aborted<'a>(Option<&'a AtomicUsize>);
+        impl Drop for Aborted<'_> {
+            fn drop(&mut self) {
+                if let Some(n) = self.0 {
+                    n.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let mut aborted = Aborted(Some(&self.aborted_loads));
         tokio::time::sleep(load_time).await;
+        aborted.0 = None;
         let mut inner = self.lock();
         while inner.loaded.len() >= self.config.max_loaded.max(1) && inner.evict_lru() {}
         inner.loaded.push(Loaded { name: name.clone(), expires: keep.deadline(), last_used: Instant::now(), refs: 1 });

@@ -526,7 +526,15 @@ async fn disconnect_during_cold_load_aborts_it() {
     let body = json!({ "model": "smollm2", "messages": user("hi") });
     let err = impatient.post(h.url("/api/chat")).json(&body).send().await.unwrap_err();
     assert!(err.is_timeout());
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The event: the server gave the load up (a load that ran on would end
+    // after 300 ms and never count here).
+    for _ in 0..500 {
+        if h.sim.aborted_loads() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.sim.aborted_loads(), 1, "the server never noticed the client leave");
     assert!(h.ps_names().await.is_empty(), "the abandoned load never finished");
     assert_eq!(h.sim.in_flight(), 0);
     assert!(h.sim.requests().is_empty());

@@ -6,24 +6,30 @@ fn frames(w: u32, h: u32, n: u32) -> Frames {
     Frames { width: w, height: h, rgb: (0..n).map(|i| gradient_frame(w, h, 7, i)).collect() }
 }
 
-/// Runs ffprobe on `bytes` if it is installed; `None` when it is not.
+/// Runs ffprobe on `bytes`: `None` only when ffprobe is not installed on a
+/// developer's machine. Under CI (`CI` set) a missing ffprobe fails the
+/// test instead: `.ci/run` installs it (Debian's `ffmpeg`), and a check that
+/// silently skips there is a check that cannot fail.
 pub(crate) fn ffprobe(bytes: &[u8], ext: &str) -> Option<serde_json::Value> {
-    let which = std::process::Command::new("ffprobe").arg("-version").output().ok()?;
-    if !which.status.success() {
+    let installed = std::process::Command::new("ffprobe").arg("-version").output().is_ok_and(|o| o.status.success());
+    if !installed {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "ffprobe is not installed; under CI it must be (.ci/run installs Debian's ffmpeg)"
+        );
+        eprintln!("note: ffprobe is not installed; skipping its check of the {ext}");
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("c41-sim-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let path = dir.join(format!("probe.{ext}"));
-    std::fs::write(&path, bytes).ok()?;
+    let dir = tempfile::tempdir().expect("a temporary directory for ffprobe");
+    let path = dir.path().join(format!("probe.{ext}"));
+    std::fs::write(&path, bytes).expect("writing the file for ffprobe");
     let out = std::process::Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json"])
         .arg(&path)
         .output()
-        .ok()?;
-    let _ = std::fs::remove_dir_all(&dir);
+        .expect("running ffprobe");
     assert!(out.status.success(), "ffprobe rejected the {ext}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).ok()
+    Some(serde_json::from_slice(&out.stdout).expect("ffprobe prints JSON"))
 }
 
 #[test]
@@ -92,7 +98,8 @@ fn odd_sizes_are_cropped_for_video() {
 fn mp3_webp_webm_are_accepted_by_ffprobe() {
     let pcm = Pcm { sample_rate: 44100, channels: 2, samples: tone(44100, 2, 1.0, 3) };
     let mp3 = mp3(&pcm, 128).unwrap();
-    assert_eq!(&mp3[..3], b"ID3".as_slice().get(..3).filter(|_| mp3.starts_with(b"ID3")).unwrap_or(&mp3[..3]));
+    // An ID3 tag or an MPEG audio frame header (11 sync bits) first.
+    assert!(mp3.starts_with(b"ID3") || (mp3[0] == 0xFF && mp3[1] & 0xE0 == 0xE0), "{:02x?}", &mp3[..4]);
     let webp = webp_animated(&frames(16, 16, 4), 8.0).unwrap();
     assert_eq!(&webp[8..12], b"WEBP");
     let webm = webm(&frames(32, 32, 6), 8.0, 32).unwrap();
