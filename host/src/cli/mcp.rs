@@ -14,8 +14,9 @@ use std::sync::Arc;
     after_help = "OpenClaw starts MCP servers with a minimal environment: pass the config explicitly, e.g.\n  openclaw mcp add c41 -- c41 mcp --config /abs/path/c41.toml"
 )]
 pub struct Args {
-    /// Most invocations running at once (sizes the pooling allocator).
-    #[arg(long, default_value_t = 8)]
+    /// Most invocations running at once (sizes the pooling allocator); more
+    /// calls wait for a free slot, they never fail for lack of one.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::runtime::MAX_POOL_INSTANCES)))]
     pub max_concurrent: u32,
 }
 
@@ -32,7 +33,7 @@ impl Args {
             .max()
             .unwrap_or(512 << 20);
         let options = RuntimeOptions {
-            pooling: Some(PoolingOptions { instances: self.max_concurrent.max(1) * 2, max_memory_bytes: max_memory }),
+            pooling: Some(PoolingOptions { instances: self.max_concurrent, max_memory_bytes: max_memory }),
             ..RuntimeOptions::with_default_cache()
         };
         let app = Arc::new(App::new(config, options, &ctx.components).await?);

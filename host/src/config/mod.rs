@@ -60,26 +60,74 @@ pub struct ServiceConfig {
     /// Extra headers the host adds to every request to this service (a
     /// bearer token for a proxy). Skills never see them.
     #[serde(default)]
-    pub headers: IndexMap<String, String>,
+    pub headers: IndexMap<String, Spanned<String>>,
     /// Shorthand for `headers.Authorization = "Bearer <token>"`.
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Spanned<String>>,
     /// Like `token`, read from this environment variable of the host.
     #[serde(default)]
-    pub token_env: Option<String>,
+    pub token_env: Option<Spanned<String>>,
 }
 
 /// Per-invocation limits. Unset values fall back to the global `[limits]`,
-/// then to [`Limits::default`].
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// then to [`Limits::default`]. Each value is range-checked at load (see
+/// [`LIMIT_RANGES`]), so no later arithmetic can overflow.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LimitsConfig {
-    /// Linear memory cap of the component, in MiB.
-    pub memory_mb: Option<u64>,
+    /// Cap on the sum of all linear memories and tables of the component,
+    /// plus the host-side bytes it makes the host hold (wasi:http fields),
+    /// in MiB.
+    pub memory_mb: Option<Spanned<u64>>,
     /// Wall-clock deadline of one invocation, in seconds.
-    pub timeout_secs: Option<u64>,
+    pub timeout_secs: Option<Spanned<u64>>,
     /// Largest single artifact, in MiB.
-    pub max_artifact_mb: Option<u64>,
+    pub max_artifact_mb: Option<Spanned<u64>>,
+    /// Total size of all artifacts of one invocation, in MiB.
+    pub max_output_mb: Option<Spanned<u64>>,
+    /// Input files and artifact writers one invocation may hold open at once.
+    pub open_files: Option<Spanned<u64>>,
+    /// Outgoing connections (HTTP requests in flight, websockets) one
+    /// invocation may hold open at once.
+    pub connections: Option<Spanned<u64>>,
+}
+
+/// The accepted range of each `limits` key: (key, smallest, largest, unit).
+/// Checked at load with file:line, so `memory-mb << 20` cannot wrap and
+/// `now + timeout` cannot overflow.
+pub const LIMIT_RANGES: &[(&str, u64, u64, &str)] = &[
+    ("memory-mb", 1, 65_536, "MiB"),
+    ("timeout-secs", 1, 7 * 24 * 3600, "seconds"),
+    ("max-artifact-mb", 1, 1 << 20, "MiB"),
+    ("max-output-mb", 1, 1 << 20, "MiB"),
+    ("open-files", 1, 4096, "files"),
+    ("connections", 1, 1024, "connections"),
+];
+
+impl LimitsConfig {
+    /// The set values, by config key.
+    fn entries(&self) -> [(&'static str, Option<&Spanned<u64>>); 6] {
+        [
+            ("memory-mb", self.memory_mb.as_ref()),
+            ("timeout-secs", self.timeout_secs.as_ref()),
+            ("max-artifact-mb", self.max_artifact_mb.as_ref()),
+            ("max-output-mb", self.max_output_mb.as_ref()),
+            ("open-files", self.open_files.as_ref()),
+            ("connections", self.connections.as_ref()),
+        ]
+    }
+
+    /// The first value outside [`LIMIT_RANGES`]: (span, key, message).
+    fn out_of_range(&self) -> Option<(std::ops::Range<usize>, &'static str, String)> {
+        for (key, value) in self.entries() {
+            let Some(v) = value else { continue };
+            let (_, lo, hi, unit) = LIMIT_RANGES.iter().find(|(k, ..)| *k == key).expect("every limit has a range");
+            if !(*lo..=*hi).contains(v.get_ref()) {
+                return Some((v.span(), key, format!("{} is out of range: {lo} to {hi} {unit}", v.get_ref())));
+            }
+        }
+        None
+    }
 }
 
 /// What one skill is granted and configured with.
@@ -115,29 +163,50 @@ pub struct InputsConfig {
 /// The limits in force for one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Linear memory cap in bytes.
+    /// Cap in bytes on all linear memories and tables of the store plus the
+    /// host-side bytes the guest makes the host hold.
     pub memory_bytes: u64,
     /// Wall-clock deadline.
     pub timeout: Duration,
     /// Largest artifact in bytes.
     pub max_artifact_bytes: u64,
+    /// All artifacts of one invocation together, in bytes.
+    pub max_output_bytes: u64,
+    /// Input files and artifact writers open at once.
+    pub open_files: usize,
+    /// Outgoing connections (HTTP requests in flight, websockets) at once.
+    pub connections: usize,
 }
 
 impl Default for Limits {
-    /// 512 MiB of memory, 30 minutes, 8 GiB per artifact: roomy enough for a
-    /// video job, small enough to stop a runaway.
+    /// 512 MiB of memory, 30 minutes, 8 GiB per artifact and 16 GiB per
+    /// call, 64 open files, 32 connections: roomy enough for a video job,
+    /// small enough to stop a runaway before it hurts the host.
     fn default() -> Self {
-        Limits { memory_bytes: 512 << 20, timeout: Duration::from_secs(30 * 60), max_artifact_bytes: 8 << 30 }
+        Limits {
+            memory_bytes: 512 << 20,
+            timeout: Duration::from_secs(30 * 60),
+            max_artifact_bytes: 8 << 30,
+            max_output_bytes: 16 << 30,
+            open_files: 64,
+            connections: 32,
+        }
     }
 }
 
 impl Limits {
-    /// Apply the set values of `c` over `self`.
+    /// Apply the set values of `c` over `self` (values were range-checked at
+    /// load; the arithmetic saturates anyway for configs built in code).
     pub fn overlay(self, c: &LimitsConfig) -> Limits {
+        let v = |x: &Option<Spanned<u64>>| x.as_ref().map(|s| *s.get_ref());
+        let mib = |m: u64| m.saturating_mul(1 << 20);
         Limits {
-            memory_bytes: c.memory_mb.map(|m| m << 20).unwrap_or(self.memory_bytes),
-            timeout: c.timeout_secs.map(Duration::from_secs).unwrap_or(self.timeout),
-            max_artifact_bytes: c.max_artifact_mb.map(|m| m << 20).unwrap_or(self.max_artifact_bytes),
+            memory_bytes: v(&c.memory_mb).map(mib).unwrap_or(self.memory_bytes),
+            timeout: v(&c.timeout_secs).map(Duration::from_secs).unwrap_or(self.timeout),
+            max_artifact_bytes: v(&c.max_artifact_mb).map(mib).unwrap_or(self.max_artifact_bytes),
+            max_output_bytes: v(&c.max_output_mb).map(mib).unwrap_or(self.max_output_bytes),
+            open_files: v(&c.open_files).map(|n| n as usize).unwrap_or(self.open_files),
+            connections: v(&c.connections).map(|n| n as usize).unwrap_or(self.connections),
         }
     }
 }
@@ -259,6 +328,16 @@ pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         if let Err(e) = Grant::parse(name, svc.url.get_ref()) {
             return Err(invalid(svc.url.span(), format!("services.{name}.url"), e.to_string()));
         }
+        if let Some((span, key, message)) = svc.invalid_header() {
+            return Err(invalid(span, format!("services.{name}.{key}"), message));
+        }
+    }
+    let limit_tables = std::iter::once(("limits".to_string(), &config.limits))
+        .chain(config.skills.iter().map(|(n, sc)| (format!("skills.{n}.limits"), &sc.limits)));
+    for (table, limits) in limit_tables {
+        if let Some((span, key, message)) = limits.out_of_range() {
+            return Err(invalid(span, format!("{table}.{key}"), message));
+        }
     }
     let loaded = LoadedConfig::from_config(config, Some(path.to_path_buf()))?;
     for (skill, sc) in &loaded.config.skills {
@@ -296,12 +375,61 @@ impl ServiceConfig {
 
     /// The headers the host adds to requests to this service.
     pub fn auth_headers(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let token = self.token.clone().or_else(|| self.token_env.as_ref().and_then(|v| std::env::var(v).ok()));
-        if let Some(t) = token {
+        let mut out: Vec<(String, String)> =
+            self.headers.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect();
+        if let Some(t) = self.token_value() {
             out.push(("authorization".into(), format!("Bearer {t}")));
         }
         out
+    }
+
+    /// `token`, else the value of the `token-env` variable.
+    fn token_value(&self) -> Option<String> {
+        self.token
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .or_else(|| self.token_env.as_ref().and_then(|v| std::env::var(v.get_ref()).ok()))
+    }
+
+    /// The first header (or token) that cannot be sent as an HTTP header:
+    /// (span, key, why). Checked at load, so a bad token is an error with
+    /// file:line instead of a header silently not sent.
+    fn invalid_header(&self) -> Option<(std::ops::Range<usize>, String, String)> {
+        for (k, v) in &self.headers {
+            if http::HeaderName::try_from(k.as_str()).is_err() {
+                return Some((v.span(), format!("headers.{k}"), format!("`{k}` is not a valid HTTP header name")));
+            }
+            if http::HeaderValue::try_from(v.get_ref().as_str()).is_err() {
+                return Some((
+                    v.span(),
+                    format!("headers.{k}"),
+                    "the value is not a valid HTTP header value (control characters or newlines)".into(),
+                ));
+            }
+        }
+        let bad_token = |t: &str| http::HeaderValue::try_from(format!("Bearer {t}")).is_err() || t.is_empty();
+        if let Some(t) = &self.token
+            && bad_token(t.get_ref())
+        {
+            return Some((t.span(), "token".into(), "the token is empty or not a valid HTTP header value".into()));
+        }
+        if let Some(var) = &self.token_env {
+            match std::env::var(var.get_ref()) {
+                Ok(t) if bad_token(&t) => {
+                    return Some((
+                        var.span(),
+                        "token-env".into(),
+                        format!("the variable `{}` is empty or not a valid HTTP header value", var.get_ref()),
+                    ));
+                }
+                Ok(_) => {}
+                Err(_) => tracing::warn!(
+                    variable = %var.get_ref(),
+                    "token-env names an environment variable that is not set; no token is sent"
+                ),
+            }
+        }
+        None
     }
 }
 

@@ -51,9 +51,12 @@ url = "http://127.0.0.1:8880"
 # Limits for every invocation (per skill below overrides).
 # ---------------------------------------------------------------------------
 [limits]
-memory-mb = 512          # linear memory of the component
+memory-mb = 512          # all memories and tables of the component, plus header bytes the host holds
 timeout-secs = 1800      # wall-clock deadline of one invocation
 max-artifact-mb = 8192   # largest single file a skill may store
+# max-output-mb = 16384   # all files of one call together
+# open-files = 64         # input files and artifact writers open at once
+# connections = 32        # HTTP requests in flight and websockets at once
 
 # ---------------------------------------------------------------------------
 # Skills: what each one may reach. A grant takes effect only if the skill

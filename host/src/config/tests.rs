@@ -92,3 +92,34 @@ fn shipped_example_configs_load() {
     }
     assert!(seen >= 1, "examples/configs has configs");
 }
+
+#[test]
+fn limits_and_headers_are_checked_at_load_with_file_line_and_key() {
+    let cases = [
+        ("[limits]\ntimeout-secs = 9223372036854775807\n", vec!["c41.toml:2", "limits.timeout-secs", "out of range"]),
+        ("[limits]\nmemory-mb = 17592186044416\n", vec!["c41.toml:2", "limits.memory-mb", "1 to 65536 MiB"]),
+        ("[skills.x.limits]\n\nopen-files = 0\n", vec!["c41.toml:3", "skills.x.limits.open-files"]),
+        ("[limits]\nconnections = 100000\n", vec!["c41.toml:2", "limits.connections"]),
+        ("[limits]\nmax-output-mb = 0\n", vec!["c41.toml:2", "limits.max-output-mb"]),
+        (
+            "[services.comfyui]\nurl = \"http://a:1\"\ntoken = \"abc\\ndef\"\n",
+            vec!["c41.toml:3", "services.comfyui.token", "not a valid HTTP header value"],
+        ),
+        (
+            "[services.comfyui]\nurl = \"http://a:1\"\nheaders = { X-Key = \"a\\u0007b\" }\n",
+            vec!["c41.toml:3", "services.comfyui.headers.X-Key", "not a valid HTTP header value"],
+        ),
+        (
+            "[services.comfyui]\nurl = \"http://a:1\"\nheaders = { \"bad name\" = \"v\" }\n",
+            vec!["c41.toml:3", "not a valid HTTP header name"],
+        ),
+    ];
+    for (text, needles) in cases {
+        let err = parse_str(text).expect_err(text).to_string();
+        for n in needles {
+            assert!(err.contains(n), "error for {text:?} should contain {n:?}, got: {err}");
+        }
+    }
+    let ok = parse_str("[limits]\ntimeout-secs = 604800\nmemory-mb = 65536\nopen-files = 4096\n").unwrap();
+    assert_eq!(ok.limits_for("x").memory_bytes, 65536 << 20);
+}

@@ -6,12 +6,16 @@
 use crate::runtime::InvocationCtx;
 use crate::runtime::bindings::c41::skill::artifacts::{ArtifactError, Host, HostArtifactWriter};
 use crate::runtime::bindings::c41::skill::types::Artifact;
+use crate::runtime::budget::Slot;
 use c41_artifacts::{ArtifactError as StoreError, PendingArtifact, StoredArtifact};
 use wasmtime::component::Resource;
 
 /// The host object behind an `artifact-writer` resource.
 pub struct ArtifactWriter {
     pending: Option<PendingArtifact>,
+    /// Counts against `limits.open-files` until the file is finished or
+    /// dropped.
+    slot: Option<Slot>,
 }
 
 /// A file stored during this invocation.
@@ -40,8 +44,15 @@ impl Host for InvocationCtx {
         let Some(store) = &self.artifacts else {
             return Ok(Err(ArtifactError::Io("this call has no output directory".into())));
         };
-        match store.create(&name, &mime, self.max_artifact_bytes) {
-            Ok(pending) => Ok(Ok(self.table.push(ArtifactWriter { pending: Some(pending) })?)),
+        let slot = match self.files.take() {
+            Ok(s) => s,
+            Err(refused) => {
+                self.limit_log.record(&self.skill, refused.clone());
+                return Ok(Err(ArtifactError::Io(refused)));
+            }
+        };
+        match store.create(&name, &mime, self.limits.max_artifact_bytes) {
+            Ok(pending) => Ok(Ok(self.table.push(ArtifactWriter { pending: Some(pending), slot: Some(slot) })?)),
             Err(e) => Ok(Err(to_wit(e))),
         }
     }
@@ -53,12 +64,28 @@ impl HostArtifactWriter for InvocationCtx {
         let Some(pending) = writer.pending.as_mut() else {
             return Ok(Err(ArtifactError::Closed));
         };
-        match pending.write(&chunk) {
-            Ok(()) => Ok(Ok(())),
+        let total = self.output_bytes.saturating_add(chunk.len() as u64);
+        let result = if total > self.limits.max_output_bytes {
+            Err(StoreError::TooLarge { limit: self.limits.max_output_bytes })
+        } else {
+            pending.write(&chunk)
+        };
+        match result {
+            Ok(()) => {
+                self.output_bytes = total;
+                Ok(Ok(()))
+            }
             Err(e) => {
+                // The partial file is removed, and the descriptor closed.
                 writer.pending = None;
+                writer.slot = None;
                 if let StoreError::TooLarge { limit } = e {
-                    tracing::warn!(skill = %self.skill, limit, "artifact exceeded limits.max-artifact-mb");
+                    let key = if total > self.limits.max_output_bytes {
+                        "limits.max-output-mb, all files of one call"
+                    } else {
+                        "limits.max-artifact-mb, per file"
+                    };
+                    self.limit_log.record(&self.skill, format!("refused: an artifact went past {limit} bytes ({key})"));
                 }
                 Ok(Err(to_wit(e)))
             }
@@ -70,6 +97,7 @@ impl HostArtifactWriter for InvocationCtx {
         let Some(pending) = writer.pending.take() else {
             return Ok(Err(ArtifactError::Closed));
         };
+        let _slot = writer.slot.take();
         match pending.finish() {
             Ok(stored) => {
                 tracing::info!(skill = %self.skill, path = %stored.path.display(), bytes = stored.bytes, "artifact stored");

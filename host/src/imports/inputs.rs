@@ -5,6 +5,7 @@
 
 use crate::runtime::InvocationCtx;
 use crate::runtime::bindings::c41::skill::inputs::{Host, HostInputFile, InputError};
+use crate::runtime::budget::Slot;
 use std::io::Read;
 use wasmtime::component::Resource;
 
@@ -13,6 +14,8 @@ const MAX_READ: u32 = 1 << 20;
 
 /// The host object behind an `input-file` resource.
 pub struct InputFile {
+    /// Counts against `limits.open-files` while the file is open.
+    _slot: Slot,
     file: std::fs::File,
     name: String,
     mime: String,
@@ -28,12 +31,19 @@ impl Host for InvocationCtx {
                 if known.is_empty() { "none".into() } else { known }
             ))));
         };
+        let slot = match self.files.take() {
+            Ok(s) => s,
+            Err(refused) => {
+                self.limit_log.record(&self.skill, refused.clone());
+                return Ok(Err(InputError::Io(refused)));
+            }
+        };
         let file = match std::fs::File::open(&input.path) {
             Ok(f) => f,
             Err(e) => return Ok(Err(InputError::Io(format!("{}: {e}", input.path.display())))),
         };
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let handle = InputFile { file, name: input.name.clone(), mime: input.mime.clone(), size };
+        let handle = InputFile { _slot: slot, file, name: input.name.clone(), mime: input.mime.clone(), size };
         Ok(Ok(self.table.push(handle)?))
     }
 }

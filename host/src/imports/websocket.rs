@@ -8,6 +8,7 @@
 
 use crate::runtime::InvocationCtx;
 use crate::runtime::bindings::c41::skill::websocket::{Host, HostConnection, Message, WsError};
+use crate::runtime::budget::Slot;
 use crate::sandbox::{DEFAULT_CONNECT_TIMEOUT, Stream, open_stream};
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -21,6 +22,8 @@ const MAX_MESSAGE: usize = 16 << 20;
 /// The host object behind a `connection` resource.
 pub struct WsConnection {
     socket: Option<WebSocketStream<Box<dyn Stream>>>,
+    /// Counts against `limits.connections` while the connection lives.
+    _slot: Slot,
 }
 
 impl Host for InvocationCtx {
@@ -42,6 +45,10 @@ impl Host for InvocationCtx {
             Ok(p) => p,
             Err(denial) => return Ok(Err(WsError::Denied(denial.to_string()))),
         };
+        let slot = match self.hooks.connection() {
+            Ok(s) => s,
+            Err(refused) => return Ok(Err(WsError::Connect(refused))),
+        };
         let stream = match open_stream(pinned.addr, pinned.tls_name, DEFAULT_CONNECT_TIMEOUT).await {
             Ok(s) => s,
             Err(e) => return Ok(Err(WsError::Connect(e.to_string()))),
@@ -58,7 +65,7 @@ impl Host for InvocationCtx {
         match tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, handshake).await {
             Ok(Ok((socket, _))) => {
                 tracing::debug!(skill = %self.skill, %url, "websocket open");
-                Ok(Ok(self.table.push(WsConnection { socket: Some(socket) })?))
+                Ok(Ok(self.table.push(WsConnection { socket: Some(socket), _slot: slot })?))
             }
             Ok(Err(e)) => Ok(Err(WsError::Connect(e.to_string()))),
             Err(_) => Ok(Err(WsError::Connect("handshake timed out".into()))),

@@ -6,8 +6,9 @@
 use super::LoadedSkill;
 use super::bindings::c41::skill::types as wit;
 use super::bindings::{Skill, SkillPre};
+use super::budget::{LimitLog, Slots};
 use super::output::GuestOutput;
-use super::state::{InvocationCtx, MemoryLimiter};
+use super::state::{InvocationCtx, MAX_HANDLES, MemoryLimiter};
 use crate::config::{GrantedService, Limits};
 use crate::events::{Discard, EventSink};
 use crate::input::FileInputs;
@@ -18,6 +19,7 @@ use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -123,13 +125,25 @@ pub enum InvokeError {
         /// The deadline.
         limit: Duration,
     },
-    /// The component trapped (a bug: panic, unreachable, ...).
-    #[error("the skill crashed: {message}{}", if .output.is_empty() { String::new() } else { format!("\nskill output:\n{}", .output) })]
+    /// The component trapped (a bug: panic, unreachable, ...). Requests the
+    /// host refused before the crash are listed beside it, not blamed for it.
+    #[error("the skill crashed: {message}{}{}", refused_beside(.denials), if .output.is_empty() { String::new() } else { format!("\nskill output:\n{}", .output) })]
     Trap {
         /// wasmtime's message.
         message: String,
         /// The tail of the skill's stdout/stderr (a panic message).
         output: String,
+        /// Requests the host refused before the crash.
+        denials: Vec<Denial>,
+    },
+    /// The host enforced a limit (open files, connections, handles, output
+    /// size) and the call failed after it.
+    #[error("stopped: {message}{}", if .detail.is_empty() { String::new() } else { format!(" (the skill then failed: {})", .detail) })]
+    Limit {
+        /// The host's refusal, naming the config key.
+        message: String,
+        /// What the skill made of it (its error or trap).
+        detail: String,
     },
     /// The skill reported an internal error.
     #[error("the skill failed: {message}")]
@@ -143,6 +157,17 @@ pub enum InvokeError {
         /// The claimed path.
         path: String,
     },
+}
+
+fn refused_beside(denials: &[Denial]) -> String {
+    if denials.is_empty() {
+        return String::new();
+    }
+    let mut m = format!("\nthe host had refused {} request(s) before the crash:", denials.len());
+    for d in denials.iter().take(5) {
+        m.push_str(&format!("\n  {d}"));
+    }
+    m
 }
 
 fn denied_message(target: &str, reason: &str, denials: &[Denial]) -> String {
@@ -170,19 +195,23 @@ impl InvokeError {
             InvokeError::MemoryLimit { .. } => "memory-limit",
             InvokeError::Deadline { .. } => "deadline",
             InvokeError::Trap { .. } => "trap",
+            InvokeError::Limit { .. } => "limit",
             InvokeError::Internal { .. } => "internal",
             InvokeError::ForgedArtifact { .. } => "forged-artifact",
         }
     }
 
     /// Whose fault it was (`--json` `error.fault`): `input`, `grant`,
-    /// `service`, `limit`, `caller` or `skill`.
+    /// `service`, `limit`, `caller` or `skill`. A `denied` error is the
+    /// grant's fault only when the host refused a request; a skill's own
+    /// `denied` with no refusal behind it is a service's answer.
     pub fn fault(&self) -> &'static str {
         match self {
             InvokeError::InvalidInput { .. } => "input",
+            InvokeError::Denied { denials, .. } if denials.is_empty() => "service",
             InvokeError::Denied { .. } => "grant",
             InvokeError::Backend { .. } | InvokeError::Timeout { .. } => "service",
-            InvokeError::MemoryLimit { .. } | InvokeError::Deadline { .. } => "limit",
+            InvokeError::MemoryLimit { .. } | InvokeError::Deadline { .. } | InvokeError::Limit { .. } => "limit",
             InvokeError::Cancelled => "caller",
             InvokeError::Trap { .. } | InvokeError::Internal { .. } | InvokeError::ForgedArtifact { .. } => "skill",
         }
@@ -197,6 +226,10 @@ fn new_ctx(
     events: Arc<dyn EventSink>,
     output: &GuestOutput,
 ) -> InvocationCtx {
+    let limit_log = LimitLog::default();
+    let connections = Slots::new(limits.connections, "outgoing connections", "limits.connections");
+    let mut table = wasmtime::component::ResourceTable::new();
+    table.set_max_capacity(MAX_HANDLES);
     let mut wasi = WasiCtx::builder();
     // Deny by default, and say so: no preopened directories, no environment,
     // no arguments, no sockets, no name lookups. Output is captured.
@@ -210,20 +243,29 @@ fn new_ctx(
         skill: skill.to_string(),
         wasi: wasi.build(),
         http: WasiHttpCtx::new(),
-        table: wasmtime::component::ResourceTable::new(),
-        hooks: SandboxHooks::new(skill, &services, denials),
+        table,
+        hooks: SandboxHooks::new(skill, &services, denials, connections, limit_log.clone()),
         limiter: MemoryLimiter::new(limits),
         events,
         services,
         settings: Map::new(),
         artifacts: None,
-        max_artifact_bytes: limits.max_artifact_bytes,
+        limits: *limits,
+        files: Slots::new(limits.open_files, "input files and artifact writers", "limits.open-files"),
+        output_bytes: 0,
+        limit_log,
         produced: Arc::new(Mutex::new(Vec::new())),
         inputs: FileInputs::default(),
         cancel: CancellationToken::new(),
         state: None,
-        deadline: Instant::now() + limits.timeout,
+        deadline: Instant::now().checked_add(limits.timeout).unwrap_or_else(far_future),
     }
+}
+
+/// A deadline that never comes (a timeout too large for the clock; the
+/// config refuses those, a `Limits` built in code might not).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 fn new_store(engine: &Engine, ctx: InvocationCtx) -> Store<InvocationCtx> {
@@ -236,7 +278,15 @@ fn new_store(engine: &Engine, ctx: InvocationCtx) -> Store<InvocationCtx> {
 
 /// Ask a prepared component to describe itself, in a store with no grants
 /// and small limits.
-pub(super) async fn describe(engine: &Engine, pre: &SkillPre<InvocationCtx>) -> wasmtime::Result<wit::Description> {
+pub(super) async fn describe(
+    engine: &Engine,
+    pre: &SkillPre<InvocationCtx>,
+    slots: Option<&tokio::sync::Semaphore>,
+) -> wasmtime::Result<wit::Description> {
+    let _slot = match slots {
+        Some(s) => Some(s.acquire().await?),
+        None => None,
+    };
     let limits = Limits { timeout: Duration::from_secs(10), ..Limits::default() };
     let output = GuestOutput::default();
     let ctx = new_ctx("(describe)", Vec::new(), &limits, DenialLog::default(), Arc::new(Discard), &output);
@@ -255,12 +305,20 @@ impl LoadedSkill {
     /// Run the skill once on a fresh instance.
     pub async fn invoke(&self, req: InvokeRequest) -> Result<Invoked, InvokeError> {
         let name = self.description.name.clone();
-        let started = Instant::now();
         let invocation_id = req.invocation_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let denials = DenialLog::default();
         let output = GuestOutput::default();
         let limits = req.limits;
 
+        // Wait for a free instance slot (pooling): never fail for lack of one.
+        let _slot = match &self.slots {
+            Some(s) => tokio::select! {
+                permit = s.clone().acquire_owned() => Some(permit.map_err(|_| InvokeError::Cancelled)?),
+                _ = req.cancel.cancelled() => return Err(InvokeError::Cancelled),
+            },
+            None => None,
+        };
+        let started = Instant::now();
         let mut ctx = new_ctx(&name, req.services, &limits, denials.clone(), req.events, &output);
         ctx.settings = req.settings;
         ctx.artifacts = req.store;
@@ -287,18 +345,8 @@ impl LoadedSkill {
             }
         };
         let denied = denials.all();
-        let with_denials = |e: InvokeError| -> InvokeError {
-            if denied.is_empty() || matches!(e, InvokeError::InvalidInput { .. } | InvokeError::Cancelled) {
-                return e;
-            }
-            // The host refused a request: that is the cause, whatever the
-            // guest made of it ("connection reset", a backend error, ...).
-            let (target, reason) = match &e {
-                InvokeError::Denied { target, reason, .. } => (target.clone(), reason.clone()),
-                other => (String::new(), other.to_string()),
-            };
-            InvokeError::Denied { target, reason, denials: denied.clone() }
-        };
+        let limited = store.data().limit_log.all();
+        let attribute = |e: InvokeError| attribute(e, &denied, &limited);
 
         let outcome = match result {
             None => return Err(InvokeError::Deadline { limit: limits.timeout }),
@@ -306,9 +354,22 @@ impl LoadedSkill {
                 if store.data().limiter.hit {
                     return Err(InvokeError::MemoryLimit { limit_bytes: limits.memory_bytes });
                 }
-                return Err(with_denials(InvokeError::Trap { message: format!("{trap:#}"), output: output.text() }));
+                if let Some(ResourceTableError::Full) = trap.downcast_ref::<ResourceTableError>() {
+                    return Err(InvokeError::Limit {
+                        message: format!(
+                            "the skill held more than {MAX_HANDLES} handles at once (wasi:http fields, requests, \
+                             bodies, input files, artifact writers, websockets)"
+                        ),
+                        detail: String::new(),
+                    });
+                }
+                return Err(attribute(InvokeError::Trap {
+                    message: format!("{trap:#}"),
+                    output: output.text(),
+                    denials: denied.clone(),
+                }));
             }
-            Some(Ok(Err(skill_error))) => return Err(with_denials(from_wit(skill_error))),
+            Some(Ok(Err(skill_error))) => return Err(attribute(from_wit(skill_error))),
             Some(Ok(Ok(outcome))) => outcome,
         };
 
@@ -331,6 +392,34 @@ impl LoadedSkill {
         }
         Ok(Invoked { invocation_id, text: outcome.text, artifacts, data, denials: denied, elapsed: started.elapsed() })
     }
+}
+
+/// Whose fault a failed call was, given what the host refused during it: a
+/// limit the host enforced is the cause of whatever followed; a refused
+/// request is the cause of a skill error ("connection reset", a backend
+/// error), but a trap stays a trap (with its message) and lists the
+/// refusals beside it.
+fn attribute(e: InvokeError, denied: &[Denial], limited: &[String]) -> InvokeError {
+    if matches!(e, InvokeError::InvalidInput { .. } | InvokeError::Cancelled) {
+        return e;
+    }
+    if let Some(first) = limited.first() {
+        let detail = match &e {
+            InvokeError::Trap { message, output, .. } => {
+                format!("{message}{}", if output.is_empty() { String::new() } else { format!("; output: {output}") })
+            }
+            other => other.to_string(),
+        };
+        return InvokeError::Limit { message: first.clone(), detail };
+    }
+    if denied.is_empty() || matches!(e, InvokeError::Trap { .. }) {
+        return e;
+    }
+    let (target, reason) = match &e {
+        InvokeError::Denied { target, reason, .. } => (target.clone(), reason.clone()),
+        other => (String::new(), other.to_string()),
+    };
+    InvokeError::Denied { target, reason, denials: denied.to_vec() }
 }
 
 fn from_wit(e: wit::SkillError) -> InvokeError {

@@ -8,14 +8,16 @@
 
 #[allow(missing_docs)]
 pub mod bindings;
+pub mod budget;
 mod cache;
+mod http_fields;
 mod invoke;
 mod output;
 mod state;
 
 pub use cache::{CacheOutcome, ComponentCache};
 pub use invoke::{InvokeError, InvokeRequest, Invoked};
-pub use state::InvocationCtx;
+pub use state::{InvocationCtx, MAX_CORE_INSTANCES, MAX_HANDLES, MAX_MEMORIES, MAX_TABLES};
 
 use crate::input::InputSchema;
 use bindings::{Skill, SkillPre};
@@ -105,6 +107,7 @@ pub struct LoadedSkill {
     /// Whether loading hit the compiled-component cache.
     pub cache: CacheOutcome,
     pre: SkillPre<InvocationCtx>,
+    slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Why a component could not be loaded.
@@ -134,6 +137,10 @@ pub struct Runtime {
     linker: Linker<InvocationCtx>,
     cache: ComponentCache,
     ticker_stop: Arc<AtomicBool>,
+    /// With the pooling allocator: one permit per instance slot, held by
+    /// every live store, so calls beyond the pool wait their turn instead
+    /// of failing ("maximum concurrent limit reached").
+    slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Drop for Runtime {
@@ -148,20 +155,31 @@ impl Runtime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        let mut slots = None;
         if let Some(p) = options.pooling {
+            // Per-component caps times the instance count: a component that
+            // fits the caps (checked at load) always finds room in the pool.
+            let instances = p.instances.clamp(1, MAX_POOL_INSTANCES);
             let mut pool = PoolingAllocationConfig::default();
-            pool.total_component_instances(p.instances)
-                .total_core_instances(p.instances * 4)
-                .total_memories(p.instances * 4)
-                .total_tables(p.instances * 4)
-                .max_memory_size(p.max_memory_bytes as usize);
+            pool.total_component_instances(instances)
+                .total_core_instances(instances * MAX_CORE_INSTANCES)
+                .total_memories(instances * MAX_MEMORIES)
+                .total_tables(instances * MAX_TABLES)
+                .max_core_instances_per_component(MAX_CORE_INSTANCES)
+                .max_memories_per_component(MAX_MEMORIES)
+                .max_tables_per_component(MAX_TABLES)
+                .max_memories_per_module(MAX_MEMORIES)
+                .max_tables_per_module(MAX_TABLES)
+                .max_memory_size(usize::try_from(p.max_memory_bytes).unwrap_or(usize::MAX));
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            slots = Some(Arc::new(tokio::sync::Semaphore::new(instances as usize)));
         }
         let engine = Engine::new(&config)?;
 
         let mut linker: Linker<InvocationCtx> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        http_fields::add_to_linker(&mut linker)?;
         Skill::add_to_linker::<_, HasSelf<_>>(&mut linker, |ctx| ctx)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -175,7 +193,7 @@ impl Runtime {
                 }
             })?;
         }
-        Ok(Runtime { engine, linker, cache: ComponentCache::new(options.cache_dir), ticker_stop })
+        Ok(Runtime { engine, linker, cache: ComponentCache::new(options.cache_dir), ticker_stop, slots })
     }
 
     /// The engine (benchmarks, tests).
@@ -189,9 +207,10 @@ impl Runtime {
         let component_err =
             |e: wasmtime::Error| LoadError::Component { origin: origin.clone(), message: format!("{e:#}") };
         let (component, cache) = self.cache.load(&self.engine, bytes).map_err(component_err)?;
+        check_resources(&component).map_err(|message| LoadError::Component { origin: origin.clone(), message })?;
         let pre = self.linker.instantiate_pre(&component).map_err(component_err)?;
         let pre = SkillPre::new(pre).map_err(component_err)?;
-        let raw = invoke::describe(&self.engine, &pre)
+        let raw = invoke::describe(&self.engine, &pre, self.slots.as_deref())
             .await
             .map_err(|e| LoadError::Description { origin: origin.clone(), message: format!("{e:#}") })?;
         let bad = |message: String| LoadError::Description { origin: origin.clone(), message };
@@ -213,6 +232,29 @@ impl Runtime {
             output: raw.output,
             services: raw.services,
         };
-        Ok(LoadedSkill { description, schema, origin, cache, pre })
+        Ok(LoadedSkill { description, schema, origin, cache, pre, slots: self.slots.clone() })
     }
+}
+
+/// Most instance slots the pooling allocator is sized for (`--max-concurrent`).
+pub const MAX_POOL_INSTANCES: u32 = 256;
+
+/// Refuse a component that defines more memories, tables or core instances
+/// than one instance may have: the pooling allocator could not place it, and
+/// without pooling it would only be a way around the memory cap's intent.
+fn check_resources(component: &wasmtime::component::Component) -> Result<(), String> {
+    let Some(r) = component.resources_required() else {
+        return Err("it instantiates imported core modules, which c41 does not allow".into());
+    };
+    if r.num_memories > MAX_MEMORIES {
+        return Err(format!(
+            "it defines {} linear memories; a c41 skill may have at most {MAX_MEMORIES} (limits.memory-mb caps \
+             their sum)",
+            r.num_memories
+        ));
+    }
+    if r.num_tables > MAX_TABLES {
+        return Err(format!("it defines {} tables; a c41 skill may have at most {MAX_TABLES}", r.num_tables));
+    }
+    Ok(())
 }

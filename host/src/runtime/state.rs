@@ -11,8 +11,8 @@ use c41_artifacts::ArtifactStore;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -28,7 +28,13 @@ pub struct InvocationCtx {
     pub(crate) services: Vec<GrantedService>,
     pub(crate) settings: serde_json::Map<String, serde_json::Value>,
     pub(crate) artifacts: Option<ArtifactStore>,
-    pub(crate) max_artifact_bytes: u64,
+    pub(crate) limits: Limits,
+    /// Input files and artifact writers open now (`limits.open-files`).
+    pub(crate) files: super::budget::Slots,
+    /// Bytes written to artifacts in this call (`limits.max-output-mb`).
+    pub(crate) output_bytes: u64,
+    /// Limits the host enforced in this call.
+    pub(crate) limit_log: super::budget::LimitLog,
     pub(crate) produced: Arc<Mutex<Vec<Produced>>>,
     pub(crate) inputs: FileInputs,
     pub(crate) cancel: CancellationToken,
@@ -48,47 +54,92 @@ impl WasiHttpView for InvocationCtx {
     }
 }
 
-/// Caps linear memory and remembers that the cap was hit, so the host can
-/// say "memory limit" instead of a bare trap.
+/// Most linear memories a component may define. Rust skills have one; the
+/// pooling allocator reserves this many slots per instance, and a component
+/// declaring more is refused when it is loaded (in every mode, so `c41 run`
+/// and `c41 mcp` agree).
+pub const MAX_MEMORIES: u32 = 4;
+/// Most tables a component may define.
+pub const MAX_TABLES: u32 = 16;
+/// Most core instances inside one component.
+pub const MAX_CORE_INSTANCES: u32 = 32;
+/// Most handles (wasi:http fields, requests, bodies, pollables, artifact
+/// writers, input files, websockets) one invocation may hold at once.
+pub const MAX_HANDLES: usize = 4096;
+/// Bytes a table element costs the host.
+const TABLE_ELEMENT_BYTES: u64 = 8;
+
+/// Caps what a store may hold: the *sum* of all its linear memories and
+/// tables, plus the host-side bytes the guest makes the host keep (header
+/// fields), against `limits.memory-mb`; remembers that the cap was hit, so
+/// the host can say "memory limit" instead of a bare trap.
 pub struct MemoryLimiter {
-    inner: StoreLimits,
     limit: u64,
+    used: u64,
+    /// Growth allowed but not yet confirmed (undone if it fails).
+    pending: u64,
     pub(crate) hit: bool,
 }
 
 impl MemoryLimiter {
     /// A limiter for `limits.memory_bytes`.
     pub fn new(limits: &Limits) -> Self {
-        let inner = StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes as usize)
-            .instances(64)
-            .tables(64)
-            .memories(16)
-            .trap_on_grow_failure(true)
-            .build();
-        MemoryLimiter { inner, limit: limits.memory_bytes, hit: false }
+        MemoryLimiter { limit: limits.memory_bytes, used: 0, pending: 0, hit: false }
+    }
+
+    /// Count `bytes` the host keeps on the guest's behalf; refuses (and
+    /// marks the cap as hit) when they do not fit.
+    pub fn charge(&mut self, bytes: u64, what: &str) -> wasmtime::Result<()> {
+        if self.used.saturating_add(bytes) > self.limit {
+            self.hit = true;
+            wasmtime::bail!("{what}: {bytes} more bytes would exceed limits.memory-mb ({} MiB)", self.limit >> 20);
+        }
+        self.used += bytes;
+        Ok(())
+    }
+
+    fn grow(&mut self, current: u64, desired: u64, maximum: Option<usize>, what: &str) -> wasmtime::Result<bool> {
+        let delta = desired.saturating_sub(current);
+        if maximum.is_some_and(|m| desired > m as u64) {
+            wasmtime::bail!("{what} cannot grow to {desired} bytes: beyond its own maximum");
+        }
+        self.charge(delta, what)?;
+        self.pending = delta;
+        Ok(true)
+    }
+
+    fn grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.used -= std::mem::take(&mut self.pending);
+        Err(error.context("growing failed"))
     }
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit {
-            self.hit = true;
-        }
-        self.inner.memory_growing(current, desired, maximum)
+        self.grow(current as u64, desired as u64, maximum, "a linear memory")
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.grow_failed(error)
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
+        let max = maximum.map(|m| m.saturating_mul(TABLE_ELEMENT_BYTES as usize));
+        let bytes = |n: usize| (n as u64).saturating_mul(TABLE_ELEMENT_BYTES);
+        self.grow(bytes(current), bytes(desired), max, "a table")
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.grow_failed(error)
     }
 
     fn instances(&self) -> usize {
-        self.inner.instances()
+        MAX_CORE_INSTANCES as usize
     }
     fn tables(&self) -> usize {
-        self.inner.tables()
+        MAX_TABLES as usize
     }
     fn memories(&self) -> usize {
-        self.inner.memories()
+        MAX_MEMORIES as usize
     }
 }

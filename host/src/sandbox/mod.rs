@@ -17,6 +17,7 @@
 mod connect;
 
 use crate::config::GrantedService;
+use crate::runtime::budget::{LimitLog, Slot, Slots};
 use c41_policy::{Denial, GrantSet, Host};
 use http::{HeaderName, HeaderValue};
 use std::net::SocketAddr;
@@ -54,11 +55,20 @@ pub struct SandboxHooks {
     grants: Arc<GrantSet>,
     headers: Arc<Vec<(String, ServiceHeaders)>>,
     denials: DenialLog,
+    connections: Slots,
+    limits: LimitLog,
 }
 
 impl SandboxHooks {
-    /// Policy for `skill` with the services it was granted.
-    pub fn new(skill: &str, services: &[GrantedService], denials: DenialLog) -> Self {
+    /// Policy for `skill` with the services it was granted; `connections`
+    /// caps the connections it holds open at once.
+    pub fn new(
+        skill: &str,
+        services: &[GrantedService],
+        denials: DenialLog,
+        connections: Slots,
+        limits: LimitLog,
+    ) -> Self {
         let headers = services
             .iter()
             .map(|s| {
@@ -77,7 +87,16 @@ impl SandboxHooks {
             grants: Arc::new(crate::config::grant_set(services)),
             headers: Arc::new(headers),
             denials,
+            connections,
+            limits,
         }
+    }
+
+    /// One outgoing connection (an HTTP request in flight, a websocket),
+    /// held until the returned slot is dropped; refused (and recorded) past
+    /// `limits.connections`.
+    pub fn connection(&self) -> Result<Slot, String> {
+        self.connections.take().inspect_err(|m| self.limits.record(&self.skill, m.clone()))
     }
 }
 
@@ -151,7 +170,9 @@ impl WasiHttpHooks for SandboxHooks {
     ) -> BoxFut<SendResult> {
         let authorized = self.authorize(request.uri());
         let skill = self.skill.clone();
+        let slot = self.connection();
         Box::new(async move {
+            let Ok(slot) = slot else { return Err(HttpError::ConnectionLimitReached) };
             let pinned = match authorized.await {
                 Ok(p) => p,
                 Err(denial) if matches!(denial.reason, c41_policy::DenialReason::Unresolved) => {
@@ -163,7 +184,14 @@ impl WasiHttpHooks for SandboxHooks {
                 request.headers_mut().insert(k, v);
             }
             tracing::debug!(skill = %skill, url = %request.uri(), addr = %pinned.addr, "outgoing request");
-            send_pinned(request, pinned.addr, pinned.tls_name, options).await
+            let (response, io) = send_pinned(request, pinned.addr, pinned.tls_name, options).await?;
+            // The connection counts until it closes (the response is read
+            // or dropped).
+            let io: BoxFut<Result<(), HttpError>> = Box::new(async move {
+                let _slot = slot;
+                Box::into_pin(io).await
+            });
+            Ok((response, io))
         })
     }
 }

@@ -15,6 +15,10 @@ fn service(url: &str) -> GrantedService {
     }
 }
 
+fn test_slots() -> Slots {
+    Slots::new(8, "outgoing connections", "limits.connections")
+}
+
 fn request(url: &str) -> http::Request<wasmtime_wasi_http::WasiBody> {
     let body = http_body_util::Empty::<bytes::Bytes>::new().map_err(|never| match never {}).boxed_unsync();
     http::Request::get(url).body(body).unwrap()
@@ -30,7 +34,13 @@ async fn send(hooks: &mut SandboxHooks, url: &str) -> Result<u16, HttpError> {
 #[tokio::test]
 async fn refusals_never_connect_and_are_recorded() {
     let log = DenialLog::default();
-    let mut hooks = SandboxHooks::new("test-skill", &[service("http://127.0.0.1:8188")], log.clone());
+    let mut hooks = SandboxHooks::new(
+        "test-skill",
+        &[service("http://127.0.0.1:8188")],
+        log.clone(),
+        test_slots(),
+        Default::default(),
+    );
     for url in [
         "http://127.0.0.1:8189/prompt",
         "http://169.254.169.254/latest/meta-data/",
@@ -67,7 +77,13 @@ async fn allowed_requests_reach_the_pinned_address_with_the_service_headers() {
         head
     });
     let log = DenialLog::default();
-    let mut hooks = SandboxHooks::new("test-skill", &[service(&format!("http://127.0.0.1:{port}"))], log.clone());
+    let mut hooks = SandboxHooks::new(
+        "test-skill",
+        &[service(&format!("http://127.0.0.1:{port}"))],
+        log.clone(),
+        test_slots(),
+        Default::default(),
+    );
     let status = send(&mut hooks, &format!("http://0x7f000001:{port}/system_stats")).await.expect("allowed");
     assert_eq!(status, 204);
     let head = server.await.unwrap().to_lowercase();

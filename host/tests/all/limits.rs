@@ -81,8 +81,10 @@ async fn artifact_cap_refuses_an_oversized_file_and_leaves_nothing() {
     let h = harness(&text, &[]).await;
     let (r, _) = h.run("hello-http", json!({"path": "/big"})).await;
     match r {
-        Err(RunError::Invoke(InvokeError::Denied { reason, .. })) => {
-            assert!(reason.contains("1048576") && reason.contains("limits.max-artifact-mb"), "{reason}")
+        Err(RunError::Invoke(e @ InvokeError::Limit { .. })) => {
+            assert_eq!((e.kind(), e.fault()), ("limit", "limit"), "too-large is a limit, not a grant");
+            let m = e.to_string();
+            assert!(m.contains("1048576") && m.contains("limits.max-artifact-mb"), "{m}")
         }
         other => panic!("expected the artifact limit, got {other:?}"),
     }

@@ -6,6 +6,7 @@ mod audio_gen;
 mod cli;
 mod comfyui;
 mod common;
+mod hardening;
 mod limits;
 mod lip_sync;
 mod llm_route;

@@ -1,0 +1,117 @@
+//! Test guest: written against the raw WIT and wasi:http (not the kit's
+//! helpers) to exhaust what the host holds for it, so tests can prove each
+//! per-invocation cap refuses with a clear `limit` error and the host keeps
+//! serving. `mode` picks the attack; `n` how many times; `url` where to.
+
+use c41_kit::bindings::c41::skill::{artifacts, inputs};
+use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, json};
+use wasip2::http::{outgoing_handler, types as http};
+
+struct Hostile;
+
+fn fail(what: &str, done: u64, why: impl std::fmt::Debug) -> SkillError {
+    SkillError::internal(format!("{what} failed after {done}: {why:?}"))
+}
+
+impl Skill for Hostile {
+    fn describe() -> Description {
+        Description {
+            name: "test-hostile".into(),
+            version: "0.0.0".into(),
+            summary: "Test guest that exhausts host-side resources on purpose.".into(),
+            input_schema: r#"{"type":"object","properties":{
+                "mode":{"type":"string","enum":["fields","files","writers","connections","outputs","trap-after-deny","own-denied","ok"]},
+                "n":{"type":"integer","minimum":0},
+                "url":{"type":"string"},
+                "file":{"type":"string","format":"c41-file"}},"required":["mode"]}"#
+                .into(),
+            output: "data: {done}".into(),
+            services: vec!["http".into()],
+        }
+    }
+
+    async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
+        let n = cx.u64("n").unwrap_or(1);
+        let mut done = 0u64;
+        match cx.str("mode") {
+            Some("fields") => {
+                // Header fields live in the host: 120 KiB each, all kept.
+                let mut kept = Vec::new();
+                for _ in 0..n {
+                    let f = http::Fields::new();
+                    f.append("x-pad", &vec![b'a'; 120 * 1024]).map_err(|e| fail("fields.append", done, e))?;
+                    kept.push(f);
+                    done += 1;
+                }
+                std::hint::black_box(&kept);
+            }
+            Some("files") => {
+                let mut kept = Vec::new();
+                for _ in 0..n {
+                    kept.push(inputs::open("file").map_err(|e| fail("inputs.open", done, e))?);
+                    done += 1;
+                }
+            }
+            Some("writers") => {
+                let mut kept = Vec::new();
+                for i in 0..n {
+                    kept.push(
+                        artifacts::create(&format!("w{i}.bin"), "").map_err(|e| fail("artifacts.create", done, e))?,
+                    );
+                    done += 1;
+                }
+            }
+            Some("outputs") => {
+                let mut stored = Vec::new();
+                for i in 0..n {
+                    let w = artifacts::create(&format!("part{i}.bin"), "").map_err(|e| fail("create", done, e))?;
+                    w.write(&vec![7u8; 1 << 20]).map_err(|e| fail("artifact write", done, e))?;
+                    stored.push(w.finish().map_err(|e| fail("finish", done, e))?);
+                    done += 1;
+                }
+                return Ok(Outcome { text: format!("stored {done}"), artifacts: stored, data: json!({"done": done}) });
+            }
+            Some("connections") => {
+                // Requests sent and never read: each holds a connection.
+                let url = cx.required_str("url")?;
+                let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+                let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let mut kept = Vec::new();
+                for _ in 0..n {
+                    let req = http::OutgoingRequest::new(http::Fields::new());
+                    let _ =
+                        req.set_scheme(Some(&if scheme == "https" { http::Scheme::Https } else { http::Scheme::Http }));
+                    let _ = req.set_authority(Some(authority));
+                    let _ = req.set_path_with_query(Some(&format!("/{path}")));
+                    let pending = outgoing_handler::handle(req, None).map_err(|e| fail("handle", done, e))?;
+                    // The server answers the head and never ends the body:
+                    // each response kept holds its connection open.
+                    pending.subscribe().block();
+                    match pending.get() {
+                        Some(Ok(Ok(response))) => kept.push(response),
+                        other => return Err(fail("request", done, other)),
+                    }
+                    done += 1;
+                }
+            }
+            Some("trap-after-deny") => {
+                let url = cx.required_str("url")?;
+                let req = c41_kit::wstd::http::Request::get(url)
+                    .body(c41_kit::wstd::http::Body::empty())
+                    .map_err(|e| SkillError::invalid("url", e.to_string()))?;
+                let _ = c41_kit::wstd::http::Client::new().send(req).await;
+                panic!("boom: the skill panicked after the refusal");
+            }
+            Some("own-denied") => {
+                return Err(SkillError::Denied {
+                    target: "job 42".into(),
+                    reason: "the service said the job belongs to someone else".into(),
+                });
+            }
+            _ => {}
+        }
+        Ok(Outcome { text: format!("done {done}"), artifacts: vec![], data: json!({"done": done}) })
+    }
+}
+
+c41_kit::skill!(Hostile);
