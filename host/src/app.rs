@@ -7,7 +7,7 @@ use crate::config::LoadedConfig;
 use crate::events::EventSink;
 use crate::input::{FilePolicy, InputError, resolve_files};
 use crate::runs::{RunLog, RunRecord};
-use crate::runtime::{InvokeError, InvokeRequest, Invoked, Runtime, RuntimeOptions};
+use crate::runtime::{InvokeError, InvokeRequest, Invoked, LoadedSkill, Origin, Runtime, RuntimeOptions};
 use c41_artifacts::ArtifactStore;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -42,6 +42,24 @@ pub enum RunError {
     /// The input was refused before the skill ran.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The component is not the one the config's grants were given to.
+    #[error(
+        "skill `{skill}` from {file} (sha256 {sha256}) is not the component the grants and settings of \
+         [skills.{skill}] in {config} were given to: {why}. Nothing was run. If you trust this file, run \
+         `c41 grant {skill}`"
+    )]
+    Ungranted {
+        /// The skill name.
+        skill: String,
+        /// The component file.
+        file: String,
+        /// Its SHA-256.
+        sha256: String,
+        /// The config file.
+        config: String,
+        /// Why it does not match.
+        why: String,
+    },
     /// The output directory is unusable.
     #[error("output directory: {0}")]
     Output(#[from] c41_artifacts::ArtifactError),
@@ -56,6 +74,7 @@ impl RunError {
         match self {
             RunError::UnknownSkill { .. } => "unknown-skill",
             RunError::Input(_) => "invalid-input",
+            RunError::Ungranted { .. } => "ungranted",
             RunError::Output(_) => "output-dir",
             RunError::Invoke(e) => e.kind(),
         }
@@ -64,6 +83,7 @@ impl RunError {
     pub fn fault(&self) -> &'static str {
         match self {
             RunError::UnknownSkill { .. } | RunError::Input(_) => "input",
+            RunError::Ungranted { .. } => "grant",
             RunError::Output(_) => "c41",
             RunError::Invoke(e) => e.fault(),
         }
@@ -100,6 +120,32 @@ impl App {
         let state = crate::imports::state::StateStore::new(root.as_ref().map(|r| r.join("state")));
         let runs = root.map(|r| RunLog::new(r.join("runs")));
         Ok(App { config, runtime, catalog, state, runs })
+    }
+
+    /// Whether `skill` gets its config entry's grants, settings and state:
+    /// built-ins always; a component file only if it is the one the config
+    /// names or `c41 grant` pinned. A file that is not, under a name whose
+    /// entry grants something, is refused with the command that fixes it;
+    /// one with nothing granted runs with nothing (and no state).
+    pub fn entitled(&self, skill: &LoadedSkill) -> Result<bool, RunError> {
+        let Origin::File(file) = &skill.origin else { return Ok(true) };
+        let name = &skill.description.name;
+        match self.config.identity(name, file, &skill.sha256) {
+            Ok(()) => Ok(true),
+            Err(_) if !self.config.entitles(name) => Ok(false),
+            Err(why) => Err(RunError::Ungranted {
+                skill: name.clone(),
+                file: file.display().to_string(),
+                sha256: skill.sha256.clone(),
+                config: self
+                    .config
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "the config".into()),
+                why,
+            }),
+        }
     }
 
     /// Run an interrupted (or failed) run again: the same skill and input,
@@ -139,6 +185,7 @@ impl App {
             name: skill.to_string(),
             suggestion: self.catalog.suggest(skill).map(str::to_string),
         })?;
+        let entitled = self.entitled(loaded)?;
         loaded.schema.apply_defaults(&mut input);
         loaded.schema.validate(&input)?;
         let given = input.clone();
@@ -148,7 +195,10 @@ impl App {
             allow_dirs.push(cwd);
         }
         let files = resolve_files(&loaded.schema, &mut input, &FilePolicy { store: Some(&store), allow_dirs })?;
-        let (services, ignored) = self.config.effective_grants(skill, &loaded.description.services);
+        let (services, ignored) = match entitled {
+            true => self.config.effective_grants(skill, &loaded.description.services),
+            false => Default::default(),
+        };
         for name in ignored {
             tracing::warn!(skill, service = %name, "granted in the config but not declared by the skill; not granted");
         }
@@ -157,12 +207,12 @@ impl App {
             input,
             files,
             services,
-            settings: self.config.settings_for(skill),
+            settings: if entitled { self.config.settings_for(skill) } else { Default::default() },
             limits: self.config.limits_for(skill),
             store: Some(store),
             events,
             cancel,
-            state: Some(self.state.clone()),
+            state: entitled.then(|| self.state.clone()),
             invocation_id: Some(id.clone()),
         };
         let record = self.runs.as_ref().map(|log| log.start(&id, skill, &given, resumed));

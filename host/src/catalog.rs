@@ -1,20 +1,28 @@
-//! Which skills exist: the built-in ones compiled into the binary, the
-//! components in the skills directory, components named in the config, and
-//! `--component` files, in that order (a later one with the same name
-//! replaces an earlier one). Loading never grants anything: grants come from
-//! the config alone.
+//! Which skills exist: the built-in ones compiled into the binary,
+//! components named in the config, the components in the skills directory,
+//! and `--component` files. Loading never grants anything: grants come from
+//! the config, and only to the component it names (see `config::pins`).
+//!
+//! Names are never taken over: a built-in's name, and every name already
+//! loaded, is reserved. A second component claiming one is refused with an
+//! error naming both files (a warning for the skills directory), unless the
+//! config maps that very file to that name (`[skills.<name>] component`).
+//! The MCP control tool names ([`RESERVED`]) are never skill names.
 
 use crate::config::LoadedConfig;
 use crate::runtime::{LoadError, LoadedSkill, Origin, Runtime};
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 
+/// Names no component may take: the MCP server's own tools.
+pub const RESERVED: &[&str] = &["wait", "runs", "cancel"];
+
 /// The loaded skills, by name.
 #[derive(Default)]
 pub struct Catalog {
     skills: IndexMap<String, LoadedSkill>,
-    /// Components in the skills directory that could not be loaded (shown as
-    /// warnings, not fatal).
+    /// Components in the skills directory that could not be loaded or were
+    /// refused (shown as warnings, not fatal).
     pub warnings: Vec<String>,
 }
 
@@ -24,6 +32,9 @@ pub enum CatalogError {
     /// A component the user named explicitly is unusable.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A component claims a name that is reserved or already loaded.
+    #[error("{0}")]
+    Name(String),
     /// A component file the user named cannot be read.
     #[error("cannot read component {path}: {source}")]
     Read {
@@ -35,12 +46,27 @@ pub enum CatalogError {
 }
 
 impl Catalog {
-    /// Load every skill: built-ins, the skills directory, config components,
-    /// then `extra` (`--component`).
+    /// Load every skill: built-ins, config components (which may replace a
+    /// built-in: the user said so), the skills directory, then `extra`
+    /// (`--component`).
     pub async fn load(runtime: &Runtime, config: &LoadedConfig, extra: &[PathBuf]) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
         for (_, bytes) in crate::guests::BUILTIN {
-            catalog.insert(runtime.load(bytes, Origin::Builtin).await?);
+            let skill = runtime.load(bytes, Origin::Builtin).await?;
+            catalog.skills.insert(skill.description.name.clone(), skill);
+        }
+        for (name, sc) in &config.config.skills {
+            if let Some(path) = &sc.component {
+                let skill = load_file(runtime, path).await?;
+                if skill.description.name != *name {
+                    return Err(CatalogError::Name(format!(
+                        "{}: the config loads it as [skills.{name}], but it describes itself as `{}`",
+                        skill.origin, skill.description.name
+                    )));
+                }
+                reserved(&skill).map_err(CatalogError::Name)?;
+                catalog.skills.insert(name.clone(), skill);
+            }
         }
         if let Some(dir) = config.skills_dir() {
             let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -52,29 +78,48 @@ impl Catalog {
             };
             files.sort();
             for path in files {
-                match load_file(runtime, &path).await {
-                    Ok(skill) => catalog.insert(skill),
-                    Err(e) => catalog.warnings.push(e.to_string()),
+                let added = match load_file(runtime, &path).await {
+                    Ok(skill) => catalog.add(skill, config),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = added {
+                    catalog.warnings.push(e);
                 }
             }
         }
-        for sc in config.config.skills.values() {
-            if let Some(path) = &sc.component {
-                catalog.insert(load_file(runtime, path).await?);
-            }
-        }
         for path in extra {
-            catalog.insert(load_file(runtime, path).await?);
+            let skill = load_file(runtime, path).await?;
+            catalog.add(skill, config).map_err(CatalogError::Name)?;
         }
         Ok(catalog)
     }
 
-    fn insert(&mut self, skill: LoadedSkill) {
+    /// Add a component found on disk, unless its name is reserved or taken
+    /// by another component. The same bytes again (a built starter loaded
+    /// with `--component`) or the file the config already loaded are no
+    /// takeover: they are skipped quietly.
+    fn add(&mut self, skill: LoadedSkill, config: &LoadedConfig) -> Result<(), String> {
+        reserved(&skill)?;
         let name = skill.description.name.clone();
-        if let Some(old) = self.skills.get(&name) {
-            tracing::debug!(skill = %name, replaced = %old.origin, by = %skill.origin, "skill replaced");
+        let Some(old) = self.skills.get(&name) else {
+            self.skills.insert(name, skill);
+            return Ok(());
+        };
+        if old.sha256 == skill.sha256 || old.origin == skill.origin {
+            tracing::debug!(skill = %name, ignored = %skill.origin, "same component loaded twice");
+            return Ok(());
         }
-        self.skills.insert(name, skill);
+        let config_file = config.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "your config".into());
+        Err(format!(
+            "refused {}: it claims the name `{name}`, which {} already has; skill names are never taken over. \
+             To run this file as `{name}` instead, set [skills.{name}] component = \"{}\" in {config_file}",
+            skill.origin,
+            match &old.origin {
+                Origin::Builtin => "the built-in skill".to_string(),
+                Origin::File(p) => p.display().to_string(),
+            },
+            skill.origin,
+        ))
     }
 
     /// The skill called `name`.
@@ -96,6 +141,19 @@ impl Catalog {
             .min()
             .map(|(_, k)| k.as_str())
     }
+}
+
+/// Refuse the MCP control tool names.
+fn reserved(skill: &LoadedSkill) -> Result<(), String> {
+    let name = &skill.description.name;
+    if RESERVED.contains(&name.as_str()) {
+        return Err(format!(
+            "refused {}: `{name}` is reserved for the MCP server's own tools ({})",
+            skill.origin,
+            RESERVED.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 async fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedSkill, CatalogError> {

@@ -8,6 +8,7 @@ mod demo;
 mod describe;
 mod doctor;
 mod export;
+mod grant;
 mod init;
 mod list;
 mod mcp;
@@ -37,7 +38,8 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Also load this skill component (.wasm); repeatable. It gets no grants
-    /// unless the config names it under [skills.<name>].
+    /// unless the config names it under [skills.<name>] and either maps
+    /// that file (`component = ...`) or `c41 grant <name>` recorded it.
     #[arg(long = "component", global = true, value_name = "PATH")]
     pub components: Vec<PathBuf>,
 
@@ -65,6 +67,8 @@ pub enum Command {
     Resume(runs::ResumeArgs),
     /// Check that each configured service answers, and what is missing.
     Doctor(doctor::Args),
+    /// Give a skill's config entry (grants, settings, state) to the component file now loaded under its name.
+    Grant(grant::Args),
     /// Write a commented starter config for the Mac + workstation setup.
     Init(init::Args),
     /// Write an OpenClaw SKILL.md folder per skill (for agents using exec).
@@ -106,6 +110,7 @@ impl Cli {
             Command::Runs(a) => a.run(&ctx).await,
             Command::Resume(a) => a.run(&ctx).await,
             Command::Doctor(a) => a.run(&ctx).await,
+            Command::Grant(a) => a.run(&ctx).await,
             Command::Init(a) => a.run(&ctx).await,
             Command::Sim(a) => a.run(&ctx).await,
             Command::Mcp(a) => a.run(&ctx).await,

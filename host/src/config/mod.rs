@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
+pub mod pins;
 pub mod settings_files;
 mod starter;
 pub use starter::starter_config;
@@ -145,9 +146,14 @@ pub struct SkillConfig {
     #[serde(default)]
     pub settings: toml::Table,
     /// A component file to load this skill from (instead of a built-in or
-    /// the skills directory).
+    /// the skills directory). Naming it here is what entitles that file to
+    /// this entry's grants, settings and state.
     #[serde(default)]
     pub component: Option<PathBuf>,
+    /// With `component`: the SHA-256 the file must have (a rebuilt or
+    /// swapped file then gets nothing).
+    #[serde(default)]
+    pub sha256: Option<Spanned<String>>,
 }
 
 /// Which files may be passed to skills as file inputs.
@@ -261,6 +267,9 @@ pub struct LoadedConfig {
     /// Each skill's settings as JSON, with `*-file` keys already replaced by
     /// the files' contents (see [`settings_files`]).
     pub settings: IndexMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// The component each file skill's grants belong to, recorded by
+    /// `c41 grant` in the lock beside the config (see [`pins`]).
+    pub pins: IndexMap<String, pins::Pin>,
 }
 
 /// Where the config is looked for, in order: `--config`, `C41_CONFIG`, the
@@ -339,7 +348,13 @@ pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
             return Err(invalid(span, format!("{table}.{key}"), message));
         }
     }
-    let loaded = LoadedConfig::from_config(config, Some(path.to_path_buf()))?;
+    let mut loaded = LoadedConfig::from_config(config, Some(path.to_path_buf()))?;
+    loaded.pins = pins::load(path).map_err(|message| ConfigError::Invalid {
+        path: pins::lock_path(path),
+        line: 0,
+        key: "skills".into(),
+        message,
+    })?;
     for (skill, sc) in &loaded.config.skills {
         for g in &sc.grants {
             if !loaded.config.services.contains_key(g.get_ref()) {
@@ -480,7 +495,7 @@ impl LoadedConfig {
             )?;
             settings.insert(skill.clone(), json);
         }
-        Ok(LoadedConfig { config, path, grants, settings })
+        Ok(LoadedConfig { config, path, grants, settings, pins: IndexMap::new() })
     }
 
     /// Where artifacts go.
@@ -537,6 +552,40 @@ impl LoadedConfig {
             }
         }
         (granted, ignored)
+    }
+
+    /// Whether a component loaded from `file` with `sha256` is the one the
+    /// config's `[skills.<skill>]` entry was given to: the file named by
+    /// `component` (and its `sha256`, if set), or the pin `c41 grant`
+    /// recorded. `Err` says why not, for a message that ends in the command.
+    pub fn identity(&self, skill: &str, file: &Path, sha256: &str) -> Result<(), String> {
+        let same_file = |p: &Path| p == file || p.canonicalize().is_ok_and(|c| c == file);
+        if let Some(sc) = self.config.skills.get(skill)
+            && let Some(named) = &sc.component
+            && same_file(named)
+        {
+            return match &sc.sha256 {
+                Some(want) if !want.get_ref().eq_ignore_ascii_case(sha256) => Err(format!(
+                    "the config pins sha256 {} for it, but the file now has sha256 {sha256}",
+                    want.get_ref()
+                )),
+                _ => Ok(()),
+            };
+        }
+        match self.pins.get(skill) {
+            Some(pin) if same_file(&pin.component) && pin.sha256 == sha256 => Ok(()),
+            Some(pin) if same_file(&pin.component) => {
+                Err(format!("it was granted with sha256 {}; the file now has sha256 {sha256}", pin.sha256))
+            }
+            Some(pin) => Err(format!("it was granted to another file, {}", pin.component.display())),
+            None => Err("no grant was ever recorded for this file".into()),
+        }
+    }
+
+    /// Whether `[skills.<skill>]` gives it anything an impostor must not
+    /// get: grants or settings (limits only restrict, so they always apply).
+    pub fn entitles(&self, skill: &str) -> bool {
+        self.config.skills.get(skill).is_some_and(|sc| !sc.grants.is_empty() || !sc.settings.is_empty())
     }
 
     /// The skill's settings as a JSON object.

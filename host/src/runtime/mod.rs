@@ -104,6 +104,9 @@ pub struct LoadedSkill {
     pub schema: InputSchema,
     /// Where it came from.
     pub origin: Origin,
+    /// SHA-256 of the component's bytes: with the origin, its identity
+    /// (grants belong to it, see `config::pins`).
+    pub sha256: String,
     /// Whether loading hit the compiled-component cache.
     pub cache: CacheOutcome,
     pre: SkillPre<InvocationCtx>,
@@ -232,7 +235,8 @@ impl Runtime {
             output: raw.output,
             services: raw.services,
         };
-        Ok(LoadedSkill { description, schema, origin, cache, pre, slots: self.slots.clone() })
+        let sha256 = crate::config::pins::sha256_hex(bytes);
+        Ok(LoadedSkill { description, schema, origin, sha256, cache, pre, slots: self.slots.clone() })
     }
 }
 

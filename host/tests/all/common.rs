@@ -98,8 +98,21 @@ pub async fn harness(config_text: &str, guests: &[&str]) -> Harness {
     let options = RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
     let components: Vec<PathBuf> = guests.iter().map(|g| guest(g)).collect();
     let state = tempfile::tempdir().unwrap();
-    let app =
+    let mut app =
         App::with_state_root(loaded, options, &components, Some(state.path().to_path_buf())).await.expect("app builds");
+    // As if the user had run `c41 grant` for each test guest.
+    let pins: Vec<(String, c41::config::pins::Pin)> = app
+        .catalog
+        .iter()
+        .filter_map(|s| match &s.origin {
+            c41::runtime::Origin::File(p) => Some((
+                s.description.name.clone(),
+                c41::config::pins::Pin { component: p.clone(), sha256: s.sha256.clone() },
+            )),
+            c41::runtime::Origin::Builtin => None,
+        })
+        .collect();
+    app.config.pins.extend(pins);
     Harness { app, out, _state: state }
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod comfyui;
 mod common;
 mod hardening;
+mod identity;
 mod limits;
 mod lip_sync;
 mod llm_route;
