@@ -95,7 +95,8 @@ pub fn from_cli(input: Option<&str>, pairs: &[String], schema: &Value) -> Result
     Ok(Value::Object(obj))
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// "an array", "a number", ...: what a JSON value is, for messages.
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -10,6 +10,8 @@
 //!   and one invocation from start to finish.
 //! - [`imports`]: the host side of each WIT interface a skill imports.
 //! - [`catalog`]: which skills exist (built-in, skills directory, `--component`).
+//! - [`skill_text`]: what of a skill's words may be shown (no control
+//!   characters, no forged `MEDIA:` lines).
 //! - [`cli`]: the `c41` commands.
 #![deny(missing_docs)]
 
@@ -25,6 +27,7 @@ pub mod mcp;
 pub mod runs;
 pub mod runtime;
 pub mod sandbox;
+pub mod skill_text;
 pub mod studio;
 
 /// The guest components built by `build.rs`.

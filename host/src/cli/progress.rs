@@ -1,17 +1,27 @@
 //! Showing a skill's progress on stderr: a bar when stderr is a terminal,
 //! plain lines otherwise (logs, CI, an agent's `exec`). Streamed text goes
-//! to stdout as it arrives.
+//! to stdout as it arrives. What a skill says was cleaned by the host
+//! (`skill_text`) before it gets here; the number of reports shown is
+//! limited by time ([`ProgressGate`]), whatever the skill sends.
 
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, ProgressGate};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// At most one plain progress line per this interval (stage changes aside).
+pub const LINE_INTERVAL: Duration = Duration::from_secs(1);
+/// At most one bar update per this interval (stage changes aside).
+pub const BAR_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The CLI's event sink.
 pub struct CliProgress {
     bar: Option<ProgressBar>,
-    last_line: Mutex<(String, String, std::time::Instant)>,
+    /// Which reports are shown (by time, and stage changes).
+    gate: Mutex<ProgressGate>,
+    last_line: Mutex<String>,
     stream_text: bool,
     streamed: AtomicBool,
 }
@@ -29,9 +39,12 @@ impl CliProgress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
+        // A bar redraws in place: a few updates a second look live.
+        let interval = if bar.is_some() { BAR_INTERVAL } else { LINE_INTERVAL };
         CliProgress {
             bar,
-            last_line: Mutex::new((String::new(), String::new(), std::time::Instant::now())),
+            gate: Mutex::new(ProgressGate::new(interval)),
+            last_line: Mutex::new(String::new()),
             stream_text,
             streamed: AtomicBool::new(false),
         }
@@ -89,6 +102,7 @@ impl EventSink for CliProgress {
     fn emit(&self, skill: &str, event: Event) {
         match event {
             Event::Progress { stage, fraction, step, message } => match &self.bar {
+                _ if !self.gate.lock().unwrap().admit(&stage) => {}
                 Some(bar) => {
                     bar.set_prefix(skill.to_string());
                     if let Some(f) = fraction {
@@ -105,16 +119,14 @@ impl EventSink for CliProgress {
                     bar.set_message(msg);
                 }
                 None => {
-                    // Plain lines are for logs and agents: print a new stage,
-                    // a new step, the end, or at most one line a second.
+                    // Plain lines are for logs and agents: a new stage, or at
+                    // most one line a second (the gate), and never the same
+                    // line twice.
                     let line = plain_line(skill, &stage, fraction, step, message.as_deref());
-                    let key = format!("{stage}{step:?}");
                     let mut last = self.last_line.lock().unwrap();
-                    let due =
-                        last.1 != key || fraction == Some(1.0) || last.2.elapsed() >= std::time::Duration::from_secs(1);
-                    if due && last.0 != line {
+                    if *last != line {
                         eprintln!("{line}");
-                        *last = (line, key, std::time::Instant::now());
+                        *last = line;
                     }
                 }
             },

@@ -5,6 +5,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: {
         "c41:skill/websocket": async | trappable,
+        "c41:skill/progress": async | trappable,
         default: trappable,
     },
     exports: { default: async },

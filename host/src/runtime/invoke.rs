@@ -13,6 +13,7 @@ use crate::config::{GrantedService, Limits};
 use crate::events::{Discard, EventSink};
 use crate::input::FileInputs;
 use crate::sandbox::{DenialLog, SandboxHooks};
+use crate::skill_text;
 use c41_artifacts::{ArtifactStore, StoredArtifact};
 use c41_policy::Denial;
 use serde_json::{Map, Value};
@@ -259,6 +260,7 @@ fn new_ctx(
         cancel: CancellationToken::new(),
         state: None,
         deadline: Instant::now().checked_add(limits.timeout).unwrap_or_else(far_future),
+        text: Default::default(),
     }
 }
 
@@ -344,6 +346,8 @@ impl LoadedSkill {
                 }
             }
         };
+        // Text held back by the `MEDIA:` check goes out before the outcome.
+        store.data_mut().flush_text();
         let denied = denials.all();
         let limited = store.data().limit_log.all();
         let attribute = |e: InvokeError| attribute(e, &denied, &limited);
@@ -364,8 +368,8 @@ impl LoadedSkill {
                     });
                 }
                 return Err(attribute(InvokeError::Trap {
-                    message: format!("{trap:#}"),
-                    output: output.text(),
+                    message: skill_text::clean_max(&format!("{trap:#}"), MAX_ERROR),
+                    output: skill_text::clean(&output.text()),
                     denials: denied.clone(),
                 }));
             }
@@ -378,19 +382,28 @@ impl LoadedSkill {
         for a in &outcome.artifacts {
             match stored.iter().find(|s| s.path.display().to_string() == a.path) {
                 Some(s) => artifacts.push(s.clone()),
-                None => return Err(InvokeError::ForgedArtifact { path: a.path.clone() }),
+                None => return Err(InvokeError::ForgedArtifact { path: skill_text::clean_line(&a.path, MAX_ERROR) }),
             }
         }
         let data = match serde_json::from_str::<Value>(&outcome.data) {
-            Ok(v) => v,
+            Ok(v @ Value::Object(_)) => v,
+            Ok(other) => {
+                return Err(InvokeError::Internal {
+                    message: format!(
+                        "outcome.data must be a JSON object (wit/skill.wit, record outcome), not {}",
+                        crate::input::type_name(&other)
+                    ),
+                });
+            }
             Err(_) if outcome.data.trim().is_empty() => Value::Object(Map::new()),
-            Err(e) => return Err(InvokeError::Internal { message: format!("outcome data is not JSON: {e}") }),
+            Err(e) => return Err(InvokeError::Internal { message: format!("outcome.data is not JSON: {e}") }),
         };
         let guest_output = output.text();
         if !guest_output.is_empty() {
             tracing::debug!(skill = %name, "skill output:\n{guest_output}");
         }
-        Ok(Invoked { invocation_id, text: outcome.text, artifacts, data, denials: denied, elapsed: started.elapsed() })
+        let text = skill_text::clean(&outcome.text);
+        Ok(Invoked { invocation_id, text, artifacts, data, denials: denied, elapsed: started.elapsed() })
     }
 }
 
@@ -422,15 +435,24 @@ fn attribute(e: InvokeError, denied: &[Denial], limited: &[String]) -> InvokeErr
     InvokeError::Denied { target, reason, denials: denied.to_vec() }
 }
 
+/// Longest error message of a skill kept (messages are also cleaned by
+/// [`skill_text`]: they are printed, and MCP clients read them).
+pub const MAX_ERROR: usize = 16 * 1024;
+
+/// The skill's error, its words cleaned and cut.
 fn from_wit(e: wit::SkillError) -> InvokeError {
+    let line = |s: String| skill_text::clean_line(&s, MAX_ERROR);
+    let text = |s: String| skill_text::clean_max(&s, MAX_ERROR);
     match e {
-        wit::SkillError::InvalidInput(i) => InvokeError::InvalidInput { field: i.field, reason: i.reason },
-        wit::SkillError::Denied(d) => InvokeError::Denied { target: d.target, reason: d.reason, denials: Vec::new() },
-        wit::SkillError::Backend(b) => {
-            InvokeError::Backend { service: b.service, status: b.status, message: b.message }
+        wit::SkillError::InvalidInput(i) => InvokeError::InvalidInput { field: line(i.field), reason: text(i.reason) },
+        wit::SkillError::Denied(d) => {
+            InvokeError::Denied { target: line(d.target), reason: text(d.reason), denials: Vec::new() }
         }
-        wit::SkillError::Timeout(what) => InvokeError::Timeout { what },
+        wit::SkillError::Backend(b) => {
+            InvokeError::Backend { service: line(b.service), status: b.status, message: text(b.message) }
+        }
+        wit::SkillError::Timeout(what) => InvokeError::Timeout { what: text(what) },
         wit::SkillError::Cancelled => InvokeError::Cancelled,
-        wit::SkillError::Internal(message) => InvokeError::Internal { message },
+        wit::SkillError::Internal(message) => InvokeError::Internal { message: text(message) },
     }
 }

@@ -40,6 +40,8 @@ pub struct InvocationCtx {
     pub(crate) cancel: CancellationToken,
     pub(crate) state: Option<Arc<crate::imports::state::StateStore>>,
     pub(crate) deadline: Instant,
+    /// The text-deltas so far, as [`crate::skill_text`] cleans them.
+    pub(crate) text: crate::skill_text::TextStream,
 }
 
 impl WasiView for InvocationCtx {
