@@ -117,6 +117,7 @@ impl App {
         let runtime = Runtime::new(options.clone()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let catalog =
             Catalog::load(&runtime, &config, components).await.map_err(|e: CatalogError| anyhow::anyhow!(e))?;
+        sweep_partials(&config);
         let state = crate::imports::state::StateStore::new(root.as_ref().map(|r| r.join("state")));
         let runs = root.map(|r| RunLog::new(r.join("runs")));
         Ok(App { config, runtime, catalog, state, runs })
@@ -218,6 +219,10 @@ impl App {
         let record = self.runs.as_ref().map(|log| log.start(&id, skill, &given, resumed));
         tracing::info!(skill, run = %id, "invoking");
         let result = loaded.invoke(request).await;
+        // The skill's state sets of this invocation, folded with one fsync.
+        let state = self.state.clone();
+        let name = skill.to_string();
+        let _ = tokio::task::spawn_blocking(move || state.flush(&name)).await;
         if let (Some(log), Some(record)) = (&self.runs, record) {
             let outcome = match &result {
                 Ok(r) => Ok((r.text.as_str(), r.artifacts.iter().map(|a| a.path.clone()).collect())),
@@ -226,6 +231,20 @@ impl App {
             log.finish(record, outcome);
         }
         Ok(result?)
+    }
+}
+
+/// Deletes the `.c41-partial-*` files that c41 processes which are gone
+/// (SIGKILL, a crash, a power cut) left in the output directory; partials of
+/// a live process (another c41 storing a file right now) stay.
+fn sweep_partials(config: &LoadedConfig) {
+    let dir = config.output_dir();
+    if !dir.is_dir() {
+        return;
+    }
+    let Ok(store) = ArtifactStore::open(dir) else { return };
+    for path in store.sweep_partials(crate::runs::process_alive) {
+        tracing::info!(path = %path.display(), "removed an unfinished artifact a stopped c41 left behind");
     }
 }
 

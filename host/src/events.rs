@@ -158,3 +158,211 @@ impl TextBudget {
         self.room.close();
     }
 }
+
+/// What a [`Outbox`] hands its reader: one message to send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// A progress report that passed the [`ProgressGate`]: completion, if
+    /// known, and the line to show (`stage n/m: message`).
+    Progress(Option<f32>, String),
+    /// Streamed text, consecutive deltas (and text-reset notices) merged.
+    Text(String),
+}
+
+/// A bounded queue of a skill's events for a reader that sends them
+/// somewhere slow (the MCP server's notifications to a client that may not
+/// read): progress reports pass a [`ProgressGate`] and a waiting report is
+/// replaced by a newer one; streamed text is merged into one piece and held
+/// to the [`TextBudget`] (the skill's `text-delta` waits for room); previews
+/// are dropped. So what is buffered stays small whatever the skill sends.
+pub struct Outbox {
+    inner: std::sync::Mutex<OutboxState>,
+    wake: tokio::sync::Notify,
+    budget: TextBudget,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    notes: std::collections::VecDeque<(Note, usize)>,
+    gate: Option<ProgressGate>,
+    /// No more events will come (the invocation ended).
+    closed: bool,
+    /// Nobody reads any more (the client is gone): drop everything.
+    abandoned: bool,
+}
+
+/// Most progress notes waiting at once (older ones are dropped).
+const MAX_WAITING: usize = 32;
+
+impl Outbox {
+    /// An outbox letting one progress report through per `interval` (plus
+    /// stage changes) and buffering at most `text_bytes` of text.
+    pub fn new(interval: std::time::Duration, text_bytes: usize) -> Arc<Self> {
+        Arc::new(Outbox {
+            inner: std::sync::Mutex::new(OutboxState { gate: Some(ProgressGate::new(interval)), ..Default::default() }),
+            wake: tokio::sync::Notify::new(),
+            budget: TextBudget::new(text_bytes),
+        })
+    }
+
+    /// The next note, once there is one; `None` after [`close`](Self::close)
+    /// when everything was taken. Call [`sent`](Self::sent) with the note's
+    /// cost once it went out.
+    pub async fn next(&self) -> Option<(Note, usize)> {
+        loop {
+            let notified = self.wake.notified();
+            {
+                let mut s = self.inner.lock().unwrap();
+                if let Some(n) = s.notes.pop_front() {
+                    return Some(n);
+                }
+                if s.closed || s.abandoned {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// A note of this cost went out: its text no longer counts.
+    pub fn sent(&self, cost: usize) {
+        if cost > 0 {
+            self.budget.release(cost);
+        }
+    }
+
+    /// No more events: [`next`](Self::next) ends once the queue is empty.
+    pub fn close(&self) {
+        self.inner.lock().unwrap().closed = true;
+        self.wake.notify_one();
+    }
+
+    /// The reader is gone: drop what waits and never make a skill wait.
+    pub fn abandon(&self) {
+        let mut s = self.inner.lock().unwrap();
+        s.abandoned = true;
+        s.notes.clear();
+        self.budget.close();
+    }
+
+    /// How many notes wait, and how many bytes of text (tests, diagnostics).
+    pub fn waiting(&self) -> (usize, usize) {
+        let s = self.inner.lock().unwrap();
+        let text = s.notes.iter().map(|(n, _)| if let Note::Text(t) = n { t.len() } else { 0 }).sum();
+        (s.notes.len(), text)
+    }
+
+    fn push_text(s: &mut OutboxState, text: String, cost: usize) {
+        if let Some((Note::Text(last), last_cost)) = s.notes.back_mut() {
+            last.push_str(&text);
+            *last_cost += cost;
+        } else {
+            s.notes.push_back((Note::Text(text), cost));
+        }
+    }
+}
+
+impl EventSink for Outbox {
+    fn emit(&self, _skill: &str, event: Event) {
+        let mut s = self.inner.lock().unwrap();
+        if s.abandoned {
+            if let Event::TextDelta(t) | Event::TextReset(t) = &event {
+                // Never owed: the skill reserved this room before emitting.
+                self.budget.release(self.budget.cost(t.len()));
+            }
+            return;
+        }
+        match event {
+            Event::Progress { stage, fraction, step, message } => {
+                if !s.gate.as_mut().is_some_and(|g| g.admit(&stage)) {
+                    return;
+                }
+                let mut line = stage;
+                if let Some((n, m)) = step {
+                    line.push_str(&format!(" {n}/{m}"));
+                }
+                if let Some(m) = message {
+                    line.push_str(": ");
+                    line.push_str(&m);
+                }
+                let note = Note::Progress(fraction, line);
+                match s.notes.back_mut() {
+                    Some((last @ Note::Progress(..), _)) => *last = note,
+                    _ => {
+                        let is_progress = |(n, _): &(Note, usize)| matches!(n, Note::Progress(..));
+                        if s.notes.iter().filter(|n| is_progress(n)).count() >= MAX_WAITING
+                            && let Some(i) = s.notes.iter().position(is_progress)
+                        {
+                            s.notes.remove(i);
+                        }
+                        s.notes.push_back((note, 0));
+                    }
+                }
+            }
+            Event::TextDelta(text) => {
+                let cost = self.budget.cost(text.len());
+                Self::push_text(&mut s, text, cost);
+            }
+            // Clients show progress messages as a log: say plainly that the
+            // text so far no longer counts.
+            Event::TextReset(reason) => {
+                let cost = self.budget.cost(reason.len());
+                Self::push_text(&mut s, format!("\n[the text above is void: {reason}; starting over]\n"), cost);
+            }
+            Event::Preview { .. } => return,
+        }
+        drop(s);
+        self.wake.notify_one();
+    }
+
+    fn text_budget(&self) -> Option<&TextBudget> {
+        Some(&self.budget)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use std::time::Duration;
+
+    fn progress(stage: &str, step: u32) -> Event {
+        Event::Progress { stage: stage.into(), fraction: None, step: Some((step, 20_000)), message: None }
+    }
+
+    #[test]
+    fn the_gate_lets_stage_changes_and_one_report_per_interval_through() {
+        let mut gate = ProgressGate::new(Duration::from_secs(3600));
+        let shown = (0..20_000).filter(|_| gate.admit("sampling")).count();
+        assert_eq!(shown, 1, "distinct steps of one stage: one report per interval");
+        assert!(gate.admit("decoding"), "a stage change passes");
+        let alternating = (0..1000).filter(|i| gate.admit(if i % 2 == 0 { "a" } else { "b" })).count();
+        assert!(alternating <= STAGE_BURST as usize, "alternating stages cannot flood: {alternating}");
+    }
+
+    #[tokio::test]
+    async fn the_outbox_merges_text_coalesces_progress_and_holds_text_to_its_budget() {
+        let outbox = Outbox::new(Duration::from_secs(3600), 10);
+        for i in 0..1000 {
+            outbox.emit("s", progress("sampling", i));
+        }
+        outbox.emit("s", Event::Preview { mime: "image/png".into(), bytes: Arc::new(vec![0; 1 << 20]) });
+        let budget = outbox.text_budget().unwrap();
+        for piece in ["ab", "cd", "ef"] {
+            budget.reserve(piece.len()).await;
+            outbox.emit("s", Event::TextDelta(piece.into()));
+        }
+        assert_eq!(outbox.waiting(), (2, 6), "one progress note, one merged text, no preview");
+        // The budget is 10 bytes: 6 are out, a 5-byte delta waits.
+        assert!(budget.reserve(5).now_or_never().is_none(), "the skill waits for room");
+        assert_eq!(outbox.next().await, Some((Note::Progress(None, "sampling 0/20000".into()), 0)));
+        let (note, cost) = outbox.next().await.unwrap();
+        assert_eq!(note, Note::Text("abcdef".into()));
+        outbox.sent(cost);
+        tokio::time::timeout(Duration::from_secs(5), budget.reserve(5)).await.expect("room once the text went out");
+        outbox.abandon();
+        tokio::time::timeout(Duration::from_secs(5), budget.reserve(10)).await.expect("never waits for a gone reader");
+        outbox.close();
+        assert_eq!(outbox.next().await, None);
+    }
+}

@@ -271,6 +271,13 @@ fn resolve_one(
     }
     let path = Path::new(text);
     let canonical = path.canonicalize().map_err(|e| fail(format!("{text}: {e}")))?;
+    if c41_artifacts::is_partial(path) || c41_artifacts::is_partial(&canonical) {
+        return Err(fail(format!(
+            "{} is an unfinished artifact (a temporary `.c41-partial-*` file of a skill still writing, or left by \
+             a crash); pass the finished file or its `artifact:` reference",
+            canonical.display()
+        )));
+    }
     if !canonical.is_file() {
         return Err(fail(format!("{text} is not a regular file")));
     }

@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 /// How many run records are kept; older ones are pruned as new runs start.
 pub const KEEP: usize = 200;
+/// Most bytes of a run's outcome text, and of its error, kept in its record:
+/// the first and last half of it (a 100 MB reply must not make a 100 MB
+/// record; `c41 runs` shows how it began and ended).
+pub const MAX_KEPT: usize = 16 * 1024;
 
 /// Where a run stands, as recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +105,7 @@ impl RunRecord {
 /// Whether a process is alive (a reused pid reads as alive: the run then
 /// shows as running until that process ends too).
 #[cfg(unix)]
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
     }
@@ -111,7 +115,7 @@ fn process_alive(pid: u32) -> bool {
 }
 
 #[cfg(not(unix))]
-fn process_alive(_pid: u32) -> bool {
+pub(crate) fn process_alive(_pid: u32) -> bool {
     true
 }
 
@@ -169,12 +173,12 @@ impl RunLog {
         match outcome {
             Ok((text, files)) => {
                 rec.recorded = Recorded::Ok;
-                rec.text = Some(text.to_string());
+                rec.text = Some(crate::skill_text::head_tail(text, MAX_KEPT));
                 rec.files = files;
             }
             Err(e) => {
                 rec.recorded = Recorded::Failed;
-                rec.error = Some(e);
+                rec.error = Some(crate::skill_text::head_tail(&e, MAX_KEPT));
             }
         }
         self.write(&rec);
@@ -257,6 +261,21 @@ mod tests {
         assert!(matches!(log.find("aaaa"), Err(FindError::Ambiguous(..))));
         assert!(matches!(log.find("zzz"), Err(FindError::NotFound(_))));
         assert!(matches!(log.find(""), Err(FindError::NotFound(_))));
+
+        // A huge outcome or error keeps only its head and tail.
+        let big = format!("HEAD{}TAIL", "x".repeat(10 << 20));
+        let c = log.start("cccc3333-0000", "llm-route", &json!({}), 0);
+        log.finish(c, Ok((big.as_str(), vec![])));
+        let d = log.start("dddd4444-0000", "llm-route", &json!({}), 0);
+        log.finish(d, Err(big.clone()));
+        for (id, kept) in
+            [("cccc3333-0000", log.find("cccc").unwrap().text), ("dddd4444-0000", log.find("dddd").unwrap().error)]
+        {
+            let kept = kept.unwrap();
+            assert!(kept.starts_with("HEAD") && kept.ends_with("TAIL") && kept.len() < MAX_KEPT + 100, "{id}");
+            let file = std::fs::metadata(dir.path().join("runs").join(format!("{id}.json"))).unwrap();
+            assert!(file.len() < 2 * MAX_KEPT as u64, "{id}: a {} byte record", file.len());
+        }
         assert!(
             !dir.path().join("runs").read_dir().unwrap().any(|e| e
                 .unwrap()

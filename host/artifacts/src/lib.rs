@@ -29,8 +29,10 @@
 //!
 //! Dropping a [`PendingArtifact`] without [`PendingArtifact::finish`] (an
 //! abort, a trap in the skill, a panic in the host) removes its temporary
-//! file. A crash of the whole process can leave `.c41-partial-*` files behind;
-//! they are hidden, never resolved as artifacts, and safe to delete.
+//! file. A crash of the whole process (SIGKILL, a power cut) can leave
+//! `.c41-partial-<pid>-*` files behind; they are hidden, never resolved as
+//! artifacts, and [`ArtifactStore::sweep_partials`] deletes those whose
+//! process is gone (the host calls it at start).
 //!
 //! Later runs refer to earlier outputs as `artifact:<sha256 or prefix>` or
 //! `artifact:<file name>`; [`ArtifactStore::resolve`] turns such a reference
@@ -53,6 +55,16 @@ pub const REFERENCE_PREFIX: &str = "artifact:";
 /// Prefix of the temporary files; the leading dot keeps them out of the way
 /// of people and of [`ArtifactStore::resolve`].
 const PARTIAL_PREFIX: &str = ".c41-partial-";
+
+/// A partial file nobody touched for this long is swept even if a process
+/// with the pid in its name is alive (the pid was reused).
+pub const STALE_PARTIAL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// Whether `path` names a temporary file of an artifact being written (or
+/// left behind by a crash): never a finished artifact, never a valid input.
+pub fn is_partial(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(PARTIAL_PREFIX))
+}
 
 /// Hex digits of the sha256 that go into a stored file name: enough that a
 /// clash between different contents is practically impossible in one
@@ -226,7 +238,9 @@ impl ArtifactStore {
     pub fn create(&self, suggested_name: &str, mime: &str, max_bytes: u64) -> Result<PendingArtifact, ArtifactError> {
         let plan = plan_name(suggested_name, mime)?;
         let mut builder = tempfile::Builder::new();
-        builder.prefix(PARTIAL_PREFIX);
+        // The pid tells a sweep whose file this is.
+        let prefix = format!("{PARTIAL_PREFIX}{}-", std::process::id());
+        builder.prefix(&prefix);
         // tempfile's default 0600 would make outputs private to the host user;
         // 0666 minus the umask is what any other program writing the file gets.
         #[cfg(unix)]
@@ -236,6 +250,35 @@ impl ArtifactStore {
         }
         let file = builder.tempfile_in(&self.dir).map_err(io_err(&self.dir))?;
         Ok(PendingArtifact { dir: self.dir.clone(), plan, max_bytes, bytes: 0, open: Some((file, Sha256::new())) })
+    }
+
+    /// Deletes the partial files of processes that are gone
+    /// (`process_alive(pid)` false), and any partial untouched for
+    /// [`STALE_PARTIAL`]; keeps those of live processes (another c41 storing
+    /// a file right now). Returns what it deleted.
+    pub fn sweep_partials(&self, process_alive: impl Fn(u32) -> bool) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut swept = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(PARTIAL_PREFIX) else { continue };
+            let pid = rest.split_once('-').and_then(|(pid, _)| pid.parse::<u32>().ok());
+            let untouched = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= STALE_PARTIAL);
+            // A partial without a pid comes from an older c41: its age decides.
+            let owner_alive = pid.is_some_and(&process_alive) || (pid.is_none() && !untouched);
+            if (!owner_alive || untouched)
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && fs::remove_file(entry.path()).is_ok()
+            {
+                swept.push(entry.path());
+            }
+        }
+        swept
     }
 
     /// Resolves `artifact:<hex>` (a full sha256 or a prefix of at least 8 hex
@@ -898,6 +941,34 @@ mod tests {
         let resolved = store.resolve(&a.reference()).unwrap();
         assert_eq!(resolved.sha256, a.sha256);
         assert_eq!(resolved.file_name, c.file_name, "first in sorted order");
+    }
+
+    #[test]
+    fn sweep_deletes_partials_of_dead_processes_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(tmp.path()).unwrap();
+        let mine = store.create("live.txt", "", 10).unwrap();
+        let dead = store.dir().join(format!("{PARTIAL_PREFIX}4000000-abc"));
+        let legacy_old = store.dir().join(format!("{PARTIAL_PREFIX}xyz"));
+        fs::write(&dead, b"half").unwrap();
+        fs::write(&legacy_old, b"half").unwrap();
+        File::options()
+            .write(true)
+            .open(&legacy_old)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - STALE_PARTIAL)
+            .unwrap();
+        store_bytes(&store, "done.txt", "", b"done");
+        let alive = |pid: u32| pid == std::process::id();
+        let mut swept = store.sweep_partials(alive);
+        swept.sort();
+        let mut expected = vec![dead, legacy_old];
+        expected.sort();
+        assert_eq!(swept, expected);
+        assert_eq!(partials(store.dir()).len(), 1, "the live process's partial stays");
+        assert!(is_partial(&store.dir().join(&partials(store.dir())[0])));
+        assert!(!is_partial(&store.dir().join("done.txt")));
+        drop(mine);
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub const MAX_STAGE: usize = 200;
 pub const MAX_MESSAGE: usize = 2 * 1024;
 
 impl InvocationCtx {
-    /// Emits the streamed text held back by the `MEDIA:` check: at the end
-    /// of the invocation and before a text-reset.
+    /// Emits the streamed text held back by the `MEDIA:` check, at the end
+    /// of the invocation.
     pub(crate) fn flush_text(&mut self) {
         let rest = self.text.finish();
         if !rest.is_empty() {
@@ -62,8 +62,18 @@ impl Host for InvocationCtx {
     }
 
     async fn text_reset(&mut self, reason: String) -> wasmtime::Result<()> {
-        self.flush_text();
-        self.events.emit(&self.skill, Event::TextReset(clean_line(&reason, MAX_MESSAGE)));
+        let rest = self.text.finish();
+        let reason = clean_line(&reason, MAX_MESSAGE);
+        if let Some(budget) = self.events.text_budget() {
+            if !rest.is_empty() {
+                budget.reserve(rest.len()).await;
+            }
+            budget.reserve(reason.len()).await;
+        }
+        if !rest.is_empty() {
+            self.events.emit(&self.skill, Event::TextDelta(rest));
+        }
+        self.events.emit(&self.skill, Event::TextReset(reason));
         Ok(())
     }
 }

@@ -204,3 +204,95 @@ async fn outcome_data_that_is_not_an_object_is_a_skill_fault() {
     let (r, _) = h.run("test-forger", json!({"mode": "say", "data": {"fine": true}})).await;
     assert_eq!(r.unwrap().data, json!({"fine": true}));
 }
+
+#[tokio::test]
+async fn the_journal_keeps_head_and_tail_and_state_sets_are_batched() {
+    let h = harness(CONFIG, &["forger"]).await;
+    let journal = h.app.runs.as_ref().expect("the harness keeps a journal");
+    let (r, _) = h.run("test-forger", json!({"mode": "big-text", "size": 20_000_000})).await;
+    let r = r.unwrap();
+    assert_eq!(r.text.len(), 20_000_000, "the caller gets the whole text");
+    let kept = journal.find(&r.invocation_id).unwrap().text.unwrap();
+    assert!(kept.starts_with("HEAD") && kept.ends_with("TAIL"), "head and tail kept");
+    assert!(kept.len() <= c41::runs::MAX_KEPT + 100, "{} bytes kept of 20 MB", kept.len());
+    let (r, _) = h.run("test-forger", json!({"mode": "big-text", "error": "yes", "size": 20_000_000})).await;
+    assert!(r.is_err());
+    let failed = journal.list().into_iter().find(|run| run.error.is_some()).expect("the failed run is recorded");
+    let error = failed.error.unwrap();
+    // A skill's error message is already cut where the host takes it.
+    assert!(error.contains("HEAD") && error.len() <= c41::runs::MAX_KEPT + 100, "{} bytes kept", error.len());
+
+    // 100 sets of 64 KiB: each used to rewrite (and fsync) the whole file.
+    let before = h.app.state.bytes_written();
+    let (r, _) = h.run("test-forger", json!({"mode": "state-sets", "n": 100, "size": 65536})).await;
+    r.unwrap();
+    let written = h.app.state.bytes_written() - before;
+    assert!(written < 20 << 20, "{written} bytes written for 100 sets of 64 KiB");
+    eprintln!("state: {written} bytes written for 100 sets of 64 KiB");
+    let (r, _) = h.run("test-forger", json!({"mode": "say", "text": "ok"})).await;
+    assert_eq!(r.unwrap().text, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partials_of_a_killed_host_are_swept_and_never_taken_as_input() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let out = dir.path().join("out");
+    let partials = move || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&out)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| c41_artifacts::is_partial(p)).collect())
+            .unwrap_or_default()
+    };
+    let (left, after) = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        let partials = partials.clone();
+        move || {
+            // A c41 storing a file is killed (SIGKILL: no destructor runs).
+            let mut child = c41(&cfg)
+                .args(["run", "test-forger", "--input", r#"{"mode":"hold-artifact"}"#])
+                .stderr(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+            let mut line = String::new();
+            while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("holding") {
+                line.clear();
+            }
+            assert!(line.contains("[test-forger] holding"), "the skill started its artifact: {line}");
+            let left = partials();
+            child.kill().unwrap();
+            child.wait().unwrap();
+            assert_eq!(partials(), left, "the partial survives SIGKILL");
+            // The next c41 to start sweeps it.
+            let list = c41(&cfg).arg("list").output().unwrap();
+            assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+            (left, partials())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(left.len(), 1, "one partial while the skill wrote: {left:?}");
+    assert!(left[0].file_name().unwrap().to_string_lossy().contains("-"), "{left:?}");
+    assert!(after.is_empty(), "swept at start: {after:?}");
+
+    // A partial of a live process stays, and is refused as an input.
+    let h = harness(&format!("output-dir = \"{}\"\n", dir.path().join("out").display()), &["forger"]).await;
+    let live = dir.path().join("out").join(format!(".c41-partial-{}-abcdef", std::process::id()));
+    std::fs::write(&live, b"half").unwrap();
+    let again = harness(&format!("output-dir = \"{}\"\n", dir.path().join("out").display()), &["forger"]).await;
+    assert!(live.exists(), "a live process's partial is not swept");
+    let (r, _) = again.run("test-forger", json!({"mode": "read-file", "file": live.display().to_string()})).await;
+    match r {
+        Err(RunError::Input(e)) => {
+            assert_eq!(e.field(), "file");
+            assert!(e.to_string().contains("is an unfinished artifact"), "{e}");
+        }
+        other => panic!("expected the partial to be refused, got {other:?}"),
+    }
+    let fine = dir.path().join("out").join("input.txt");
+    std::fs::write(&fine, b"12345").unwrap();
+    let (r, _) = h.run("test-forger", json!({"mode": "read-file", "file": fine.display().to_string()})).await;
+    assert_eq!(r.unwrap().text, "5 bytes", "the host carries on");
+}

@@ -11,7 +11,11 @@
 //! - `log-flood`: one log record whose field is `size` bytes;
 //! - `big-text`: an outcome text of `size` bytes that starts with `HEAD` and
 //!   ends with `TAIL`, or the same as an error with `error` set;
-//! - `state-sets`: `n` `state.set` calls of `size` bytes each.
+//! - `state-sets`: `n` `state.set` calls of `size` bytes each, on distinct
+//!   keys;
+//! - `hold-artifact`: starts an artifact, writes to it, reports the stage
+//!   `holding` and waits until cancelled (a test kills the host meanwhile);
+//! - `read-file`: returns the size of the file input `file`.
 
 use c41_kit::progress::{Progress, text_delta, text_reset};
 use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, json};
@@ -30,7 +34,7 @@ impl Skill for Forger {
             name: "test-forger".into(),
             version: "0.0.0".into(),
             summary: "Test guest that forges host output and floods the host.".into(),
-            input_schema: r#"{"type":"object","properties":{"mode":{"type":"string"}}}"#.into(),
+            input_schema: r#"{"type":"object","properties":{"mode":{"type":"string"},"file":{"type":"string","format":"c41-file"}}}"#.into(),
             output: "whatever the test asks for".into(),
             services: vec![],
         }
@@ -67,8 +71,21 @@ impl Skill for Forger {
             "state-sets" => {
                 let value = "s".repeat(size);
                 for i in 0..n {
-                    c41_kit::state::set(&format!("key-{}", i % 4), &value, Duration::from_secs(60));
+                    c41_kit::state::set(&format!("key-{i}"), &value, Duration::from_secs(60));
                 }
+            }
+            "hold-artifact" => {
+                let mut writer = c41_kit::artifacts::create("held.bin", "application/octet-stream")?;
+                writer.write_all(b"half of a file")?;
+                Progress::stage("holding").report();
+                while !cx.cancelled() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                return Err(SkillError::Cancelled);
+            }
+            "read-file" => {
+                let file = c41_kit::inputs::open("file")?;
+                return Ok(Outcome { text: format!("{} bytes", file.size()), artifacts: vec![], data: json!({}) });
             }
             _ => {
                 if let Some(Value::Array(deltas)) = cx.input.get("deltas") {
