@@ -207,7 +207,9 @@ async fn outcome_data_that_is_not_an_object_is_a_skill_fault() {
 
 #[tokio::test]
 async fn the_journal_keeps_head_and_tail_and_state_sets_are_batched() {
-    let h = harness(CONFIG, &["forger"]).await;
+    // The config names the file, so it gets its state.
+    let config = format!("{CONFIG}[skills.test-forger]\ncomponent = \"{}\"\n", guest("forger").display());
+    let h = harness(&config, &[]).await;
     let journal = h.app.runs.as_ref().expect("the harness keeps a journal");
     let (r, _) = h.run("test-forger", json!({"mode": "big-text", "size": 20_000_000})).await;
     let r = r.unwrap();
@@ -227,6 +229,7 @@ async fn the_journal_keeps_head_and_tail_and_state_sets_are_batched() {
     let (r, _) = h.run("test-forger", json!({"mode": "state-sets", "n": 100, "size": 65536})).await;
     r.unwrap();
     let written = h.app.state.bytes_written() - before;
+    assert!(written >= 100 * 65536, "the sets were kept: {written} bytes");
     assert!(written < 20 << 20, "{written} bytes written for 100 sets of 64 KiB");
     eprintln!("state: {written} bytes written for 100 sets of 64 KiB");
     let (r, _) = h.run("test-forger", json!({"mode": "say", "text": "ok"})).await;
