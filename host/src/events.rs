@@ -38,7 +38,7 @@ pub trait EventSink: Send + Sync {
 
     /// The sink's budget for buffered text, if it buffers any: the skill's
     /// `text-delta` waits for room in it before the delta is emitted.
-    fn text_budget(&self) -> Option<&TextBudget> {
+    fn text_budget(&self) -> Option<Arc<TextBudget>> {
         None
     }
 }
@@ -178,7 +178,7 @@ pub enum Note {
 pub struct Outbox {
     inner: std::sync::Mutex<OutboxState>,
     wake: tokio::sync::Notify,
-    budget: TextBudget,
+    budget: Arc<TextBudget>,
 }
 
 #[derive(Default)]
@@ -201,7 +201,7 @@ impl Outbox {
         Arc::new(Outbox {
             inner: std::sync::Mutex::new(OutboxState { gate: Some(ProgressGate::new(interval)), ..Default::default() }),
             wake: tokio::sync::Notify::new(),
-            budget: TextBudget::new(text_bytes),
+            budget: Arc::new(TextBudget::new(text_bytes)),
         })
     }
 
@@ -315,8 +315,8 @@ impl EventSink for Outbox {
         self.wake.notify_one();
     }
 
-    fn text_budget(&self) -> Option<&TextBudget> {
-        Some(&self.budget)
+    fn text_budget(&self) -> Option<Arc<TextBudget>> {
+        Some(self.budget.clone())
     }
 }
 

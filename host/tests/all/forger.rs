@@ -299,3 +299,45 @@ async fn partials_of_a_killed_host_are_swept_and_never_taken_as_input() {
     let (r, _) = h.run("test-forger", json!({"mode": "read-file", "file": fine.display().to_string()})).await;
     assert_eq!(r.unwrap().text, "5 bytes", "the host carries on");
 }
+
+/// What `wit/skill.wit` says a component may import: the `c41:skill`
+/// interfaces, and the WASI packages the host links.
+const DOCUMENTED: &[&str] = &[
+    "c41:skill/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "wasi:http/types@",
+    "wasi:http/outgoing-handler@",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
+
+#[test]
+fn components_import_only_what_the_wit_documents() {
+    // The tests' engine and compiled-component cache: nothing is compiled twice.
+    let options = c41::runtime::RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
+    let runtime = c41::runtime::Runtime::new(options).unwrap();
+    let (engine, cache) = (runtime.engine(), c41::runtime::ComponentCache::new(Some(cache_dir())));
+    for (name, path) in c41::guests::TEST_GUESTS {
+        let (component, _) = cache.load(engine, &std::fs::read(path).unwrap()).unwrap();
+        let imports: Vec<String> = component.component_type().imports(engine).map(|(n, _)| n.to_string()).collect();
+        for import in &imports {
+            assert!(
+                DOCUMENTED.iter().any(|d| import.starts_with(d)),
+                "{name} imports {import}, which the WIT does not document"
+            );
+        }
+        // Linked but granting nothing: only a program using std::fs or
+        // std::net imports them (the escape guest, on purpose).
+        let builtin = c41::guests::BUILTIN.iter().any(|(b, _)| b == name);
+        if builtin {
+            let denied: Vec<&String> = imports
+                .iter()
+                .filter(|i| i.starts_with("wasi:filesystem/") || i.starts_with("wasi:sockets/"))
+                .collect();
+            assert!(denied.is_empty(), "built-in {name} imports {denied:?}");
+        }
+    }
+}
