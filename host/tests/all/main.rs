@@ -6,6 +6,7 @@ mod audio_gen;
 mod cli;
 mod comfyui;
 mod common;
+mod crafted;
 mod forger;
 mod hardening;
 mod identity;
