@@ -35,8 +35,14 @@ pub fn to_record(a: &StoredArtifact) -> Artifact {
     Artifact { path: a.path.display().to_string(), mime: a.mime.clone(), bytes: a.bytes, sha256: a.sha256.clone() }
 }
 
+/// Run file work (write, hash, fsync, rename) on tokio's blocking pool,
+/// never on a worker thread that other invocations need.
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> wasmtime::Result<R> {
+    Ok(tokio::task::spawn_blocking(f).await?)
+}
+
 impl Host for InvocationCtx {
-    fn create(
+    async fn create(
         &mut self,
         name: String,
         mime: String,
@@ -51,7 +57,8 @@ impl Host for InvocationCtx {
                 return Ok(Err(ArtifactError::Io(refused)));
             }
         };
-        match store.create(&name, &mime, self.limits.max_artifact_bytes) {
+        let (store, max) = (store.clone(), self.limits.max_artifact_bytes);
+        match blocking(move || store.create(&name, &mime, max)).await? {
             Ok(pending) => Ok(Ok(self.table.push(ArtifactWriter { pending: Some(pending), slot: Some(slot) })?)),
             Err(e) => Ok(Err(to_wit(e))),
         }
@@ -59,25 +66,37 @@ impl Host for InvocationCtx {
 }
 
 impl HostArtifactWriter for InvocationCtx {
-    fn write(&mut self, this: Resource<ArtifactWriter>, chunk: Vec<u8>) -> wasmtime::Result<Result<(), ArtifactError>> {
+    async fn write(
+        &mut self,
+        this: Resource<ArtifactWriter>,
+        chunk: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), ArtifactError>> {
         let writer = self.table.get_mut(&this)?;
-        let Some(pending) = writer.pending.as_mut() else {
+        let Some(mut pending) = writer.pending.take() else {
             return Ok(Err(ArtifactError::Closed));
         };
         let total = self.output_bytes.saturating_add(chunk.len() as u64);
         let result = if total > self.limits.max_output_bytes {
             Err(StoreError::TooLarge { limit: self.limits.max_output_bytes })
         } else {
-            pending.write(&chunk)
+            let (back, r) = blocking(move || {
+                let r = pending.write(&chunk);
+                (pending, r)
+            })
+            .await?;
+            pending = back;
+            r
         };
+        let writer = self.table.get_mut(&this)?;
         match result {
             Ok(()) => {
+                writer.pending = Some(pending);
                 self.output_bytes = total;
                 Ok(Ok(()))
             }
             Err(e) => {
                 // The partial file is removed, and the descriptor closed.
-                writer.pending = None;
+                drop(pending);
                 writer.slot = None;
                 if let StoreError::TooLarge { limit } = e {
                     let key = if total > self.limits.max_output_bytes {
@@ -92,13 +111,13 @@ impl HostArtifactWriter for InvocationCtx {
         }
     }
 
-    fn finish(&mut self, this: Resource<ArtifactWriter>) -> wasmtime::Result<Result<Artifact, ArtifactError>> {
+    async fn finish(&mut self, this: Resource<ArtifactWriter>) -> wasmtime::Result<Result<Artifact, ArtifactError>> {
         let writer = self.table.get_mut(&this)?;
         let Some(pending) = writer.pending.take() else {
             return Ok(Err(ArtifactError::Closed));
         };
         let _slot = writer.slot.take();
-        match pending.finish() {
+        match blocking(move || pending.finish()).await? {
             Ok(stored) => {
                 tracing::info!(skill = %self.skill, path = %stored.path.display(), bytes = stored.bytes, "artifact stored");
                 let record = to_record(&stored);
@@ -109,9 +128,9 @@ impl HostArtifactWriter for InvocationCtx {
         }
     }
 
-    fn drop(&mut self, this: Resource<ArtifactWriter>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, this: Resource<ArtifactWriter>) -> wasmtime::Result<()> {
         // Dropping an unfinished PendingArtifact removes its temp file.
-        self.table.delete(this)?;
-        Ok(())
+        let writer = self.table.delete(this)?;
+        blocking(move || drop(writer)).await
     }
 }

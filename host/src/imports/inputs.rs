@@ -23,7 +23,7 @@ pub struct InputFile {
 }
 
 impl Host for InvocationCtx {
-    fn open(&mut self, field: String) -> wasmtime::Result<Result<Resource<InputFile>, InputError>> {
+    async fn open(&mut self, field: String) -> wasmtime::Result<Result<Resource<InputFile>, InputError>> {
         let Some(input) = self.inputs.get(&field) else {
             let known = self.inputs.fields().join(", ");
             return Ok(Err(InputError::NoSuchField(format!(
@@ -38,33 +38,48 @@ impl Host for InvocationCtx {
                 return Ok(Err(InputError::Io(refused)));
             }
         };
-        let file = match std::fs::File::open(&input.path) {
+        let path = input.path.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            Ok::<_, std::io::Error>((file, size))
+        })
+        .await?;
+        let (file, size) = match opened {
             Ok(f) => f,
             Err(e) => return Ok(Err(InputError::Io(format!("{}: {e}", input.path.display())))),
         };
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let handle = InputFile { _slot: slot, file, name: input.name.clone(), mime: input.mime.clone(), size };
         Ok(Ok(self.table.push(handle)?))
     }
 }
 
 impl HostInputFile for InvocationCtx {
-    fn name(&mut self, this: Resource<InputFile>) -> wasmtime::Result<String> {
+    async fn name(&mut self, this: Resource<InputFile>) -> wasmtime::Result<String> {
         Ok(self.table.get(&this)?.name.clone())
     }
 
-    fn mime(&mut self, this: Resource<InputFile>) -> wasmtime::Result<String> {
+    async fn mime(&mut self, this: Resource<InputFile>) -> wasmtime::Result<String> {
         Ok(self.table.get(&this)?.mime.clone())
     }
 
-    fn size(&mut self, this: Resource<InputFile>) -> wasmtime::Result<u64> {
+    async fn size(&mut self, this: Resource<InputFile>) -> wasmtime::Result<u64> {
         Ok(self.table.get(&this)?.size)
     }
 
-    fn read(&mut self, this: Resource<InputFile>, max: u32) -> wasmtime::Result<Result<Vec<u8>, InputError>> {
-        let f = self.table.get_mut(&this)?;
-        let mut buf = vec![0u8; max.min(MAX_READ) as usize];
-        match f.file.read(&mut buf) {
+    async fn read(&mut self, this: Resource<InputFile>, max: u32) -> wasmtime::Result<Result<Vec<u8>, InputError>> {
+        // A clone of the descriptor shares its offset: the read advances
+        // the file the table holds.
+        let mut file = self.table.get(&this)?.file.try_clone()?;
+        let len = max.min(MAX_READ) as usize;
+        let (buf, read) = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len];
+            let r = file.read(&mut buf);
+            (buf, r)
+        })
+        .await?;
+        let mut buf = buf;
+        match read {
             Ok(n) => {
                 buf.truncate(n);
                 Ok(Ok(buf))
@@ -73,7 +88,7 @@ impl HostInputFile for InvocationCtx {
         }
     }
 
-    fn drop(&mut self, this: Resource<InputFile>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, this: Resource<InputFile>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())
     }

@@ -6,6 +6,9 @@ wasmtime::component::bindgen!({
     imports: {
         "c41:skill/websocket": async | trappable,
         "c41:skill/progress": async | trappable,
+        // File I/O, hashing and fsync run on tokio's blocking pool.
+        "c41:skill/artifacts": async | trappable,
+        "c41:skill/inputs": async | trappable,
         default: trappable,
     },
     exports: { default: async },

@@ -3,8 +3,10 @@
 //! Key: the engine's compatibility hash (wasmtime version, target, compiler
 //! settings) and the component's SHA-256. A cache entry is written atomically
 //! (temp file + rename); an unreadable or stale entry is recompiled and
-//! replaced, never trusted.
+//! replaced, never trusted. The cache directory must be the user's own
+//! (0700, owned, no symlink; see `cache_perms`), else it is not used.
 
+use super::cache_perms::{check, ensure_private_dir};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -55,10 +57,22 @@ impl ComponentCache {
         let Some(path) = self.entry(engine, bytes) else {
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
         };
-        if path.exists() {
+        // Native code is loaded from here: only from directories that are
+        // the user's own (see `cache_perms`).
+        let private = [self.dir.as_deref(), path.parent()].into_iter().flatten().try_for_each(ensure_private_dir);
+        if let Err(why) = private {
+            tracing::warn!("not using the compiled-component cache: {why}");
+            return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
+        }
+        let usable = path.exists()
+            && check(&path, false)
+                .inspect_err(|why| tracing::warn!("recompiling instead of trusting a cached component: {why}"))
+                .is_ok();
+        if usable {
             // SAFETY: the file is one this cache wrote with
             // `Engine::precompile_component` for an engine with the same
-            // compatibility hash (part of the path); wasmtime checks the
+            // compatibility hash (part of the path), in a directory only
+            // this user can write (checked above); wasmtime checks the
             // header again and refuses an incompatible artifact.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, CacheOutcome::Hit)),

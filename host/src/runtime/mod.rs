@@ -10,6 +10,7 @@
 pub mod bindings;
 pub mod budget;
 mod cache;
+mod cache_perms;
 mod http_fields;
 mod invoke;
 mod output;
