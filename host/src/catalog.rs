@@ -157,7 +157,8 @@ fn reserved(skill: &LoadedSkill) -> Result<(), String> {
 }
 
 async fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedSkill, CatalogError> {
-    let bytes = std::fs::read(path).map_err(|source| CatalogError::Read { path: path.to_path_buf(), source })?;
+    let bytes =
+        tokio::fs::read(path).await.map_err(|source| CatalogError::Read { path: path.to_path_buf(), source })?;
     let origin = Origin::File(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
     Ok(runtime.load(&bytes, origin).await?)
 }

@@ -16,7 +16,11 @@ pub struct Args {
 /// One skill as `c41 list --json` shows it.
 pub fn skill_json(app: &App, name: &str) -> Value {
     let s = app.catalog.get(name).expect("listed skill exists");
-    let (granted, ignored) = app.config.effective_grants(name, &s.description.services);
+    let entitled = app.entitled(s);
+    let (granted, ignored) = match entitled {
+        Ok(true) => app.config.effective_grants(name, &s.description.services),
+        _ => Default::default(),
+    };
     json!({
         "name": s.description.name,
         "version": s.description.version,
@@ -25,6 +29,7 @@ pub fn skill_json(app: &App, name: &str) -> Value {
         "declares": s.description.services,
         "granted": granted.iter().map(|g| json!({"service": g.name, "kind": g.kind, "url": g.url})).collect::<Vec<_>>(),
         "granted_but_undeclared": ignored,
+        "ungranted": entitled.err().map(|e| e.to_string()),
     })
 }
 
@@ -40,11 +45,16 @@ impl Args {
             .catalog
             .iter()
             .map(|s| {
-                let (granted, _) = app.config.effective_grants(&s.description.name, &s.description.services);
-                let grants = if granted.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    granted.iter().map(|g| g.name.clone()).collect::<Vec<_>>().join(",")
+                let name = &s.description.name;
+                let granted = match app.entitled(s) {
+                    Ok(true) => Ok(app.config.effective_grants(name, &s.description.services).0),
+                    Ok(false) => Ok(Vec::new()),
+                    Err(_) => Err(format!("(ungranted: run `c41 grant {name}`)")),
+                };
+                let grants = match granted {
+                    Err(note) => note,
+                    Ok(granted) if granted.is_empty() => "(none)".to_string(),
+                    Ok(granted) => granted.iter().map(|g| g.name.clone()).collect::<Vec<_>>().join(","),
                 };
                 [s.description.name.clone(), s.description.version.clone(), grants, s.description.summary.clone()]
             })

@@ -125,3 +125,35 @@ async fn a_different_binary_under_a_granted_name_gets_nothing_until_granted_agai
         other => panic!("expected ungranted after the swap, got {other:?}"),
     }
 }
+
+#[test]
+fn list_shows_an_ungranted_component_and_mcp_refuses_an_absurd_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hostile.wasm");
+    std::fs::copy(guest("hostile"), &file).unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "output-dir = \"{out}\"\n[services.web]\nurl = \"http://127.0.0.1:9\"\nkind = \"http\"\n\
+         [skills.test-hostile]\ngrants = [\"web\"]\n",
+    );
+    let c41 = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_c41"));
+        c.env("C41_CONFIG", &cfg).env("C41_CACHE_DIR", cache_dir());
+        c
+    };
+    let out = c41().arg("--component").arg(&file).arg("list").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(ungranted: run `c41 grant test-hostile`)"), "{text}");
+    let out = c41().arg("--component").arg(&file).args(["list", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h = v.as_array().unwrap().iter().find(|s| s["name"] == "test-hostile").unwrap();
+    assert_eq!(h["granted"], json!([]));
+    assert!(h["ungranted"].as_str().unwrap().contains("c41 grant test-hostile"), "{h}");
+    // --max-concurrent is range-checked: 0 or a pool size that would
+    // overflow the allocator's arithmetic is a usage error.
+    for n in ["0", "100000", "4294967295"] {
+        let out = c41().args(["mcp", "--max-concurrent", n]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "--max-concurrent {n}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--max-concurrent"), "--max-concurrent {n}");
+    }
+}
