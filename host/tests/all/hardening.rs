@@ -190,3 +190,14 @@ async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_trapping() {
         .await;
     assert_eq!(r.expect("the pool is free again").text, "fine");
 }
+
+#[tokio::test]
+async fn handles_held_at_once_are_capped_per_call() {
+    let h = harness(&config(closed_port(), ""), &["hostile"]).await;
+    let (r, _) = h.run("test-hostile", json!({"mode": "handles", "n": 100_000})).await;
+    let (message, fault) = limit_error(r);
+    assert_eq!(fault, "limit");
+    assert!(message.contains(&format!("more than {} handles", c41::runtime::MAX_HANDLES)), "{message}");
+    let (r, _) = h.run("test-hostile", json!({"mode": "handles", "n": 1000})).await;
+    assert_eq!(r.expect("1000 handles are fine").text, "done 1000");
+}

@@ -20,7 +20,7 @@ impl Skill for Hostile {
             version: "0.0.0".into(),
             summary: "Test guest that exhausts host-side resources on purpose.".into(),
             input_schema: r#"{"type":"object","properties":{
-                "mode":{"type":"string","enum":["fields","files","writers","connections","outputs","trap-after-deny","own-denied","ok"]},
+                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","ok"]},
                 "n":{"type":"integer","minimum":0},
                 "url":{"type":"string"},
                 "file":{"type":"string","format":"c41-file"}},"required":["mode"]}"#
@@ -44,6 +44,11 @@ impl Skill for Hostile {
                     done += 1;
                 }
                 std::hint::black_box(&kept);
+            }
+            Some("handles") => {
+                // Empty fields: no bytes, just handles in the host's table.
+                let kept: Vec<http::Fields> = (0..n).map(|_| http::Fields::new()).collect();
+                done = kept.len() as u64;
             }
             Some("files") => {
                 let mut kept = Vec::new();
