@@ -216,7 +216,14 @@ impl App {
             state: entitled.then(|| self.state.clone()),
             invocation_id: Some(id.clone()),
         };
-        let record = self.runs.as_ref().map(|log| log.start(&id, skill, &given, resumed));
+        // The journal is written (and fsynced) on the blocking pool.
+        let record = match &self.runs {
+            Some(log) => {
+                let (log, id, skill, given) = (log.clone(), id.clone(), skill.to_string(), given.clone());
+                tokio::task::spawn_blocking(move || log.start(&id, &skill, &given, resumed)).await.ok()
+            }
+            None => None,
+        };
         tracing::info!(skill, run = %id, "invoking");
         let result = loaded.invoke(request).await;
         // The skill's state sets of this invocation, folded with one fsync.
@@ -225,10 +232,14 @@ impl App {
         let _ = tokio::task::spawn_blocking(move || state.flush(&name)).await;
         if let (Some(log), Some(record)) = (&self.runs, record) {
             let outcome = match &result {
-                Ok(r) => Ok((r.text.as_str(), r.artifacts.iter().map(|a| a.path.clone()).collect())),
+                Ok(r) => Ok((r.text.clone(), r.artifacts.iter().map(|a| a.path.clone()).collect::<Vec<_>>())),
                 Err(e) => Err(e.to_string()),
             };
-            log.finish(record, outcome);
+            let log = log.clone();
+            let finish = move || {
+                log.finish(record, outcome.as_ref().map(|(t, f)| (t.as_str(), f.clone())).map_err(Clone::clone))
+            };
+            let _ = tokio::task::spawn_blocking(finish).await;
         }
         Ok(result?)
     }
