@@ -13,7 +13,7 @@ use std::process::Command;
 /// Crates compiled into the binary as built-in skills: (package, file stem).
 const BUILTIN: &[&str] = &["hello-http", "llm-route", "comfyui-image", "comfyui-video", "tts", "audio-gen", "lip-sync"];
 /// Crates only the tests load.
-const TEST_GUESTS: &[&str] = &["runaway", "escape", "hostile", "impostor", "forger"];
+const TEST_GUESTS: &[&str] = &["runaway", "escape", "hostile", "impostor", "forger", "describe-hog"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

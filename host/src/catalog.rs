@@ -8,8 +8,11 @@
 //! error naming both files (a warning for the skills directory), unless the
 //! config maps that very file to that name (`[skills.<name>] component`).
 //! The MCP control tool names ([`RESERVED`]) are never skill names.
+//!
+//! Loading describes each skill without compiling it when it can (see
+//! [`crate::runtime::describe`]); a component is compiled on first use.
 
-use crate::config::LoadedConfig;
+use crate::config::{Limits, LoadedConfig};
 use crate::runtime::{LoadError, LoadedSkill, Origin, Runtime};
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
@@ -52,12 +55,12 @@ impl Catalog {
     pub async fn load(runtime: &Runtime, config: &LoadedConfig, extra: &[PathBuf]) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
         for (_, bytes) in crate::guests::BUILTIN {
-            let skill = runtime.load(bytes, Origin::Builtin).await?;
+            let skill = runtime.load(*bytes, Origin::Builtin, &config.limits_for("")).await?;
             catalog.skills.insert(skill.description.name.clone(), skill);
         }
         for (name, sc) in &config.config.skills {
             if let Some(path) = &sc.component {
-                let skill = load_file(runtime, path).await?;
+                let skill = load_file(runtime, path, &config.limits_for(name)).await?;
                 if skill.description.name != *name {
                     return Err(CatalogError::Name(format!(
                         "{}: the config loads it as [skills.{name}], but it describes itself as `{}`",
@@ -78,7 +81,7 @@ impl Catalog {
             };
             files.sort();
             for path in files {
-                let added = match load_file(runtime, &path).await {
+                let added = match load_file(runtime, &path, &config.limits_for("")).await {
                     Ok(skill) => catalog.add(skill, config),
                     Err(e) => Err(e.to_string()),
                 };
@@ -88,7 +91,7 @@ impl Catalog {
             }
         }
         for path in extra {
-            let skill = load_file(runtime, path).await?;
+            let skill = load_file(runtime, path, &config.limits_for("")).await?;
             catalog.add(skill, config).map_err(CatalogError::Name)?;
         }
         Ok(catalog)
@@ -156,11 +159,12 @@ fn reserved(skill: &LoadedSkill) -> Result<(), String> {
     Ok(())
 }
 
-async fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedSkill, CatalogError> {
+/// Load a component file; `limits` are those its `describe()` runs under.
+async fn load_file(runtime: &Runtime, path: &Path, limits: &Limits) -> Result<LoadedSkill, CatalogError> {
     let bytes =
         tokio::fs::read(path).await.map_err(|source| CatalogError::Read { path: path.to_path_buf(), source })?;
     let origin = Origin::File(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
-    Ok(runtime.load(&bytes, origin).await?)
+    Ok(runtime.load(bytes, origin, limits).await?)
 }
 
 /// Levenshtein distance (small inputs: skill names).

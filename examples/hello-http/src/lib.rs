@@ -6,7 +6,7 @@ use c41_kit::artifacts;
 use c41_kit::progress::Progress;
 use c41_kit::settings;
 use c41_kit::wstd::http::{Body, Client, Request};
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, json};
+use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, json};
 
 struct HelloHttp;
 
@@ -31,17 +31,14 @@ const SCHEMA: &str = r#"{
 }"#;
 
 impl Skill for HelloHttp {
-    fn describe() -> Description {
-        Description {
-            name: "hello-http".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Fetch a URL from a granted HTTP service and store the body as a file.".into(),
-            input_schema: SCHEMA.into(),
-            output: "text: what was fetched; one artifact: the response body; data: {url, status, bytes, content_type}"
-                .into(),
-            services: vec!["http".into()],
-        }
-    }
+    const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
+        name: "hello-http",
+        version: env!("CARGO_PKG_VERSION"),
+        summary: "Fetch a URL from a granted HTTP service and store the body as a file.",
+        input_schema: SCHEMA,
+        output: "text: what was fetched; one artifact: the response body; data: {url, status, bytes, content_type}",
+        services: &["http"],
+    });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let service = settings::require_service("http")?;

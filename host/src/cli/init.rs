@@ -37,7 +37,9 @@ impl Args {
         std::io::Write::write_all(&mut tmp, text.as_bytes())?;
         tmp.persist(&path)?;
         println!("{}", path.display());
-        eprintln!("wrote a starter config; edit the service URLs, then run `c41 doctor`");
+        eprintln!(
+            "wrote a starter config; edit the service URLs, then run `c41 doctor` (and `c41 install` to compile the skills ahead of time)"
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -38,6 +38,16 @@ impl Args {
         };
         let app = Arc::new(App::new(config, options, &ctx.components).await?);
         tracing::info!(skills = app.catalog.iter().count(), "serving skills over MCP on stdio");
+        // The tools are listed from their descriptions alone; compile the
+        // components behind the first answers, so a first call rarely waits.
+        let warm = app.clone();
+        tokio::spawn(async move {
+            for skill in warm.catalog.iter() {
+                if let Err(e) = skill.prepare().await {
+                    tracing::warn!(skill = %skill.description.name, "cannot compile: {e}");
+                }
+            }
+        });
         let service = McpServer::new(app).serve(rmcp::transport::stdio()).await?;
         service.waiting().await?;
         Ok(ExitCode::SUCCESS)

@@ -10,6 +10,7 @@ mod doctor;
 mod export;
 mod grant;
 mod init;
+mod install;
 mod list;
 mod mcp;
 pub mod output;
@@ -71,6 +72,8 @@ pub enum Command {
     Grant(grant::Args),
     /// Write a commented starter config for the Mac + workstation setup.
     Init(init::Args),
+    /// Compile every skill now, so the first call of each starts at once.
+    Install(install::Args),
     /// Write an OpenClaw SKILL.md folder per skill (for agents using exec).
     ExportSkills(export::Args),
     /// Serve every skill as an MCP tool over stdio (for OpenClaw).
@@ -112,6 +115,7 @@ impl Cli {
             Command::Doctor(a) => a.run(&ctx).await,
             Command::Grant(a) => a.run(&ctx).await,
             Command::Init(a) => a.run(&ctx).await,
+            Command::Install(a) => a.run(&ctx).await,
             Command::Sim(a) => a.run(&ctx).await,
             Command::Mcp(a) => a.run(&ctx).await,
             Command::ExportSkills(a) => a.run(&ctx).await,

@@ -5,11 +5,16 @@
 //! (temp file + rename); an unreadable or stale entry is recompiled and
 //! replaced, never trusted. The cache directory must be the user's own
 //! (0700, owned, no symlink; see `cache_perms`), else it is not used.
+//!
+//! Beside each compiled component, under the same key, the cache keeps what
+//! its `describe()` answered (`<sha256>.describe.json`), so listing a skill
+//! never needs the component compiled again.
 
 use super::cache_perms::{check, ensure_private_dir};
+use super::describe::DescribeRecord;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -43,24 +48,60 @@ impl ComponentCache {
             .or_else(|| dirs::cache_dir().map(|d| d.join("c41").join("components")))
     }
 
+    /// The cache entry of `bytes`, without its extension (none without a
+    /// cache directory).
     fn entry(&self, engine: &Engine, bytes: &[u8]) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let engine_key = format!("{:016x}", h.finish());
         let sha = hex::encode(Sha256::digest(bytes));
-        Some(dir.join(engine_key).join(format!("{sha}.cwasm")))
+        Some(dir.join(engine_key).join(sha))
+    }
+
+    /// The directories of `path` are the user's own (created 0700 if need be).
+    fn private(&self, path: &Path) -> Result<(), String> {
+        [self.dir.as_deref(), path.parent()].into_iter().flatten().try_for_each(ensure_private_dir)
+    }
+
+    /// What `describe()` answered for `bytes` last time, if the cache has it
+    /// (in a directory and file that are the user's own).
+    pub fn description(&self, engine: &Engine, bytes: &[u8]) -> Option<DescribeRecord> {
+        let path = self.entry(engine, bytes)?.with_extension("describe.json");
+        if !path.exists() || self.private(&path).and_then(|()| check(&path, false)).is_err() {
+            return None;
+        }
+        let text = std::fs::read(&path).ok()?;
+        match serde_json::from_slice(&text) {
+            Ok(record) => Some(record),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring unusable cached description: {e}");
+                None
+            }
+        }
+    }
+
+    /// Keep what `describe()` answered for `bytes`.
+    pub fn store_description(&self, engine: &Engine, bytes: &[u8], record: &DescribeRecord) {
+        let Some(path) = self.entry(engine, bytes).map(|p| p.with_extension("describe.json")) else { return };
+        if let Err(why) = self.private(&path) {
+            tracing::warn!("not caching the description: {why}");
+            return;
+        }
+        let json = serde_json::to_vec(record).expect("a description serialises");
+        if let Err(e) = crate::files::write_atomically(&path, &json) {
+            tracing::warn!(path = %path.display(), "cannot cache the description: {e}");
+        }
     }
 
     /// The compiled component for `bytes`, from the cache when possible.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let Some(path) = self.entry(engine, bytes) else {
+        let Some(path) = self.entry(engine, bytes).map(|p| p.with_extension("cwasm")) else {
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
         };
         // Native code is loaded from here: only from directories that are
         // the user's own (see `cache_perms`).
-        let private = [self.dir.as_deref(), path.parent()].into_iter().flatten().try_for_each(ensure_private_dir);
-        if let Err(why) = private {
+        if let Err(why) = self.private(&path) {
             tracing::warn!("not using the compiled-component cache: {why}");
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
         }

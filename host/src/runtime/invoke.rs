@@ -152,6 +152,13 @@ pub enum InvokeError {
         /// Its message.
         message: String,
     },
+    /// The component could not be compiled or linked (its description was
+    /// known without compiling it).
+    #[error("the skill's component cannot be used: {message}")]
+    Component {
+        /// wasmtime's message.
+        message: String,
+    },
     /// The outcome listed a file the host did not store in this call.
     #[error("the skill returned an artifact the host did not store in this call: {path}")]
     ForgedArtifact {
@@ -199,6 +206,7 @@ impl InvokeError {
             InvokeError::Limit { .. } => "limit",
             InvokeError::Internal { .. } => "internal",
             InvokeError::ForgedArtifact { .. } => "forged-artifact",
+            InvokeError::Component { .. } => "component",
         }
     }
 
@@ -214,7 +222,10 @@ impl InvokeError {
             InvokeError::Backend { .. } | InvokeError::Timeout { .. } => "service",
             InvokeError::MemoryLimit { .. } | InvokeError::Deadline { .. } | InvokeError::Limit { .. } => "limit",
             InvokeError::Cancelled => "caller",
-            InvokeError::Trap { .. } | InvokeError::Internal { .. } | InvokeError::ForgedArtifact { .. } => "skill",
+            InvokeError::Trap { .. }
+            | InvokeError::Internal { .. }
+            | InvokeError::ForgedArtifact { .. }
+            | InvokeError::Component { .. } => "skill",
         }
     }
 }
@@ -278,34 +289,45 @@ fn new_store(engine: &Engine, ctx: InvocationCtx) -> Store<InvocationCtx> {
     store
 }
 
-/// Ask a prepared component to describe itself, in a store with no grants
-/// and small limits.
+/// Ask a prepared component to describe itself, in a store with no grants,
+/// under `limits` (memory and deadline), holding an instance slot when the
+/// pool has them.
 pub(super) async fn describe(
     engine: &Engine,
     pre: &SkillPre<InvocationCtx>,
     slots: Option<&tokio::sync::Semaphore>,
+    limits: &Limits,
 ) -> wasmtime::Result<wit::Description> {
     let _slot = match slots {
         Some(s) => Some(s.acquire().await?),
         None => None,
     };
-    let limits = Limits { timeout: Duration::from_secs(10), ..Limits::default() };
     let output = GuestOutput::default();
-    let ctx = new_ctx("(describe)", Vec::new(), &limits, DenialLog::default(), Arc::new(Discard), &output);
+    let ctx = new_ctx("(describe)", Vec::new(), limits, DenialLog::default(), Arc::new(Discard), &output);
     let mut store = new_store(engine, ctx);
     let call = async {
         let instance: Skill = pre.instantiate_async(&mut store).await?;
         instance.call_describe(&mut store).await
     };
-    match tokio::time::timeout(limits.timeout, call).await {
+    let result = tokio::time::timeout(limits.timeout, call).await;
+    match result {
+        Ok(Err(_)) if store.data().limiter.hit => Err(wasmtime::Error::msg(format!(
+            "describe exceeded the memory limit of {} MiB (limits.memory-mb)",
+            limits.memory_bytes >> 20
+        ))),
         Ok(r) => r,
-        Err(_) => Err(wasmtime::Error::msg("describe did not return within 10s")),
+        Err(_) => Err(wasmtime::Error::msg(format!(
+            "describe did not return within {} s (limits.timeout-secs, at most {} s for describe)",
+            limits.timeout.as_secs_f32(),
+            super::describe::DESCRIBE_MAX.as_secs()
+        ))),
     }
 }
 
 impl LoadedSkill {
     /// Run the skill once on a fresh instance.
     pub async fn invoke(&self, req: InvokeRequest) -> Result<Invoked, InvokeError> {
+        let (pre, _) = self.component.prepare().await.map_err(|e| InvokeError::Component { message: e.to_string() })?;
         let name = self.description.name.clone();
         let invocation_id = req.invocation_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let denials = DenialLog::default();
@@ -313,7 +335,7 @@ impl LoadedSkill {
         let limits = req.limits;
 
         // Wait for a free instance slot (pooling): never fail for lack of one.
-        let _slot = match &self.slots {
+        let _slot = match &self.component.shared.slots {
             Some(s) => tokio::select! {
                 permit = s.clone().acquire_owned() => Some(permit.map_err(|_| InvokeError::Cancelled)?),
                 _ = req.cancel.cancelled() => return Err(InvokeError::Cancelled),
@@ -328,10 +350,9 @@ impl LoadedSkill {
         ctx.cancel = req.cancel.clone();
         ctx.state = req.state;
         let produced = ctx.produced.clone();
-        let mut store = new_store(self.pre.engine(), ctx);
+        let mut store = new_store(pre.engine(), ctx);
 
         let request = wit::Request { input: req.input.to_string(), invocation_id: invocation_id.clone() };
-        let pre = &self.pre;
         let cancel = req.cancel.clone();
         let result = {
             let call = async {

@@ -3,14 +3,18 @@
 //! WASI parts a Rust guest needs and the policed `wasi:http`), and
 //! [`LoadedSkill`]s ready to instantiate.
 //!
-//! Each invocation gets a fresh Store and instance (no state leaks between
-//! calls), built from an `InstancePre` made once per skill.
+//! Loading a skill only describes it (see [`describe`]): the component is
+//! compiled, or fetched from the cache, on its first invocation (or by
+//! [`LoadedSkill::prepare`]), so listing skills and starting `c41 mcp` cost no
+//! Cranelift. Each invocation gets a fresh Store and instance (no state leaks
+//! between calls), built from an `InstancePre` made once per skill.
 
 #[allow(missing_docs)]
 pub mod bindings;
 pub mod budget;
 mod cache;
 mod cache_perms;
+pub mod describe;
 mod http_fields;
 mod invoke;
 mod output;
@@ -20,8 +24,11 @@ pub use cache::{CacheOutcome, ComponentCache};
 pub use invoke::{InvokeError, InvokeRequest, Invoked};
 pub use state::{InvocationCtx, MAX_CORE_INSTANCES, MAX_HANDLES, MAX_MEMORIES, MAX_TABLES};
 
+use crate::config::Limits;
 use crate::input::InputSchema;
 use bindings::{Skill, SkillPre};
+use bytes::Bytes;
+use describe::{DescribeRecord, RawDescription};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -97,7 +104,7 @@ pub struct SkillDescription {
     pub services: Vec<String>,
 }
 
-/// A compiled skill, ready to instantiate.
+/// A described skill; its component is compiled on first use.
 pub struct LoadedSkill {
     /// Its description.
     pub description: SkillDescription,
@@ -108,10 +115,47 @@ pub struct LoadedSkill {
     /// SHA-256 of the component's bytes: with the origin, its identity
     /// (grants belong to it, see `config::pins`).
     pub sha256: String,
-    /// Whether loading hit the compiled-component cache.
-    pub cache: CacheOutcome,
-    pre: SkillPre<InvocationCtx>,
-    slots: Option<Arc<tokio::sync::Semaphore>>,
+    component: Arc<LazyComponent>,
+}
+
+/// A component's bytes and, once needed, its compiled form.
+struct LazyComponent {
+    shared: Arc<Shared>,
+    bytes: Bytes,
+    origin: Origin,
+    compiled: tokio::sync::OnceCell<(SkillPre<InvocationCtx>, CacheOutcome)>,
+}
+
+impl LazyComponent {
+    /// Compile (or fetch from the cache) and link, once; on a blocking thread,
+    /// so a server keeps answering while Cranelift works.
+    async fn prepare(&self) -> Result<&(SkillPre<InvocationCtx>, CacheOutcome), LoadError> {
+        let component_err = |message: String| LoadError::Component { origin: self.origin.clone(), message };
+        self.compiled
+            .get_or_try_init(|| async {
+                let (shared, bytes) = (self.shared.clone(), self.bytes.clone());
+                let (component, outcome) =
+                    tokio::task::spawn_blocking(move || shared.cache.load(&shared.engine, &bytes))
+                        .await
+                        .map_err(|e| component_err(format!("compiling: {e}")))?
+                        .map_err(|e| component_err(format!("{e:#}")))?;
+                check_resources(&component).map_err(component_err)?;
+                let pre =
+                    self.shared.linker.instantiate_pre(&component).map_err(|e| component_err(format!("{e:#}")))?;
+                let pre = SkillPre::new(pre).map_err(|e| component_err(format!("{e:#}")))?;
+                Ok((pre, outcome))
+            })
+            .await
+    }
+}
+
+impl LoadedSkill {
+    /// Compile the component now (from the cache when possible) unless that
+    /// was done already; says whether the cache had it. `c41 install` and
+    /// `c41 mcp`'s warm-up call this; an invocation does it on its own.
+    pub async fn prepare(&self) -> Result<CacheOutcome, LoadError> {
+        Ok(self.component.prepare().await?.1)
+    }
 }
 
 /// Why a component could not be loaded.
@@ -137,10 +181,15 @@ pub enum LoadError {
 
 /// The engine, linker and cache shared by all skills of a process.
 pub struct Runtime {
+    shared: Arc<Shared>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+/// What compiling a component needs; shared with each [`LoadedSkill`].
+struct Shared {
     engine: Engine,
     linker: Linker<InvocationCtx>,
     cache: ComponentCache,
-    ticker_stop: Arc<AtomicBool>,
     /// With the pooling allocator: one permit per instance slot, held by
     /// every live store, so calls beyond the pool wait their turn instead
     /// of failing ("maximum concurrent limit reached").
@@ -197,47 +246,92 @@ impl Runtime {
                 }
             })?;
         }
-        Ok(Runtime { engine, linker, cache: ComponentCache::new(options.cache_dir), ticker_stop, slots })
+        let cache = ComponentCache::new(options.cache_dir);
+        Ok(Runtime { shared: Arc::new(Shared { engine, linker, cache, slots }), ticker_stop })
     }
 
     /// The engine (benchmarks, tests).
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.shared.engine
     }
 
-    /// Compile (or fetch from the cache) a component, prepare it for
-    /// instantiation, and ask it to describe itself.
-    pub async fn load(&self, bytes: &[u8], origin: Origin) -> Result<LoadedSkill, LoadError> {
-        let component_err =
-            |e: wasmtime::Error| LoadError::Component { origin: origin.clone(), message: format!("{e:#}") };
-        let (component, cache) = self.cache.load(&self.engine, bytes).map_err(component_err)?;
-        check_resources(&component).map_err(|message| LoadError::Component { origin: origin.clone(), message })?;
-        let pre = self.linker.instantiate_pre(&component).map_err(component_err)?;
-        let pre = SkillPre::new(pre).map_err(component_err)?;
-        let raw = invoke::describe(&self.engine, &pre, self.slots.as_deref())
-            .await
-            .map_err(|e| LoadError::Description { origin: origin.clone(), message: format!("{e:#}") })?;
-        let bad = |message: String| LoadError::Description { origin: origin.clone(), message };
-        let valid_name = !raw.name.is_empty()
-            && raw.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !raw.name.starts_with('-');
-        if !valid_name {
-            return Err(bad(format!("name {:?} must be lowercase letters, digits and hyphens", raw.name)));
-        }
-        let input_schema: serde_json::Value =
-            serde_json::from_str(&raw.input_schema).map_err(|e| bad(format!("input-schema is not JSON: {e}")))?;
-        let schema = InputSchema::compile(&input_schema)
-            .map_err(|e| bad(format!("input-schema is not a valid JSON Schema: {e}")))?;
-        let description = SkillDescription {
-            name: raw.name,
-            version: raw.version,
-            summary: raw.summary,
-            input_schema,
-            output: raw.output,
-            services: raw.services,
+    /// Describe a component: a built-in from the description embedded in it
+    /// (no compiling), any other from the description cache, else by calling
+    /// its `describe()` under `limits` (see [`describe::describe_limits`]) and
+    /// caching the answer, a failure included. The component itself is
+    /// compiled later, on first use.
+    pub async fn load(
+        &self,
+        bytes: impl Into<Bytes>,
+        origin: Origin,
+        limits: &Limits,
+    ) -> Result<LoadedSkill, LoadError> {
+        let component = Arc::new(LazyComponent {
+            shared: self.shared.clone(),
+            bytes: bytes.into(),
+            origin: origin.clone(),
+            compiled: tokio::sync::OnceCell::new(),
+        });
+        let embedded = match origin {
+            Origin::Builtin => describe::embedded(&component.bytes),
+            Origin::File(_) => None,
         };
-        let sha256 = crate::config::pins::sha256_hex(bytes);
-        Ok(LoadedSkill { description, schema, origin, sha256, cache, pre, slots: self.slots.clone() })
+        let raw = match embedded {
+            Some(raw) => raw,
+            None => self.describe(&component, limits).await?,
+        };
+        let (description, schema) = describe::check(raw, &origin)?;
+        let sha256 = crate::config::pins::sha256_hex(&component.bytes);
+        Ok(LoadedSkill { description, schema, origin, sha256, component })
+    }
+
+    /// The component's own `describe()`, from the cache or by calling it.
+    async fn describe(&self, component: &LazyComponent, limits: &Limits) -> Result<RawDescription, LoadError> {
+        let limits = describe::describe_limits(limits);
+        let (engine, cache, bytes) = (&self.shared.engine, &self.shared.cache, &component.bytes);
+        let failed = |message: String| LoadError::Description { origin: component.origin.clone(), message };
+        let record = match cache.description(engine, bytes).filter(|r| r.applies_to(&limits)) {
+            Some(record) => record,
+            None => {
+                let (pre, _) = component.prepare().await?;
+                let record = match invoke::describe(engine, pre, self.shared.slots.as_deref(), &limits).await {
+                    Ok(d) => DescribeRecord::Described(d.into()),
+                    Err(e) => DescribeRecord::failed(format!("{e:#}"), &limits),
+                };
+                cache.store_description(engine, bytes, &record);
+                record
+            }
+        };
+        match record {
+            DescribeRecord::Described(raw) => Ok(raw),
+            DescribeRecord::Failed { message, .. } => Err(failed(message)),
+        }
+    }
+
+    /// What the component's `describe()` itself answers, compiling it if
+    /// need be and bypassing every cache (tests compare it with the fast
+    /// path).
+    pub async fn describe_by_calling(
+        &self,
+        bytes: impl Into<Bytes>,
+        limits: &Limits,
+    ) -> Result<RawDescription, LoadError> {
+        let component = LazyComponent {
+            shared: self.shared.clone(),
+            bytes: bytes.into(),
+            origin: Origin::Builtin,
+            compiled: tokio::sync::OnceCell::new(),
+        };
+        let (pre, _) = component.prepare().await?;
+        let d = invoke::describe(
+            &self.shared.engine,
+            pre,
+            self.shared.slots.as_deref(),
+            &describe::describe_limits(limits),
+        )
+        .await
+        .map_err(|e| LoadError::Description { origin: Origin::Builtin, message: format!("{e:#}") })?;
+        Ok(d.into())
     }
 }
 

@@ -16,4 +16,5 @@ mod llm_route;
 mod mcp;
 mod openclaw;
 mod sandbox;
+mod startup;
 mod tts;

@@ -15,7 +15,7 @@ use c41_kit::media::Probe;
 use c41_kit::multipart::Form;
 use c41_kit::progress::Progress;
 use c41_kit::wstd::http::Body;
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, artifacts, inputs, json, settings};
+use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, artifacts, inputs, json, settings};
 
 use params::{Mode, Params};
 
@@ -69,21 +69,18 @@ fn header(resp: &c41_kit::wstd::http::Response<Body>, name: &str) -> Option<Stri
 }
 
 impl Skill for AudioGen {
-    fn describe() -> Description {
-        Description {
-            name: "audio-gen".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Generate sound effects and ambience from a text prompt, or add a generated soundtrack to a video (MMAudio).".into(),
-            input_schema: SCHEMA.into(),
-            output: "text: how many seconds of sound were made, for which prompt, with which seed, and the file; \
+    const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
+        name: "audio-gen",
+        version: env!("CARGO_PKG_VERSION"),
+        summary: "Generate sound effects and ambience from a text prompt, or add a generated soundtrack to a video (MMAudio).",
+        input_schema: SCHEMA,
+        output: "text: how many seconds of sound were made, for which prompt, with which seed, and the file; \
                      artifacts: one file, a FLAC (text-to-audio) or the video as MP4 with the new sound track (video-to-audio); \
                      data: {prompt, negative_prompt, seconds (requested), measured_seconds (read from the file), sample_rate, \
                      has_audio_track (video only), steps, cfg, seed, mode (text-to-audio|video-to-audio), video (input name), \
-                     file, mime, bytes, service}"
-                .into(),
-            services: vec![SERVICE_KIND.into()],
-        }
-    }
+                     file, mime, bytes, service}",
+        services: &[SERVICE_KIND],
+    });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let service = settings::require_service(SERVICE_KIND)?;

@@ -4,7 +4,7 @@
 //! skill's input to workflow parameters and the result to an outcome.
 
 use c41_kit::comfyui::{self, Job, Library, Options};
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, json, settings};
+use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, Value, json, settings};
 use serde_json::Map;
 
 struct ComfyImage;
@@ -70,19 +70,16 @@ const SCHEMA: &str = r#"{
 }"#;
 
 impl Skill for ComfyImage {
-    fn describe() -> Description {
-        Description {
-            name: "comfyui-image".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Generate images from a text prompt with ComfyUI (Flux 2 Dev, Z-Image Turbo or a configured workflow).".into(),
-            input_schema: SCHEMA.into(),
-            output: "text: what was generated, where and with which seed; artifacts: the image files (PNG as the workflow saves them), in order; \
+    const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
+        name: "comfyui-image",
+        version: env!("CARGO_PKG_VERSION"),
+        summary: "Generate images from a text prompt with ComfyUI (Flux 2 Dev, Z-Image Turbo or a configured workflow).",
+        input_schema: SCHEMA,
+        output: "text: what was generated, where and with which seed; artifacts: the image files (PNG as the workflow saves them), in order; \
                      data: {seed, workflow, backend, prompt_id, width, height, steps, count, params (every bound parameter's value), ignored (inputs this workflow does not use), \
-                     files: [{server_name, subfolder, path, mime, bytes, sha256}], timings: {prepare_ms, queued_ms, run_ms, download_ms, total_ms}}"
-                .into(),
-            services: vec![comfyui::SERVICE_KIND.into()],
-        }
-    }
+                     files: [{server_name, subfolder, path, mime, bytes, sha256}], timings: {prepare_ms, queued_ms, run_ms, download_ms, total_ms}}",
+        services: &[comfyui::SERVICE_KIND],
+    });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let settings = settings::all();

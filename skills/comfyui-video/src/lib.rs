@@ -6,7 +6,7 @@
 //! start image is given, and shapes the outcome.
 
 use c41_kit::comfyui::{self, FileParam, Job, Library, Options};
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, json, settings};
+use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, Value, json, settings};
 use serde_json::Map;
 
 struct ComfyVideo;
@@ -92,19 +92,16 @@ fn round_frames(frames: u64, step: u32) -> u64 {
 }
 
 impl Skill for ComfyVideo {
-    fn describe() -> Description {
-        Description {
-            name: "comfyui-video".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Generate a short video from a text prompt, or animate a start image, with ComfyUI (Wan 2.2 14B or a configured workflow).".into(),
-            input_schema: SCHEMA.into(),
-            output: "text: what was generated, where, its length and seed; artifacts: the video file(s) as the workflow saves them (mp4, webm or animated webp); \
+    const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
+        name: "comfyui-video",
+        version: env!("CARGO_PKG_VERSION"),
+        summary: "Generate a short video from a text prompt, or animate a start image, with ComfyUI (Wan 2.2 14B or a configured workflow).",
+        input_schema: SCHEMA,
+        output: "text: what was generated, where, its length and seed; artifacts: the video file(s) as the workflow saves them (mp4, webm or animated webp); \
                      data: {seed, workflow, backend, prompt_id, frames, fps, seconds, width, height, frames_requested?, params, ignored, uploads, \
-                     files: [{server_name, subfolder, path, mime, bytes, sha256}], timings: {prepare_ms, queued_ms, run_ms, download_ms, total_ms}}"
-                .into(),
-            services: vec![comfyui::SERVICE_KIND.into()],
-        }
-    }
+                     files: [{server_name, subfolder, path, mime, bytes, sha256}], timings: {prepare_ms, queued_ms, run_ms, download_ms, total_ms}}",
+        services: &[comfyui::SERVICE_KIND],
+    });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let settings = settings::all();

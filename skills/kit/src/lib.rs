@@ -6,7 +6,8 @@
 //! ```ignore
 //! struct Hello;
 //! impl c41_kit::Skill for Hello {
-//!     fn describe() -> c41_kit::Description { /* name, schema, services */ }
+//!     const DESCRIPTION: Option<c41_kit::StaticDescription> =
+//!         Some(c41_kit::StaticDescription { /* name, schema, services */ });
 //!     async fn invoke(cx: c41_kit::Invocation) -> Result<c41_kit::Outcome, c41_kit::SkillError> {
 //!         /* read cx.input, call services, stream artifacts */
 //!     }
@@ -21,6 +22,7 @@
 
 pub mod artifacts;
 pub mod comfyui;
+pub mod describe;
 pub mod error;
 pub mod fastapi;
 pub mod http;
@@ -48,6 +50,7 @@ pub mod bindings {
 }
 
 pub use bindings::c41::skill::types::{Artifact, Description};
+pub use describe::StaticDescription;
 pub use error::SkillError;
 pub use serde_json::{Value, json};
 pub use wstd;
@@ -124,8 +127,19 @@ impl Invocation {
 /// A skill: describe yourself, then run on validated input.
 #[allow(async_fn_in_trait)]
 pub trait Skill {
+    /// The description as constants. When it is given, [`skill!`] embeds it
+    /// in the component, so the host can list the skill without compiling
+    /// it, and `describe()` returns it.
+    const DESCRIPTION: Option<StaticDescription> = None;
     /// The description the host shows and enforces (see `wit/skill.wit`).
-    fn describe() -> Description;
+    /// Implement it only for a description computed at run time; otherwise
+    /// give [`Skill::DESCRIPTION`].
+    fn describe() -> Description {
+        match Self::DESCRIPTION {
+            Some(d) => d.to_description(),
+            None => panic!("a c41 skill must give Skill::DESCRIPTION or implement Skill::describe"),
+        }
+    }
     /// Run once. Runs on wstd's executor: await `wstd::http` freely.
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError>;
 }
@@ -153,6 +167,12 @@ pub fn __run<S: Skill>(
 macro_rules! skill {
     ($ty:ty) => {
         struct __C41SkillExport;
+        /// The description, for the host to read without compiling the component.
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "c41:description")]
+        #[used]
+        static __C41_DESCRIPTION: [u8; $crate::describe::__section_len(&<$ty as $crate::Skill>::DESCRIPTION)] =
+            $crate::describe::__section(&<$ty as $crate::Skill>::DESCRIPTION);
         impl $crate::bindings::Guest for __C41SkillExport {
             fn describe() -> $crate::Description {
                 <$ty as $crate::Skill>::describe()

@@ -26,7 +26,7 @@ use c41_kit::media::mp4::Movie;
 use c41_kit::multipart::Form;
 use c41_kit::progress::Progress;
 use c41_kit::wstd::http::{Body, Request};
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, artifacts, fastapi, inputs, json, settings};
+use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, artifacts, fastapi, inputs, json, settings};
 
 use plan::{Made, Params, human_bytes};
 
@@ -86,19 +86,16 @@ const SCHEMA: &str = r#"{
 struct LipSync;
 
 impl Skill for LipSync {
-    fn describe() -> Description {
-        Description {
-            name: "lip-sync".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Make a talking-portrait video: animate one portrait image so it lip-syncs to one sound file (speech or song), with HuMo on the workstation.".into(),
-            input_schema: SCHEMA.into(),
-            output: "text: what was lip-synced to what, the clip's length, fps, frames and size; one artifact: the MP4 (H.264 video + AAC audio, \
+    const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
+        name: "lip-sync",
+        version: env!("CARGO_PKG_VERSION"),
+        summary: "Make a talking-portrait video: animate one portrait image so it lip-syncs to one sound file (speech or song), with HuMo on the workstation.",
+        input_schema: SCHEMA,
+        output: "text: what was lip-synced to what, the clip's length, fps, frames and size; one artifact: the MP4 (H.264 video + AAC audio, \
                      lipsync.mp4 or <name>.mp4); data: {prompt, width, height (null when taken from the image), fps, seed, steps, bytes, service, \
-                     image, audio, output: {width, height, frames, seconds, video_codec, audio_codec} or null}"
-                .into(),
-            services: vec![SERVICE_KIND.into()],
-        }
-    }
+                     image, audio, output: {width, height, frames, seconds, video_codec, audio_codec} or null}",
+        services: &[SERVICE_KIND],
+    });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let params = plan::params(&cx.input, &settings::all())?;

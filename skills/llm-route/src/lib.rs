@@ -22,7 +22,7 @@ mod stream;
 
 use ask::Ask;
 use c41_kit::progress::{self, Progress};
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, json, log, settings, state};
+use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, Value, json, log, settings, state};
 use config::Settings;
 use net::{Failure, Stop};
 use route::{Backend, Candidate, Kind};
@@ -141,16 +141,14 @@ fn tool_calls_text(calls: &[Value]) -> String {
 }
 
 impl Skill for LlmRoute {
-    fn describe() -> Description {
-        Description {
-            name: "llm-route".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Chat with the local LLM that fits the task: routes coding, creative, reasoning, fast and balanced requests to the configured models on Ollama and OpenAI-compatible servers, prefers loaded models, falls back on failures, streams tokens live.".into(),
-            input_schema: SCHEMA.into(),
-            output: OUTPUT.into(),
-            services: vec!["ollama".into(), "openai".into()],
-        }
-    }
+    const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
+        name: "llm-route",
+        version: env!("CARGO_PKG_VERSION"),
+        summary: "Chat with the local LLM that fits the task: routes coding, creative, reasoning, fast and balanced requests to the configured models on Ollama and OpenAI-compatible servers, prefers loaded models, falls back on failures, streams tokens live.",
+        input_schema: SCHEMA,
+        output: OUTPUT,
+        services: &["ollama", "openai"],
+    });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let started = Instant::now();

@@ -13,7 +13,7 @@ mod speech;
 use c41_kit::http::ServiceClient;
 use c41_kit::media::Probe;
 use c41_kit::progress::Progress;
-use c41_kit::{Description, Invocation, Outcome, Skill, SkillError, Value, artifacts, json, settings};
+use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, Value, artifacts, json, settings};
 use errors::{Lookup, SPEECH_PATH};
 use speech::Speech;
 
@@ -59,19 +59,16 @@ const SCHEMA: &str = r#"{
 }"#;
 
 impl Skill for Tts {
-    fn describe() -> Description {
-        Description {
-            name: "tts".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Speak text aloud: turn text into an audio file (mp3, wav, flac or pcm) with a chosen voice on the studio's text-to-speech server.".into(),
-            input_schema: SCHEMA.into(),
-            output: "text: what was spoken, by which voice and model, how long and in what format, and where; one artifact: the audio file \
+    const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
+        name: "tts",
+        version: env!("CARGO_PKG_VERSION"),
+        summary: "Speak text aloud: turn text into an audio file (mp3, wav, flac or pcm) with a chosen voice on the studio's text-to-speech server.",
+        input_schema: SCHEMA,
+        output: "text: what was spoken, by which voice and model, how long and in what format, and where; one artifact: the audio file \
                      (audio/mpeg, audio/wav, audio/flac or audio/pcm); data: {voice, model, format, speed, characters, bytes, seconds (null when \
-                     the file does not say), service}. Settings: voice, model, format (defaults for the matching inputs)."
-                .into(),
-            services: vec![SERVICE_KIND.into()],
-        }
-    }
+                     the file does not say), service}. Settings: voice, model, format (defaults for the matching inputs).",
+        services: &[SERVICE_KIND],
+    });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let service = settings::require_service(SERVICE_KIND)?;

@@ -1,0 +1,190 @@
+//! Where a skill's description comes from, without compiling when possible.
+//!
+//! - A built-in skill carries its description in the custom section
+//!   `c41:description` (written by the kit's `skill!` from the same constants
+//!   its `describe()` returns): read by scanning the component's sections, no
+//!   Cranelift, so `c41 mcp` lists the tools at once even with an empty cache.
+//! - Any other component is described once by calling `describe()` under the
+//!   configured limits, and the result, success or failure, is cached beside
+//!   its compiled code (same key: engine compatibility hash + SHA-256), so a
+//!   component that loops in `describe()` costs its time once, not per command.
+
+use super::{LoadError, Origin, SkillDescription};
+use crate::config::Limits;
+use crate::input::InputSchema;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Name of the custom section holding a built-in's description (see
+/// `skills/kit/src/describe.rs` for the encoding).
+pub const SECTION: &str = "c41:description";
+
+/// The longest `describe()` may run, whatever `limits.timeout-secs` says: a
+/// description is static, and a long wait here delays every `c41` command
+/// that meets the component for the first time.
+pub const DESCRIBE_MAX: Duration = Duration::from_secs(10);
+
+/// A description as the component gave it (before checks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawDescription {
+    /// `name`.
+    pub name: String,
+    /// `version`.
+    pub version: String,
+    /// `summary`.
+    pub summary: String,
+    /// `input-schema`, as JSON text.
+    pub input_schema: String,
+    /// `output`.
+    pub output: String,
+    /// `services`.
+    pub services: Vec<String>,
+}
+
+impl From<super::bindings::c41::skill::types::Description> for RawDescription {
+    fn from(d: super::bindings::c41::skill::types::Description) -> Self {
+        RawDescription {
+            name: d.name,
+            version: d.version,
+            summary: d.summary,
+            input_schema: d.input_schema,
+            output: d.output,
+            services: d.services,
+        }
+    }
+}
+
+/// The limits `describe()` runs under: the configured memory, and the
+/// configured deadline up to [`DESCRIBE_MAX`].
+pub fn describe_limits(configured: &Limits) -> Limits {
+    Limits { timeout: configured.timeout.min(DESCRIBE_MAX), ..*configured }
+}
+
+/// The description embedded in `bytes` (section [`SECTION`], in the component
+/// or any module inside it); `None` when there is none or it is malformed.
+pub fn embedded(bytes: &[u8]) -> Option<RawDescription> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let Ok(wasmparser::Payload::CustomSection(reader)) = payload
+            && reader.name() == SECTION
+        {
+            return decode(reader.data());
+        }
+    }
+    None
+}
+
+fn decode(data: &[u8]) -> Option<RawDescription> {
+    let (&version, mut rest) = data.split_first()?;
+    if version != 1 {
+        return None;
+    }
+    let mut take = || -> Option<String> {
+        let (len, tail) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let (s, tail) = (tail.get(..len)?, tail.get(len..)?);
+        rest = tail;
+        String::from_utf8(s.to_vec()).ok()
+    };
+    let [name, version, summary, input_schema, output] = [take()?, take()?, take()?, take()?, take()?];
+    let (count, tail) = rest.split_first_chunk::<4>()?;
+    rest = tail;
+    let count = u32::from_le_bytes(*count) as usize;
+    let mut services = Vec::with_capacity(count.min(64));
+    for _ in 0..count {
+        let (len, tail) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        services.push(String::from_utf8(tail.get(..len)?.to_vec()).ok()?);
+        rest = tail.get(len..)?;
+    }
+    rest.is_empty().then_some(RawDescription { name, version, summary, input_schema, output, services })
+}
+
+/// Check a raw description: a valid name, an input schema that is JSON and
+/// a valid JSON Schema.
+pub fn check(raw: RawDescription, origin: &Origin) -> Result<(SkillDescription, InputSchema), LoadError> {
+    let bad = |message: String| LoadError::Description { origin: origin.clone(), message };
+    let valid_name = !raw.name.is_empty()
+        && raw.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !raw.name.starts_with('-');
+    if !valid_name {
+        return Err(bad(format!("name {:?} must be lowercase letters, digits and hyphens", raw.name)));
+    }
+    let input_schema: serde_json::Value =
+        serde_json::from_str(&raw.input_schema).map_err(|e| bad(format!("input-schema is not JSON: {e}")))?;
+    let schema = InputSchema::compile(&input_schema)
+        .map_err(|e| bad(format!("input-schema is not a valid JSON Schema: {e}")))?;
+    let description = SkillDescription {
+        name: raw.name,
+        version: raw.version,
+        summary: raw.summary,
+        input_schema,
+        output: raw.output,
+        services: raw.services,
+    };
+    Ok((description, schema))
+}
+
+/// What the cache keeps of one `describe()` call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DescribeRecord {
+    /// It answered.
+    Described(RawDescription),
+    /// It failed (trap, deadline, memory); retried only under other limits.
+    Failed {
+        /// Why.
+        message: String,
+        /// `limits.memory-mb` it ran under, in bytes.
+        memory_bytes: u64,
+        /// The deadline it ran under, in milliseconds.
+        timeout_ms: u64,
+    },
+}
+
+impl DescribeRecord {
+    /// A failure under `limits`.
+    pub fn failed(message: String, limits: &Limits) -> Self {
+        DescribeRecord::Failed {
+            message,
+            memory_bytes: limits.memory_bytes,
+            timeout_ms: limits.timeout.as_millis() as u64,
+        }
+    }
+
+    /// Whether this record answers for a describe under `limits` (a failure
+    /// under other limits is tried again).
+    pub fn applies_to(&self, limits: &Limits) -> bool {
+        match self {
+            DescribeRecord::Described(_) => true,
+            DescribeRecord::Failed { memory_bytes, timeout_ms, .. } => {
+                *memory_bytes == limits.memory_bytes && *timeout_ms == limits.timeout.as_millis() as u64
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncated_or_padded_section_is_refused() {
+        let mut good = vec![1u8];
+        for part in ["n", "1", "s", "{}", "o"] {
+            good.extend((part.len() as u32).to_le_bytes());
+            good.extend(part.as_bytes());
+        }
+        good.extend(1u32.to_le_bytes());
+        good.extend(1u32.to_le_bytes());
+        good.push(b'x');
+        let d = decode(&good).unwrap();
+        assert_eq!((d.name.as_str(), d.services), ("n", vec!["x".to_string()]));
+        assert!(decode(&good[..good.len() - 1]).is_none());
+        let mut padded = good.clone();
+        padded.push(0);
+        assert!(decode(&padded).is_none());
+        let mut other_version = good;
+        other_version[0] = 2;
+        assert!(decode(&other_version).is_none());
+    }
+}
