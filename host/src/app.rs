@@ -26,6 +26,11 @@ pub struct App {
     pub state: std::sync::Arc<crate::imports::state::StateStore>,
     /// The run journal (none when there is nowhere to keep it).
     pub runs: Option<RunLog>,
+    /// Whether the working directory is a place file inputs may come from
+    /// (and relative paths resolve against): only for `c41 run` at a
+    /// terminal. Off by default: an MCP server's working directory is
+    /// whatever its client chose.
+    pub inputs_from_cwd: bool,
 }
 
 /// Why a run could not happen or failed.
@@ -120,7 +125,7 @@ impl App {
         sweep_partials(&config);
         let state = crate::imports::state::StateStore::new(root.as_ref().map(|r| r.join("state")));
         let runs = root.map(|r| RunLog::new(r.join("runs")));
-        Ok(App { config, runtime, catalog, state, runs })
+        Ok(App { config, runtime, catalog, state, runs, inputs_from_cwd: false })
     }
 
     /// Whether `skill` gets its config entry's grants, settings and state:
@@ -191,11 +196,12 @@ impl App {
         loaded.schema.validate(&input)?;
         let given = input.clone();
         let store = ArtifactStore::open(self.config.output_dir())?;
-        let mut allow_dirs = self.config.config.inputs.allow_dirs.clone();
-        if let Ok(cwd) = std::env::current_dir() {
-            allow_dirs.push(cwd);
-        }
-        let files = resolve_files(&loaded.schema, &mut input, &FilePolicy { store: Some(&store), allow_dirs })?;
+        let policy = FilePolicy {
+            store: Some(&store),
+            allow_dirs: self.config.config.inputs.allow.clone(),
+            cwd: if self.inputs_from_cwd { std::env::current_dir().ok() } else { None },
+        };
+        let files = resolve_files(&loaded.schema, &mut input, &policy)?;
         let (services, ignored) = match entitled {
             true => self.config.effective_grants(skill, &loaded.description.services),
             false => Default::default(),
@@ -216,11 +222,15 @@ impl App {
             state: entitled.then(|| self.state.clone()),
             invocation_id: Some(id.clone()),
         };
-        // The journal is written (and fsynced) on the blocking pool.
+        // The journal is written (and fsynced) on the blocking pool; it
+        // records the config, so `c41 resume` uses the same one.
+        let config = self.config.path.as_ref().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
         let record = match &self.runs {
             Some(log) => {
                 let (log, id, skill, given) = (log.clone(), id.clone(), skill.to_string(), given.clone());
-                tokio::task::spawn_blocking(move || log.start(&id, &skill, &given, resumed)).await.ok()
+                tokio::task::spawn_blocking(move || log.start(&id, &skill, &given, resumed, config.as_deref()))
+                    .await
+                    .ok()
             }
             None => None,
         };

@@ -218,8 +218,12 @@ impl FileInputs {
 pub struct FilePolicy<'a> {
     /// Resolves `artifact:` references (and is always an allowed directory).
     pub store: Option<&'a ArtifactStore>,
-    /// Other allowed directories (canonicalised here).
+    /// Other allowed directories (canonicalised here): config `inputs.allow`.
     pub allow_dirs: Vec<PathBuf>,
+    /// The working directory, when it counts (`c41 run` at a terminal):
+    /// relative paths resolve against it and its files may be read. Without
+    /// it a relative path is refused.
+    pub cwd: Option<PathBuf>,
 }
 
 /// Resolve the file fields of `input` in place (values become file names)
@@ -230,7 +234,8 @@ pub fn resolve_files(
     policy: &FilePolicy<'_>,
 ) -> Result<FileInputs, InputError> {
     let mut files = FileInputs::default();
-    let mut allowed: Vec<PathBuf> = policy.allow_dirs.iter().filter_map(|d| d.canonicalize().ok()).collect();
+    let mut allowed: Vec<PathBuf> =
+        policy.allow_dirs.iter().chain(&policy.cwd).filter_map(|d| d.canonicalize().ok()).collect();
     if let Some(store) = policy.store {
         allowed.push(store.dir().to_path_buf());
     }
@@ -269,9 +274,18 @@ fn resolve_one(
         let stored = store.resolve(text).map_err(|e| fail(e.to_string()))?;
         return Ok(FileInput { path: stored.path, name: stored.file_name, mime: stored.mime });
     }
-    let path = Path::new(text);
+    let path = match (Path::new(text), &policy.cwd) {
+        (p, _) if p.is_absolute() => p.to_path_buf(),
+        (p, Some(cwd)) => cwd.join(p),
+        (_, None) => {
+            return Err(fail(format!(
+                "{text} is a relative path, and here the working directory is not a place skills may read: \
+                 give an absolute path inside a directory of `inputs.allow` in the config, or an artifact reference"
+            )));
+        }
+    };
     let canonical = path.canonicalize().map_err(|e| fail(format!("{text}: {e}")))?;
-    if c41_artifacts::is_partial(path) || c41_artifacts::is_partial(&canonical) {
+    if c41_artifacts::is_partial(&path) || c41_artifacts::is_partial(&canonical) {
         return Err(fail(format!(
             "{} is an unfinished artifact (a temporary `.c41-partial-*` file of a skill still writing, or left by \
              a crash); pass the finished file or its `artifact:` reference",
@@ -284,7 +298,7 @@ fn resolve_one(
     if !allowed.iter().any(|dir| canonical.starts_with(dir)) {
         let dirs: Vec<String> = allowed.iter().map(|d| d.display().to_string()).collect();
         return Err(fail(format!(
-            "{} is outside the directories skills may read ({}); add its directory to `inputs.allow-dirs` in the config",
+            "{} is outside the directories skills may read ({}); add its directory to `inputs.allow` in the config",
             canonical.display(),
             dirs.join(", ")
         )));

@@ -87,6 +87,10 @@ pub struct RunRecord {
     /// How many times it was resumed.
     #[serde(default)]
     pub resumed: u32,
+    /// The config file the run used (absolute; none: built-in defaults), so
+    /// `c41 resume` runs it with the same grants without `--config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
 }
 
 impl RunRecord {
@@ -148,7 +152,7 @@ impl RunLog {
     }
 
     /// Records a run that is starting, in this process.
-    pub fn start(&self, id: &str, skill: &str, input: &Value, resumed: u32) -> RunRecord {
+    pub fn start(&self, id: &str, skill: &str, input: &Value, resumed: u32, config: Option<&Path>) -> RunRecord {
         let rec = RunRecord {
             id: id.to_string(),
             skill: skill.to_string(),
@@ -161,6 +165,7 @@ impl RunLog {
             files: Vec::new(),
             error: None,
             resumed,
+            config: config.map(Path::to_path_buf),
         };
         self.write(&rec);
         self.prune();
@@ -247,10 +252,10 @@ mod tests {
     fn records_start_and_end_and_finds_by_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let log = RunLog::new(dir.path().join("runs"));
-        let a = log.start("aaaa1111-0000", "tts", &json!({"text": "hi"}), 0);
+        let a = log.start("aaaa1111-0000", "tts", &json!({"text": "hi"}), 0, None);
         assert_eq!(a.status(), Status::Running, "our own process is alive");
         log.finish(a, Ok(("spoke", vec![PathBuf::from("/out/a.wav")])));
-        let b = log.start("aaaa2222-0000", "comfyui-video", &json!({"prompt": "boat"}), 0);
+        let b = log.start("aaaa2222-0000", "comfyui-video", &json!({"prompt": "boat"}), 0, None);
         log.finish(b, Err("comfyui answered 500".into()));
 
         let runs = log.list();
@@ -264,9 +269,9 @@ mod tests {
 
         // A huge outcome or error keeps only its head and tail.
         let big = format!("HEAD{}TAIL", "x".repeat(10 << 20));
-        let c = log.start("cccc3333-0000", "llm-route", &json!({}), 0);
+        let c = log.start("cccc3333-0000", "llm-route", &json!({}), 0, None);
         log.finish(c, Ok((big.as_str(), vec![])));
-        let d = log.start("dddd4444-0000", "llm-route", &json!({}), 0);
+        let d = log.start("dddd4444-0000", "llm-route", &json!({}), 0, None);
         log.finish(d, Err(big.clone()));
         for (id, kept) in
             [("cccc3333-0000", log.find("cccc").unwrap().text), ("dddd4444-0000", log.find("dddd").unwrap().error)]
@@ -293,7 +298,7 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
-        let mut rec = log.start("dead-run", "comfyui-video", &json!({}), 0);
+        let mut rec = log.start("dead-run", "comfyui-video", &json!({}), 0, None);
         rec.pid = pid;
         log.write(&rec);
         assert_eq!(log.find("dead").unwrap().status(), Status::Interrupted);
@@ -304,7 +309,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = RunLog::new(dir.path());
         for i in 0..KEEP + 3 {
-            let mut rec = log.start(&format!("run-{i:04}"), "tts", &json!({}), 0);
+            let mut rec = log.start(&format!("run-{i:04}"), "tts", &json!({}), 0, None);
             rec.started_ms = i as u64;
             log.write(&rec);
         }

@@ -17,10 +17,20 @@ pub struct Args {
     pub dir: PathBuf,
 }
 
+/// `s` as one word for a POSIX shell: as is when it is plain, else in single
+/// quotes (a config path with spaces or quotes stays one argument).
+pub fn shell_quote(s: &str) -> String {
+    match shlex::try_quote(s) {
+        Ok(q) => q.into_owned(),
+        // Only a NUL byte is refused, and no path holds one.
+        Err(_) => format!("'{}'", s.replace('\0', "").replace('\'', "'\\''")),
+    }
+}
+
 /// The SKILL.md text for one skill. `config` is written into every command
 /// because OpenClaw runs commands with a minimal environment.
 pub fn skill_md(d: &SkillDescription, config: Option<&Path>) -> String {
-    let config_arg = config.map(|p| format!(" --config {}", p.display())).unwrap_or_default();
+    let config_arg = config.map(|p| format!(" --config {}", shell_quote(&p.display().to_string()))).unwrap_or_default();
     let mut summary = d.summary.replace('\n', " ");
     if summary.chars().count() > 155 {
         summary = summary.chars().take(152).collect::<String>() + "...";
@@ -47,7 +57,7 @@ pub fn skill_md(d: &SkillDescription, config: Option<&Path>) -> String {
          Long jobs (a video) can take minutes: if exec moves the command to the background, poll it with the process \
          tool until it exits; its final output still carries the MEDIA lines. If the command was killed before it \
          finished, `c41 runs` lists it as interrupted and `c41 resume <run id>` finishes it (a job already running \
-         on the workstation is followed, not started again).\n\n\
+         on the workstation is followed, not started again; the run remembers its config).\n\n\
          Exit code 0: success. 1: the skill ran and failed (the message says why: a refused request, a backend error, \
          a limit). 2: the input was refused (the message names the field); fix it and run again.\n",
     );
@@ -68,5 +78,37 @@ impl Args {
             println!("{}", path.display());
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config path in a SKILL.md command stays one shell word, whatever
+    /// it holds: a POSIX shell gives it back unchanged.
+    #[test]
+    fn the_config_path_is_quoted_for_the_shell() {
+        let d = SkillDescription {
+            name: "tts".into(),
+            version: "0.1.0".into(),
+            summary: "s".into(),
+            input_schema: serde_json::json!({"type": "object"}),
+            output: "o".into(),
+            services: vec![],
+        };
+        for path in [
+            "/Users/me/Library/Application Support/c41/c41.toml",
+            "/tmp/it's \"here\"/c41.toml",
+            "/tmp/$HOME `id` ;&|*?/c41.toml",
+            "/plain/c41.toml",
+        ] {
+            let md = skill_md(&d, Some(Path::new(path)));
+            let line = md.lines().find(|l| l.starts_with("c41 --config ")).expect("a command line");
+            let word = line.strip_prefix("c41 --config ").unwrap().strip_suffix(" run tts --input '<JSON object>'");
+            let word = word.unwrap_or_else(|| panic!("unexpected command {line:?}"));
+            let out = std::process::Command::new("sh").arg("-c").arg(format!("printf '%s' {word}")).output().unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), path, "{line}");
+        }
     }
 }

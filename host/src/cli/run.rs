@@ -30,7 +30,8 @@ pub struct Args {
 
 impl Args {
     pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let app = ctx.app().await?;
+        let mut app = ctx.app().await?;
+        app.inputs_from_cwd = at_terminal();
         let Some(loaded) = app.catalog.get(&self.skill) else {
             let e = RunError::UnknownSkill {
                 name: self.skill.clone(),
@@ -50,6 +51,13 @@ impl Args {
             Err(e) => print_failure(&self.skill, &e, self.json),
         })
     }
+}
+
+/// Whether a person runs this command at a terminal: only then do file
+/// inputs come from (and relative paths resolve against) the working
+/// directory.
+pub(super) fn at_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdin())
 }
 
 /// A token Ctrl-C cancels (the skill cleans up, e.g. removes its ComfyUI

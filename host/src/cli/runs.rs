@@ -125,8 +125,25 @@ impl ResumeArgs {
             }
             Status::Running | Status::Interrupted | Status::Failed => {}
         }
+        // The config the run used, unless one is given now (--config or
+        // C41_CONFIG): the same grants, and no guessing in a bare shell.
+        let ctx = match (&ctx.config_path, &record.config) {
+            (None, Some(recorded)) => {
+                if !recorded.exists() {
+                    eprintln!(
+                        "error: run {short} ({}) used the config {}, which is missing now; restore it or pass --config FILE",
+                        record.skill,
+                        recorded.display()
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+                &Ctx { config_path: Some(recorded.clone()), components: ctx.components.clone() }
+            }
+            _ => ctx,
+        };
         eprintln!("resuming run {short} ({}) started {}", record.skill, age(record.started_ms));
-        let app = ctx.app().await?;
+        let mut app = ctx.app().await?;
+        app.inputs_from_cwd = super::run::at_terminal();
         let progress = Arc::new(CliProgress::new(!self.json));
         let result = app.resume(&record, progress.clone(), super::run::cancel_on_ctrl_c()).await;
         progress.finish();

@@ -160,10 +160,12 @@ pub struct SkillConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct InputsConfig {
-    /// Directories whose files may be inputs, besides the output directory
-    /// and the current directory.
-    #[serde(default)]
-    pub allow_dirs: Vec<PathBuf>,
+    /// Directories whose files may be inputs (`inputs.allow`, formerly
+    /// `allow-dirs`), besides the output directory. The working directory
+    /// counts too, but only for `c41 run` at a terminal: an agent's MCP
+    /// server or `exec` reads only what is listed here.
+    #[serde(default, alias = "allow-dirs")]
+    pub allow: Vec<PathBuf>,
 }
 
 /// The limits in force for one invocation.
@@ -302,7 +304,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
     for p in [&mut config.output_dir, &mut config.skills_dir].into_iter().flatten() {
         *p = resolve_path(base, p);
     }
-    for p in &mut config.inputs.allow_dirs {
+    for p in &mut config.inputs.allow {
         *p = resolve_path(base, p);
     }
     for skill in config.skills.values_mut() {

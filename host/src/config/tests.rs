@@ -123,3 +123,15 @@ fn limits_and_headers_are_checked_at_load_with_file_line_and_key() {
     let ok = parse_str("[limits]\ntimeout-secs = 604800\nmemory-mb = 65536\nopen-files = 4096\n").unwrap();
     assert_eq!(ok.limits_for("x").memory_bytes, 65536 << 20);
 }
+
+#[test]
+fn inputs_allow_resolves_relative_to_the_config_and_allow_dirs_still_works() {
+    for key in ["allow", "allow-dirs"] {
+        let loaded = parse_str(&format!("[inputs]\n{key} = [\"pictures\", \"/srv/in\"]\n")).expect(key);
+        assert_eq!(
+            loaded.config.inputs.allow,
+            vec![PathBuf::from("/etc/c41/pictures"), PathBuf::from("/srv/in")],
+            "{key}"
+        );
+    }
+}

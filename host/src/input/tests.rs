@@ -59,7 +59,7 @@ fn file_inputs_resolve_inside_allowed_dirs_only() {
     let mut pending = store.create("earlier.png", "image/png", 1 << 20).unwrap();
     pending.write(b"earlier").unwrap();
     let earlier = pending.finish().unwrap();
-    let policy = FilePolicy { store: Some(&store), allow_dirs: vec![allowed.path().to_path_buf()] };
+    let policy = FilePolicy { store: Some(&store), allow_dirs: vec![allowed.path().to_path_buf()], cwd: None };
 
     let mut input = json!({"prompt": "x", "image": img.display().to_string(), "frames": [earlier.reference()]});
     let files = resolve_files(&s, &mut input, &policy).unwrap();
@@ -71,7 +71,19 @@ fn file_inputs_resolve_inside_allowed_dirs_only() {
     let mut input = json!({"prompt": "x", "image": secret.display().to_string()});
     let e = resolve_files(&s, &mut input, &policy).unwrap_err();
     assert_eq!(e.field(), "image");
-    assert!(e.to_string().contains("inputs.allow-dirs"), "{e}");
+    assert!(e.to_string().contains("`inputs.allow`"), "{e}");
+
+    // Without a working directory that counts, a relative path is refused,
+    // even one that names a file in the process's working directory.
+    let mut input = json!({"prompt": "x", "image": "ref.png"});
+    let e = resolve_files(&s, &mut input, &policy).unwrap_err();
+    assert_eq!(e.field(), "image");
+    assert!(e.to_string().contains("relative path") && e.to_string().contains("`inputs.allow`"), "{e}");
+    // With one (`c41 run` at a terminal), it resolves against it.
+    let at_terminal = FilePolicy { cwd: Some(allowed.path().to_path_buf()), allow_dirs: Vec::new(), ..policy.clone() };
+    let mut input = json!({"prompt": "x", "image": "ref.png"});
+    resolve_files(&s, &mut input, &at_terminal).unwrap();
+    assert_eq!(input["image"], "ref.png");
 
     let mut input = json!({"prompt": "x", "image": "artifact:deadbeefdeadbeef"});
     assert_eq!(resolve_files(&s, &mut input, &policy).unwrap_err().field(), "image");

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-struct Session {
+pub(crate) struct Session {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
@@ -14,8 +14,14 @@ struct Session {
 
 impl Session {
     fn start(config: &std::path::Path) -> Session {
+        Session::start_in(config, &std::env::temp_dir())
+    }
+
+    /// `c41 mcp` started by a client whose working directory is `cwd`.
+    pub(crate) fn start_in(config: &std::path::Path, cwd: &std::path::Path) -> Session {
         // OpenClaw starts MCP servers with a bare environment: so do we.
         let mut child = Command::new(env!("CARGO_BIN_EXE_c41"))
+            .current_dir(cwd)
             .args(["mcp", "--config"])
             .arg(config)
             .env_clear()
@@ -32,7 +38,7 @@ impl Session {
         Session { child, stdin, stdout }
     }
 
-    fn send(&mut self, msg: Value) {
+    pub(crate) fn send(&mut self, msg: Value) {
         writeln!(self.stdin, "{msg}").unwrap();
         self.stdin.flush().unwrap();
     }
@@ -44,7 +50,7 @@ impl Session {
     }
 
     /// The response to request `id`, and the progress notifications before it.
-    fn call(&mut self, id: u64, method: &str, params: Value) -> (Value, Vec<Value>) {
+    pub(crate) fn call(&mut self, id: u64, method: &str, params: Value) -> (Value, Vec<Value>) {
         self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
         let mut progress = Vec::new();
         loop {
