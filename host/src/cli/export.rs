@@ -36,7 +36,7 @@ pub fn skill_md(d: &SkillDescription, config: Option<&Path>) -> String {
         summary = summary.chars().take(152).collect::<String>() + "...";
     }
     let mut md = format!(
-        "---\nname: {name}\ndescription: {desc}\nmetadata: {{\"openclaw\": {{\"requires\": {{\"bins\": [\"c41\"]}}}}}}\n---\n\n# {name}\n\n{summary}\n\n",
+        "---\nname: {name}\ndescription: {desc}\n{REQUIRES_C41}\n---\n\n# {name}\n\n{summary}\n\n",
         name = d.name,
         desc = serde_json::to_string(&summary).unwrap_or_default(),
         summary = d.summary,
@@ -64,18 +64,32 @@ pub fn skill_md(d: &SkillDescription, config: Option<&Path>) -> String {
     md
 }
 
+/// The line by which a SKILL.md c41 wrote is recognised (`c41 openclaw
+/// install` replaces only those without `--force`).
+const REQUIRES_C41: &str = "metadata: {\"openclaw\": {\"requires\": {\"bins\": [\"c41\"]}}}";
+
+/// Whether the SKILL.md at `path` is one c41 wrote.
+pub fn is_ours(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l == REQUIRES_C41))
+}
+
+/// Write `<dir>/<skill>/SKILL.md` atomically; returns its path.
+pub fn write_skill(dir: &Path, d: &SkillDescription, config: Option<&Path>) -> std::io::Result<PathBuf> {
+    let dir = dir.join(&d.name);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("SKILL.md");
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    std::io::Write::write_all(&mut tmp, skill_md(d, config).as_bytes())?;
+    tmp.persist(&path)?;
+    Ok(path)
+}
+
 impl Args {
     pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let app = ctx.app().await?;
         let config = app.config.path.as_ref().and_then(|p| p.canonicalize().ok());
         for s in app.catalog.iter() {
-            let dir = self.dir.join(&s.description.name);
-            std::fs::create_dir_all(&dir)?;
-            let path = dir.join("SKILL.md");
-            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-            std::io::Write::write_all(&mut tmp, skill_md(&s.description, config.as_deref()).as_bytes())?;
-            tmp.persist(&path)?;
-            println!("{}", path.display());
+            println!("{}", write_skill(&self.dir, &s.description, config.as_deref())?.display());
         }
         Ok(ExitCode::SUCCESS)
     }

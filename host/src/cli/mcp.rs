@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// Serve every skill as an MCP tool over stdio (for OpenClaw and other agents).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "OpenClaw starts MCP servers with a minimal environment: pass the config explicitly, e.g.\n  openclaw mcp add c41 -- c41 mcp --config /abs/path/c41.toml"
+    after_help = "OpenClaw starts MCP servers with a minimal environment: pass the config explicitly.\n`c41 openclaw install` writes the entry; by hand:\n  openclaw mcp add c41 --command c41 --arg mcp --arg --config --arg /abs/c41.toml --timeout 3600"
 )]
 pub struct Args {
     /// Most invocations running at once (sizes the pooling allocator); more

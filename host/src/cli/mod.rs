@@ -13,6 +13,7 @@ mod init;
 mod install;
 mod list;
 mod mcp;
+mod openclaw;
 pub mod output;
 pub mod progress;
 mod run;
@@ -78,6 +79,8 @@ pub enum Command {
     ExportSkills(export::Args),
     /// Serve every skill as an MCP tool over stdio (for OpenClaw).
     Mcp(mcp::Args),
+    /// Set OpenClaw up to use c41: its MCP server entry and/or SKILL.md folders.
+    Openclaw(openclaw::Args),
     /// Run the simulated studio (ComfyUI, Ollama, MMAudio, HuMo, TTS) in the foreground.
     Sim(sim::Args),
     /// Run every built-in skill once against the simulated studio.
@@ -118,6 +121,7 @@ impl Cli {
             Command::Install(a) => a.run(&ctx).await,
             Command::Sim(a) => a.run(&ctx).await,
             Command::Mcp(a) => a.run(&ctx).await,
+            Command::Openclaw(a) => a.run(&ctx).await,
             Command::ExportSkills(a) => a.run(&ctx).await,
             Command::Demo(a) => a.run(&ctx).await,
         }

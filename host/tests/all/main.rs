@@ -16,6 +16,7 @@ mod lip_sync;
 mod llm_route;
 mod mcp;
 mod openclaw;
+mod openclaw_install;
 mod resume_config;
 mod sandbox;
 mod startup;

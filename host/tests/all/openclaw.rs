@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The two agent runs share 2 cores: one at a time.
-static AGENT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static AGENT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openclaw_calls_the_c41_mcp_tool_and_delivers_the_image() {
@@ -259,17 +259,17 @@ async fn openclaw_chains_image_voice_and_lip_sync() {
 /// A simulated studio and an agent workspace whose `c41-out` folder is the
 /// skills' output dir: skills store files inside the workspace, where
 /// OpenClaw's file policy lets the agent read them.
-struct Scene {
-    studio: c41::studio::SimStudio,
-    dir: tempfile::TempDir,
-    workspace: PathBuf,
-    out_dir: PathBuf,
+pub(crate) struct Scene {
+    pub(crate) studio: c41::studio::SimStudio,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) workspace: PathBuf,
+    pub(crate) out_dir: PathBuf,
     /// A c41 config granting every built-in skill the simulated services.
-    cfg: PathBuf,
+    pub(crate) cfg: PathBuf,
 }
 
 impl Scene {
-    async fn new() -> Scene {
+    pub(crate) async fn new() -> Scene {
         let studio = c41::studio::SimStudio::start(c41::studio::SimPorts::default()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let workspace = dir.path().join("workspace");
@@ -293,7 +293,7 @@ fn c41_mcp_server(cfg: &Path) -> Value {
 // ---- OpenClaw -------------------------------------------------------------
 
 /// Where tests/openclaw/setup.sh put OpenClaw and Node 26.
-struct OpenClaw {
+pub(crate) struct OpenClaw {
     bin: PathBuf,
     node_bin_dir: PathBuf,
 }
@@ -301,7 +301,7 @@ struct OpenClaw {
 /// OpenClaw and its Node, from the environment or from the file
 /// tests/openclaw/setup.sh writes. `None` (after saying why) when they are
 /// not set up outside CI; under CI that is a failure.
-fn openclaw_setup() -> Option<OpenClaw> {
+pub(crate) fn openclaw_setup() -> Option<OpenClaw> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let file =
         std::env::var_os("C41_OPENCLAW_ENV").map(PathBuf::from).unwrap_or_else(|| root.join("target/openclaw/env"));
@@ -331,7 +331,7 @@ fn openclaw_setup() -> Option<OpenClaw> {
 
 /// `$HOME/.openclaw/openclaw.json`: the scripted model as the only provider
 /// and the default model, the given MCP servers, plain tool schemas.
-fn write_openclaw_config(home: &Path, model: SocketAddr, mcp_servers: Value) -> PathBuf {
+pub(crate) fn write_openclaw_config(home: &Path, model: SocketAddr, mcp_servers: Value) -> PathBuf {
     let config = json!({
         "agents": {"defaults": {"model": {"primary": "fake/fake-model"}}},
         "models": {
@@ -361,15 +361,15 @@ fn write_openclaw_config(home: &Path, model: SocketAddr, mcp_servers: Value) -> 
 }
 
 /// What one `openclaw agent exec --json` run did.
-struct AgentRun {
-    code: Option<i32>,
-    envelope: Value,
+pub(crate) struct AgentRun {
+    pub(crate) code: Option<i32>,
+    pub(crate) envelope: Value,
     stdout: String,
     stderr: String,
 }
 
 impl AgentRun {
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let tail: Vec<&str> = self.stderr.lines().rev().take(60).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         format!("--- openclaw exit {:?}, stdout:\n{}\n--- stderr (tail):\n{}", self.code, self.stdout, tail.join("\n"))
@@ -379,7 +379,7 @@ impl AgentRun {
 /// Run one headless agent turn with a bare environment and an isolated
 /// HOME, Node 26 first on PATH. The run (and the MCP server and commands it
 /// starts) is its own process group, killed when done, on timeout or panic.
-async fn run_agent(
+pub(crate) async fn run_agent(
     oc: &OpenClaw,
     home: &Path,
     config: &Path,
@@ -463,7 +463,7 @@ impl Drop for ProcessGroup {
 // ---- the scripted model ---------------------------------------------------
 
 /// The scripted model's next answer.
-enum Turn {
+pub(crate) enum Turn {
     /// Call this tool with these arguments.
     Call(String, Value),
     /// Reply with this text and stop.
@@ -475,14 +475,14 @@ type Script = Arc<dyn Fn(&Value) -> Turn + Send + Sync>;
 /// An OpenAI-compatible chat-completions server on loopback that answers
 /// each request with what the script says and records the request bodies.
 #[derive(Clone)]
-struct FakeModel {
-    addr: SocketAddr,
+pub(crate) struct FakeModel {
+    pub(crate) addr: SocketAddr,
     seen: Arc<Mutex<Vec<Value>>>,
     script: Script,
 }
 
 impl FakeModel {
-    async fn start(script: Script) -> FakeModel {
+    pub(crate) async fn start(script: Script) -> FakeModel {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let model = FakeModel { addr: listener.local_addr().unwrap(), seen: Default::default(), script };
         let app = Router::new()
@@ -496,7 +496,7 @@ impl FakeModel {
         model
     }
 
-    fn requests(&self) -> Vec<Value> {
+    pub(crate) fn requests(&self) -> Vec<Value> {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -551,7 +551,7 @@ async fn chat_completions(State(model): State<FakeModel>, body: axum::body::Byte
 
 // ---- reading OpenClaw's requests and envelope -----------------------------
 
-fn tool_names(req: &Value) -> Vec<String> {
+pub(crate) fn tool_names(req: &Value) -> Vec<String> {
     req["tools"]
         .as_array()
         .into_iter()
@@ -597,11 +597,11 @@ fn tool_results(req: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn last_tool_result(req: &Value) -> Option<(String, String)> {
+pub(crate) fn last_tool_result(req: &Value) -> Option<(String, String)> {
     tool_results(req).pop()
 }
 
-fn media_lines(text: &str) -> Vec<&str> {
+pub(crate) fn media_lines(text: &str) -> Vec<&str> {
     text.lines().map(str::trim).filter(|l| l.starts_with("MEDIA:")).collect()
 }
 
@@ -632,7 +632,7 @@ fn expand_home(path: &str, home: &Path) -> PathBuf {
 }
 
 /// The media the run delivered, over all payloads.
-fn delivered_media(envelope: &Value) -> Vec<String> {
+pub(crate) fn delivered_media(envelope: &Value) -> Vec<String> {
     let mut urls: Vec<String> = envelope["payloads"]
         .as_array()
         .into_iter()
@@ -645,7 +645,7 @@ fn delivered_media(envelope: &Value) -> Vec<String> {
 }
 
 /// `png` is a real PNG file inside c41's output dir.
-fn assert_real_png(png: &Path, out_dir: &Path) {
+pub(crate) fn assert_real_png(png: &Path, out_dir: &Path) {
     assert!(png.is_absolute(), "{}", png.display());
     let canonical = std::fs::canonicalize(png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
     assert!(
