@@ -6,7 +6,8 @@
 //! - `tools/list`: one tool per skill; its input schema is the skill's.
 //! - `tools/call`: runs the skill. Progress and streamed text (an LLM's
 //!   tokens) go out as `notifications/progress` when the caller sent a
-//!   progress token. A cancel notification cancels the invocation (the skill
+//!   progress token, through a bounded [`Outbox`]: progress limited by time,
+//!   text held to a budget (the skill waits when the client does not read). A cancel notification cancels the invocation (the skill
 //!   gets to clean up, e.g. delete its ComfyUI job).
 //! - The result's text ends with one `MEDIA:<absolute path>` line per file
 //!   and tells the agent to repeat them in its reply: OpenClaw delivers a
@@ -15,7 +16,7 @@
 
 use crate::app::App;
 use crate::cli::output::{failure_json, success_json};
-use crate::events::{Event, EventSink};
+use crate::events::{Discard, EventSink, Note, Outbox};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
     PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, Tool,
@@ -23,7 +24,6 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// Serves the skills of an [`App`] over MCP.
 #[derive(Clone)]
@@ -58,51 +58,33 @@ impl McpServer {
     }
 }
 
-/// Forwards a skill's events to the MCP client as progress notifications,
-/// in order, from one task.
-struct McpProgress {
-    tx: mpsc::UnboundedSender<Event>,
-}
+/// At most one progress notification per this interval (stage changes aside).
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+/// Most bytes of streamed text buffered for one call; beyond, the skill's
+/// `text-delta` waits until the client read some.
+pub const TEXT_BUDGET: usize = 1 << 20;
 
-impl EventSink for McpProgress {
-    fn emit(&self, _skill: &str, event: Event) {
-        let _ = self.tx.send(event);
-    }
-}
-
-fn forward_progress(
-    peer: Peer<RoleServer>,
-    token: ProgressToken,
-    mut rx: mpsc::UnboundedReceiver<Event>,
-) -> tokio::task::JoinHandle<()> {
+/// Sends a call's events from `outbox` to the client as progress on
+/// `token`, in order, from one task, until the outbox is closed and empty or
+/// the client is gone (then the outbox is abandoned, so the skill never waits
+/// for it).
+fn forward_progress(peer: Peer<RoleServer>, token: ProgressToken, outbox: Arc<Outbox>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // MCP wants progress to increase with every notification.
         let mut last = 0.0f64;
-        while let Some(event) = rx.recv().await {
-            let (fraction, message) = match event {
-                Event::Progress { stage, fraction, step, message } => {
-                    let mut m = stage;
-                    if let Some((n, total)) = step {
-                        m.push_str(&format!(" {n}/{total}"));
-                    }
-                    if let Some(text) = message {
-                        m.push_str(": ");
-                        m.push_str(&text);
-                    }
-                    (fraction, m)
-                }
-                Event::TextDelta(delta) => (None, delta),
-                // Clients show progress messages as a log: say plainly that
-                // the text so far no longer counts.
-                Event::TextReset(reason) => (None, format!("\n[the text above is void: {reason}; starting over]\n")),
-                Event::Preview { .. } => continue,
+        while let Some((note, cost)) = outbox.next().await {
+            let (fraction, message) = match note {
+                Note::Progress(fraction, line) => (fraction, line),
+                Note::Text(text) => (None, text),
             };
             let progress = fraction.map(|f| f as f64 * 100.0).unwrap_or(last).max(last + 0.001);
             last = progress;
             let note = ProgressNotificationParam::new(token.clone(), progress).with_total(100.0).with_message(message);
             if peer.notify_progress(note).await.is_err() {
+                outbox.abandon();
                 break;
             }
+            outbox.sent(cost);
         }
     })
 }
@@ -152,11 +134,14 @@ impl ServerHandler for McpServer {
             return Err(ErrorData::invalid_params(format!("no skill named `{skill}`"), None));
         }
         let input = serde_json::Value::Object(request.arguments.unwrap_or_default());
-        let (tx, rx) = mpsc::unbounded_channel();
-        let forwarder =
-            context.meta.get_progress_token().map(|token| forward_progress(context.peer.clone(), token, rx));
-        let events = Arc::new(McpProgress { tx });
+        let outbox = Outbox::new(PROGRESS_INTERVAL, TEXT_BUDGET);
+        let forwarder = context
+            .meta
+            .get_progress_token()
+            .map(|token| forward_progress(context.peer.clone(), token, outbox.clone()));
+        let events: Arc<dyn EventSink> = if forwarder.is_some() { outbox.clone() } else { Arc::new(Discard) };
         let result = self.app.invoke(&skill, input, events, context.ct.clone()).await;
+        outbox.close();
         if let Some(f) = forwarder {
             // The sink is gone with the invocation; let the last notes out
             // before the result.
