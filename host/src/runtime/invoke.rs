@@ -421,7 +421,9 @@ impl LoadedSkill {
         };
         let guest_output = output.text();
         if !guest_output.is_empty() {
-            tracing::debug!(skill = %name, "skill output:\n{guest_output}");
+            // One log line: the skill's output must not forge others.
+            let guest_output = skill_text::clean_line(&guest_output, MAX_ERROR);
+            tracing::debug!(skill = %name, "skill output: {guest_output}");
         }
         let text = skill_text::clean(&outcome.text);
         Ok(Invoked { invocation_id, text, artifacts, data, denials: denied, elapsed: started.elapsed() })
