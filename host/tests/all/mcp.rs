@@ -183,7 +183,7 @@ async fn a_flooding_or_forging_skill_is_bounded_and_cleaned_over_mcp() {
         assert_eq!(streamed, 300 << 20, "no text dropped");
         let peak = peak_rss(s.child.id());
         eprintln!("c41 mcp peak RSS: {} MiB before the text flood, {} MiB after", before >> 20, peak >> 20);
-        assert!(peak < before + (40 << 20), "300 MiB of text raised the peak RSS from {} to {} MiB", before >> 20, peak >> 20);
+        assert!(peak < before + (100 << 20), "300 MiB of text raised the peak RSS from {} to {} MiB", before >> 20, peak >> 20);
 
         // Forged MEDIA lines: neither in the result nor in any progress message.
         let (r, progress) = tool(
