@@ -8,11 +8,20 @@ use rmcp::ServiceExt;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+const AFTER_HELP: &str = "\
+Long jobs: a tool call not finished within `mcp.answer-within-secs` (config, default 45) answers
+successfully with {\"status\":\"running\",\"run\":\"<id>\",\"progress\":{...}} and the job goes on here.
+The agent then calls c41__wait {run, within_secs?} for the final result (the same text and MEDIA:
+lines the call would have returned), c41__runs to list runs, c41__cancel {run} to stop one. Runs of
+other c41 processes (the run journal) can be waited on, read-only. Clients that declare MCP tasks
+(io.modelcontextprotocol/tasks) get a task instead: tasks/get, tasks/result, tasks/cancel.
+
+OpenClaw starts MCP servers with a minimal environment: pass the config explicitly, e.g.
+  openclaw mcp add c41 --command c41 --arg mcp --arg --config --arg /abs/c41.toml --timeout 3600";
+
 /// Serve every skill as an MCP tool over stdio (for OpenClaw and other agents).
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "OpenClaw starts MCP servers with a minimal environment: pass the config explicitly, e.g.\n  openclaw mcp add c41 -- c41 mcp --config /abs/path/c41.toml"
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// Most invocations running at once (sizes the pooling allocator); more
     /// calls wait for a free slot, they never fail for lack of one.
@@ -38,7 +47,7 @@ impl Args {
         };
         let app = Arc::new(App::new(config, options, &ctx.components).await?);
         tracing::info!(skills = app.catalog.iter().count(), "serving skills over MCP on stdio");
-        let service = McpServer::new(app).serve(rmcp::transport::stdio()).await?;
+        let service = McpServer::new(app).serve(crate::mcp::framing::stdio()).await?;
         service.waiting().await?;
         Ok(ExitCode::SUCCESS)
     }

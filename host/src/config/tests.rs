@@ -123,3 +123,14 @@ fn limits_and_headers_are_checked_at_load_with_file_line_and_key() {
     let ok = parse_str("[limits]\ntimeout-secs = 604800\nmemory-mb = 65536\nopen-files = 4096\n").unwrap();
     assert_eq!(ok.limits_for("x").memory_bytes, 65536 << 20);
 }
+
+#[test]
+fn answer_within_defaults_to_45_s_and_is_range_checked() {
+    assert_eq!(parse_str("").unwrap().config.mcp.answer_within(), Duration::from_secs(45));
+    let set = parse_str("[mcp]\nanswer-within-secs = 5\n").unwrap();
+    assert_eq!(set.config.mcp.answer_within(), Duration::from_secs(5));
+    let e = parse_str("output-dir = \"/o\"\n[mcp]\nanswer-within-secs = 0\n").unwrap_err().to_string();
+    for part in ["/etc/c41/c41.toml:3", "mcp.answer-within-secs", "1 to 3600"] {
+        assert!(e.contains(part), "{e}");
+    }
+}

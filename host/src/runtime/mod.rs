@@ -17,7 +17,7 @@ mod output;
 mod state;
 
 pub use cache::{CacheOutcome, ComponentCache};
-pub use invoke::{InvokeError, InvokeRequest, Invoked};
+pub use invoke::{CANCEL_GRACE, InvokeError, InvokeRequest, Invoked};
 pub use state::{InvocationCtx, MAX_CORE_INSTANCES, MAX_HANDLES, MAX_MEMORIES, MAX_TABLES};
 
 use crate::input::InputSchema;
@@ -223,6 +223,10 @@ impl Runtime {
             && !raw.name.starts_with('-');
         if !valid_name {
             return Err(bad(format!("name {:?} must be lowercase letters, digits and hyphens", raw.name)));
+        }
+        if crate::mcp::RESERVED_TOOL_NAMES.contains(&raw.name.as_str()) {
+            let reserved = crate::mcp::RESERVED_TOOL_NAMES.join(", ");
+            return Err(bad(format!("name {:?} is reserved for c41's own MCP tools ({reserved})", raw.name)));
         }
         let input_schema: serde_json::Value =
             serde_json::from_str(&raw.input_schema).map_err(|e| bad(format!("input-schema is not JSON: {e}")))?;
