@@ -177,6 +177,20 @@ impl App {
         self.invoke_run(skill, input, events, cancel, None).await
     }
 
+    /// [`invoke`](Self::invoke) under an invocation id chosen by the caller
+    /// (a new uuid), so the caller can name the run (`c41 mcp`'s deferred
+    /// results, the run journal) before it ends.
+    pub async fn invoke_as(
+        &self,
+        id: &str,
+        skill: &str,
+        input: Value,
+        events: Arc<dyn EventSink>,
+        cancel: CancellationToken,
+    ) -> Result<Invoked, RunError> {
+        self.invoke_run(skill, input, events, cancel, Some((id.to_string(), 0))).await
+    }
+
     /// [`invoke`](Self::invoke), recorded in the run journal; `resuming`
     /// carries the id of the run to continue and how often it was resumed.
     async fn invoke_run(

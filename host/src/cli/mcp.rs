@@ -8,11 +8,21 @@ use rmcp::ServiceExt;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+const AFTER_HELP: &str = "\
+Long jobs: a tool call not finished within `mcp.answer-within-secs` (config, default 45) answers
+successfully with {\"status\":\"running\",\"run\":\"<id>\",\"progress\":{...}} and the job goes on here.
+The agent then calls c41__wait {run, within_secs?} for the final result (the same text and MEDIA:
+lines the call would have returned), c41__runs to list runs, c41__cancel {run} to stop one. Runs of
+other c41 processes (the run journal) can be waited on, read-only. Clients that declare MCP tasks
+(io.modelcontextprotocol/tasks) get a task instead: tasks/get, tasks/result, tasks/cancel.
+
+OpenClaw starts MCP servers with a minimal environment: pass the config explicitly.
+`c41 openclaw install` writes the entry; by hand:
+  openclaw mcp add c41 --command c41 --arg mcp --arg --config --arg /abs/c41.toml --timeout 3600";
+
 /// Serve every skill as an MCP tool over stdio (for OpenClaw and other agents).
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "OpenClaw starts MCP servers with a minimal environment: pass the config explicitly.\n`c41 openclaw install` writes the entry; by hand:\n  openclaw mcp add c41 --command c41 --arg mcp --arg --config --arg /abs/c41.toml --timeout 3600"
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// Most invocations running at once (sizes the pooling allocator); more
     /// calls wait for a free slot, they never fail for lack of one.
@@ -48,7 +58,7 @@ impl Args {
                 }
             }
         });
-        let service = McpServer::new(app).serve(rmcp::transport::stdio()).await?;
+        let service = McpServer::new(app).serve(crate::mcp::framing::stdio()).await?;
         service.waiting().await?;
         Ok(ExitCode::SUCCESS)
     }

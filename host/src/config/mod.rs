@@ -45,6 +45,9 @@ pub struct Config {
     /// Which files skills may be given as inputs.
     #[serde(default)]
     pub inputs: InputsConfig,
+    /// How `c41 mcp` answers agents.
+    #[serde(default)]
+    pub mcp: McpConfig,
 }
 
 /// One service a skill may be granted.
@@ -166,6 +169,26 @@ pub struct InputsConfig {
     /// server or `exec` reads only what is listed here.
     #[serde(default, alias = "allow-dirs")]
     pub allow: Vec<PathBuf>,
+}
+
+/// `[mcp]`: how `c41 mcp` answers agents.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct McpConfig {
+    /// A tool call not finished after this many seconds answers "still
+    /// running, call `c41__wait`" and goes on in the server: MCP clients give
+    /// up on a request after their own timeout (OpenClaw: 60 s).
+    pub answer_within_secs: Option<Spanned<u64>>,
+}
+
+/// Default of `mcp.answer-within-secs`: under OpenClaw's 60 s request timeout.
+pub const DEFAULT_ANSWER_WITHIN: Duration = Duration::from_secs(45);
+
+impl McpConfig {
+    /// How long a tool call waits for its run before answering `running`.
+    pub fn answer_within(&self) -> Duration {
+        self.answer_within_secs.as_ref().map(|s| Duration::from_secs(*s.get_ref())).unwrap_or(DEFAULT_ANSWER_WITHIN)
+    }
 }
 
 /// The limits in force for one invocation.
@@ -349,6 +372,12 @@ pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         if let Some((span, key, message)) = limits.out_of_range() {
             return Err(invalid(span, format!("{table}.{key}"), message));
         }
+    }
+    if let Some(secs) = &config.mcp.answer_within_secs
+        && !(1..=3600).contains(secs.get_ref())
+    {
+        let message = format!("{} is out of range: give 1 to 3600 seconds", secs.get_ref());
+        return Err(invalid(secs.span(), "mcp.answer-within-secs".into(), message));
     }
     let mut loaded = LoadedConfig::from_config(config, Some(path.to_path_buf()))?;
     loaded.pins = pins::load(path).map_err(|message| ConfigError::Invalid {

@@ -135,3 +135,14 @@ fn inputs_allow_resolves_relative_to_the_config_and_allow_dirs_still_works() {
         );
     }
 }
+
+#[test]
+fn answer_within_defaults_to_45_s_and_is_range_checked() {
+    assert_eq!(parse_str("").unwrap().config.mcp.answer_within(), Duration::from_secs(45));
+    let set = parse_str("[mcp]\nanswer-within-secs = 5\n").unwrap();
+    assert_eq!(set.config.mcp.answer_within(), Duration::from_secs(5));
+    let e = parse_str("output-dir = \"/o\"\n[mcp]\nanswer-within-secs = 0\n").unwrap_err().to_string();
+    for part in ["/etc/c41/c41.toml:3", "mcp.answer-within-secs", "1 to 3600"] {
+        assert!(e.contains(part), "{e}");
+    }
+}

@@ -79,15 +79,28 @@ impl HostConnection for InvocationCtx {
         this: Resource<WsConnection>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Option<Message>, WsError>> {
+        // A wait in progress when the invocation is cancelled ends at once,
+        // as if nothing arrived, so the skill sees the cancel and cleans up.
+        let cancel = Some(self.cancel.clone()).filter(|c| !c.is_cancelled());
+        let cancelled = async {
+            match &cancel {
+                Some(c) => c.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut cancelled = std::pin::pin!(cancelled);
         let conn = self.table.get_mut(&this)?;
         let Some(socket) = conn.socket.as_mut() else {
             return Ok(Err(WsError::Closed));
         };
         let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.into());
         loop {
-            let next = match tokio::time::timeout_at(deadline, socket.next()).await {
-                Err(_) => return Ok(Ok(None)),
-                Ok(n) => n,
+            let next = tokio::select! {
+                n = tokio::time::timeout_at(deadline, socket.next()) => match n {
+                    Err(_) => return Ok(Ok(None)),
+                    Ok(n) => n,
+                },
+                _ = &mut cancelled => return Ok(Ok(None)),
             };
             return Ok(match next {
                 None | Some(Ok(tungstenite::Message::Close(_))) => {

@@ -348,6 +348,7 @@ impl LoadedSkill {
         ctx.artifacts = req.store;
         ctx.inputs = req.files;
         ctx.cancel = req.cancel.clone();
+        ctx.hooks.abort_on_cancel(req.cancel.clone());
         ctx.state = req.state;
         let produced = ctx.produced.clone();
         let mut store = new_store(pre.engine(), ctx);
@@ -375,6 +376,9 @@ impl LoadedSkill {
 
         let outcome = match result {
             None => return Err(InvokeError::Deadline { limit: limits.timeout }),
+            // Whatever the skill made of its aborted requests, the cause was
+            // the cancel.
+            Some(Err(_) | Ok(Err(_))) if cancel.is_cancelled() => return Err(InvokeError::Cancelled),
             Some(Err(trap)) => {
                 if store.data().limiter.hit {
                     return Err(InvokeError::MemoryLimit { limit_bytes: limits.memory_bytes });

@@ -21,7 +21,7 @@ mod output;
 mod state;
 
 pub use cache::{CacheOutcome, ComponentCache};
-pub use invoke::{InvokeError, InvokeRequest, Invoked};
+pub use invoke::{CANCEL_GRACE, InvokeError, InvokeRequest, Invoked};
 pub use state::{InvocationCtx, MAX_CORE_INSTANCES, MAX_HANDLES, MAX_MEMORIES, MAX_TABLES};
 
 use crate::config::Limits;

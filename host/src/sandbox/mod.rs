@@ -14,6 +14,7 @@
 //! them); redirects are not followed (wasi:http never does, so each hop comes
 //! back through this hook).
 
+mod abort;
 mod connect;
 
 use crate::config::GrantedService;
@@ -57,6 +58,7 @@ pub struct SandboxHooks {
     denials: DenialLog,
     connections: Slots,
     limits: LimitLog,
+    cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl SandboxHooks {
@@ -89,6 +91,7 @@ impl SandboxHooks {
             denials,
             connections,
             limits,
+            cancel: None,
         }
     }
 
@@ -97,6 +100,11 @@ impl SandboxHooks {
     /// `limits.connections`.
     pub fn connection(&self) -> Result<Slot, String> {
         self.connections.take().inspect_err(|m| self.limits.record(&self.skill, m.clone()))
+    }
+
+    /// Abort requests in flight when `cancel` fires (see [`abort`]).
+    pub fn abort_on_cancel(&mut self, cancel: tokio_util::sync::CancellationToken) {
+        self.cancel = Some(cancel);
     }
 }
 
@@ -171,6 +179,7 @@ impl WasiHttpHooks for SandboxHooks {
         let authorized = self.authorize(request.uri());
         let skill = self.skill.clone();
         let slot = self.connection();
+        let cancel = self.cancel.clone();
         Box::new(async move {
             let Ok(slot) = slot else { return Err(HttpError::ConnectionLimitReached) };
             let pinned = match authorized.await {
@@ -184,7 +193,21 @@ impl WasiHttpHooks for SandboxHooks {
                 request.headers_mut().insert(k, v);
             }
             tracing::debug!(skill = %skill, url = %request.uri(), addr = %pinned.addr, "outgoing request");
-            let (response, io) = send_pinned(request, pinned.addr, pinned.tls_name, options).await?;
+            // A request made after the cancel is the skill cleaning up: let it
+            // run; one in flight when the cancel comes is aborted.
+            let armed = cancel.filter(|c| !c.is_cancelled());
+            let (response, io) = match &armed {
+                None => send_pinned(request, pinned.addr, pinned.tls_name, options).await?,
+                Some(cancel) => tokio::select! {
+                    r = send_pinned(request, pinned.addr, pinned.tls_name, options) => r?,
+                    _ = cancel.cancelled() => return Err(abort::aborted()),
+                },
+            };
+            let response = match armed {
+                Some(cancel) => response
+                    .map(|body| http_body_util::BodyExt::boxed_unsync(abort::AbortOnCancel::new(body, cancel))),
+                None => response,
+            };
             // The connection counts until it closes (the response is read
             // or dropped).
             let io: BoxFut<Result<(), HttpError>> = Box::new(async move {

@@ -1,0 +1,233 @@
+//! Deferred results: the runs this server started, kept past the request
+//! that started them.
+//!
+//! An MCP client gives up on a request after its own timeout (OpenClaw: 60 s
+//! by default, and progress does not reset it), while a Wan 2.2 video takes
+//! minutes. So every skill call becomes a [`Run`] that lives in a task of its
+//! own: the `tools/call` request waits for it up to `mcp.answer-within-secs`
+//! and then answers "still running, call `c41__wait`"; `wait` (or
+//! `tasks/get`) later hands out the very result the call would have given.
+//! Cancelling a run (a cancel notification while the call still waits,
+//! `c41__cancel`, `tasks/cancel`) cancels the invocation.
+
+use super::results;
+use crate::app::App;
+use crate::events::{Event, EventSink, Outbox, TextBudget};
+use indexmap::IndexMap;
+use rmcp::model::CallToolResult;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Finished runs kept in memory for `wait` (the run journal keeps more).
+pub const KEEP_FINISHED: usize = 100;
+
+/// Where a running job stands: its last progress report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Stage name (`queued`, `sampling`, ...).
+    pub stage: Option<String>,
+    /// Overall completion 0..=1.
+    pub fraction: Option<f32>,
+    /// Step n of m.
+    pub step: Option<(u32, u32)>,
+    /// The last message.
+    pub message: Option<String>,
+}
+
+/// One invocation started by this server.
+pub struct Run {
+    /// The invocation id (also the run journal's id).
+    pub id: String,
+    /// The skill.
+    pub skill: String,
+    /// Start, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// Start, as an ISO 8601 timestamp (for MCP tasks).
+    pub created_at: String,
+    cancel: CancellationToken,
+    done: watch::Sender<Option<Arc<CallToolResult>>>,
+    progress: Mutex<Snapshot>,
+    listeners: Mutex<Vec<(u64, Arc<Outbox>)>>,
+    next_listener: std::sync::atomic::AtomicU64,
+}
+
+impl Run {
+    /// The final result, once the run ended.
+    pub fn result(&self) -> Option<Arc<CallToolResult>> {
+        self.done.borrow().clone()
+    }
+
+    /// The last progress report.
+    pub fn progress(&self) -> Snapshot {
+        self.progress.lock().unwrap().clone()
+    }
+
+    /// Ask the invocation to stop (the skill cleans up, then it ends as
+    /// `cancelled`).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Whether a cancel was asked for.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// The final result, or `None` if the run is still going after `within`.
+    pub async fn wait(&self, within: Duration) -> Option<Arc<CallToolResult>> {
+        let mut rx = self.done.subscribe();
+        let r = tokio::time::timeout(within, rx.wait_for(Option::is_some)).await;
+        r.ok().and_then(|r| r.ok().and_then(|v| v.clone()))
+    }
+
+    /// Receive this run's events from now on, through a bounded [`Outbox`]
+    /// (progress limited by time, text held to a budget the skill waits
+    /// on); [`Run::unlisten`] (or the run ending) closes it.
+    pub fn listen(&self) -> (u64, Arc<Outbox>) {
+        let outbox = Outbox::new(super::progress::PROGRESS_INTERVAL, super::progress::TEXT_BUDGET);
+        let id = self.next_listener.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.result().is_none() {
+            self.listeners.lock().unwrap().push((id, outbox.clone()));
+        } else {
+            outbox.close();
+        }
+        (id, outbox)
+    }
+
+    /// Wait until the run ends, however long that takes.
+    pub async fn finished(&self) -> Arc<CallToolResult> {
+        let mut rx = self.done.subscribe();
+        loop {
+            if let Some(r) = rx.borrow_and_update().clone() {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in `self`: unreachable while we hold it.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Stop sending events to listener `id`.
+    pub fn unlisten(&self, id: u64) {
+        self.listeners.lock().unwrap().retain(|(l, outbox)| {
+            if *l == id {
+                outbox.close();
+            }
+            *l != id
+        });
+    }
+
+    fn finish(&self, result: CallToolResult) {
+        for (_, outbox) in self.listeners.lock().unwrap().drain(..) {
+            outbox.close();
+        }
+        self.done.send_replace(Some(Arc::new(result)));
+    }
+}
+
+/// The run's event sink: keeps the last progress report and passes every
+/// event on to whoever listens.
+struct RunEvents(Arc<Run>);
+
+impl EventSink for RunEvents {
+    fn emit(&self, skill: &str, event: Event) {
+        if let Event::Progress { stage, fraction, step, message } = &event {
+            let mut p = self.0.progress.lock().unwrap();
+            p.stage = Some(stage.clone());
+            p.fraction = fraction.or(p.fraction);
+            p.step = *step;
+            p.message = message.clone();
+        }
+        for (_, outbox) in self.0.listeners.lock().unwrap().iter() {
+            outbox.emit(skill, event.clone());
+        }
+    }
+
+    /// The first listener's budget: the skill's streamed text waits for
+    /// that client to read (a run has one listener at a time: the original
+    /// call, then each `wait`).
+    fn text_budget(&self) -> Option<Arc<TextBudget>> {
+        self.0.listeners.lock().unwrap().first().and_then(|(_, outbox)| outbox.text_budget())
+    }
+}
+
+/// Why a run could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// Nothing matches.
+    #[error("no run `{0}` in this c41 process")]
+    NotFound(String),
+    /// Several runs match the prefix.
+    #[error("`{0}` matches several runs ({1}); give more of the id")]
+    Ambiguous(String, String),
+}
+
+/// The runs of this server, newest last.
+#[derive(Default)]
+pub struct Registry {
+    runs: Mutex<IndexMap<String, Arc<Run>>>,
+}
+
+impl Registry {
+    /// Start `skill` on `input` in a task of its own and return the run.
+    pub fn start(&self, app: Arc<App>, skill: &str, input: Value) -> Arc<Run> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let run = Arc::new(Run {
+            id: id.clone(),
+            skill: skill.to_string(),
+            started_ms: crate::files::now_ms(),
+            created_at: rmcp::task_manager::current_timestamp(),
+            cancel: CancellationToken::new(),
+            done: watch::channel(None).0,
+            progress: Mutex::new(Snapshot::default()),
+            listeners: Mutex::new(Vec::new()),
+            next_listener: Default::default(),
+        });
+        self.insert(run.clone());
+        let task_run = run.clone();
+        tokio::spawn(async move {
+            let run = task_run;
+            let events = Arc::new(RunEvents(run.clone()));
+            let result = app.invoke_as(&run.id, &run.skill, input, events, run.cancel.clone()).await;
+            run.finish(results::final_result(&run.skill, &run.id, &result));
+        });
+        run
+    }
+
+    fn insert(&self, run: Arc<Run>) {
+        let mut runs = self.runs.lock().unwrap();
+        runs.insert(run.id.clone(), run);
+        let finished: Vec<String> = runs.values().filter(|r| r.result().is_some()).map(|r| r.id.clone()).collect();
+        for old in finished.iter().take(finished.len().saturating_sub(KEEP_FINISHED)) {
+            runs.shift_remove(old);
+        }
+    }
+
+    /// The run whose id is or starts with `prefix`.
+    pub fn find(&self, prefix: &str) -> Result<Arc<Run>, LookupError> {
+        let prefix = prefix.trim();
+        let runs = self.runs.lock().unwrap();
+        if let Some(r) = runs.get(prefix) {
+            return Ok(r.clone());
+        }
+        let matches: Vec<&Arc<Run>> =
+            runs.values().filter(|r| !prefix.is_empty() && r.id.starts_with(prefix)).collect();
+        match matches.as_slice() {
+            [] => Err(LookupError::NotFound(prefix.to_string())),
+            [one] => Ok((*one).clone()),
+            many => Err(LookupError::Ambiguous(
+                prefix.to_string(),
+                many.iter().take(4).map(|r| r.id[..8.min(r.id.len())].to_string()).collect::<Vec<_>>().join(", "),
+            )),
+        }
+    }
+
+    /// Every run kept, newest first.
+    pub fn list(&self) -> Vec<Arc<Run>> {
+        self.runs.lock().unwrap().values().rev().cloned().collect()
+    }
+}
