@@ -204,8 +204,9 @@ impl WasiHttpHooks for SandboxHooks {
                 },
             };
             let response = match armed {
-                Some(cancel) => response
-                    .map(|body| http_body_util::BodyExt::boxed_unsync(abort::AbortOnCancel::new(body, cancel))),
+                Some(cancel) => {
+                    response.map(|body| http_body_util::BodyExt::boxed_unsync(abort::AbortOnCancel::new(body, cancel)))
+                }
                 None => response,
             };
             // The connection counts until it closes (the response is read

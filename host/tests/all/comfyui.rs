@@ -109,7 +109,7 @@ fn previews(events: &[Event]) -> usize {
 }
 
 /// A plain HTTP/1.1 call to the simulator (what another ComfyUI client does).
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -124,7 +124,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, S
     (status, body)
 }
 
-async fn http_json(addr: SocketAddr, path: &str) -> Value {
+pub async fn http_json(addr: SocketAddr, path: &str) -> Value {
     let (status, body) = http(addr, "GET", path, "").await;
     assert_eq!(status, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
@@ -497,6 +497,43 @@ async fn cancelling_a_running_job_interrupts_it_on_the_server() {
         entry["status"]["messages"].as_array().unwrap().iter().map(|m| m[0].as_str().unwrap()).collect();
     assert!(events.contains(&"execution_interrupted"), "{events:?}");
     assert!(h.output_files().is_empty());
+}
+
+/// ComfyUI acts on an interrupt only at the start of a node or a sampler
+/// step: one that lands inside the last node is ignored. The skill must not
+/// take its one interrupt for done: it looks at `/queue` again (and asks
+/// again) until the server has let go of the job.
+#[tokio::test]
+async fn a_cancel_during_the_last_node_returns_only_once_the_server_let_go_of_the_job() {
+    let cfg = ComfyConfig {
+        video_max_side: Some(64),
+        ..ComfyConfig::default().with_delays(Duration::ZERO, Duration::from_millis(1500))
+    };
+    let (sim, addr) = start(cfg).await;
+    let h = harness(&one(addr), &[]).await;
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let (r, _) = run_hooked(
+        &h,
+        "comfyui-image",
+        json!({"prompt": "x", "width": 256, "height": 256, "steps": 2}),
+        token,
+        move |e| {
+            if let Event::Progress { message: Some(m), .. } = e
+                && m.starts_with("running")
+                && m.contains("SaveImage")
+            {
+                t.cancel();
+            }
+        },
+    )
+    .await;
+    assert!(matches!(r, Err(RunError::Invoke(InvokeError::Cancelled))), "{r:?}");
+    assert_eq!(sim.queue_remaining(), 0, "the skill returned while the server still held its job");
+    let history = http_json(addr, "/history").await;
+    let (_, entry) = history.as_object().unwrap().iter().next().expect("the job is in history");
+    assert_eq!(entry["status"]["status_str"], "success", "too late to interrupt: SaveImage ran to its end");
+    assert!(h.output_files().is_empty(), "nothing was downloaded after the cancel");
 }
 
 #[tokio::test]

@@ -308,6 +308,22 @@ fn gate_config(dir: &Path, gate: &Gate, secs: u64) -> std::path::PathBuf {
     cfg
 }
 
+/// A `c41 mcp` session (initialized with `capabilities`) whose hello-http
+/// reaches a fresh gate server, answering within `secs`; `test` runs on a
+/// blocking thread.
+async fn with_gate(secs: u64, capabilities: Value, test: impl FnOnce(&mut Session, &Gate, Value) + Send + 'static) {
+    let gate = Gate::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = gate_config(dir.path(), &gate, secs);
+    tokio::task::spawn_blocking(move || {
+        let mut s = Session::start(&cfg, &dir.path().join("state"));
+        let init = s.init(capabilities);
+        test(&mut s, &gate, init);
+    })
+    .await
+    .unwrap();
+}
+
 fn text_of(result: &Value) -> String {
     result["content"][0]["text"].as_str().unwrap_or_default().to_string()
 }
@@ -318,13 +334,7 @@ fn media_of(result: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_past_answer_within_answers_running_and_wait_delivers_the_result() {
-    let gate = Gate::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = gate_config(dir.path(), &gate, 1);
-    tokio::task::spawn_blocking(move || {
-        let mut s = Session::start(&cfg, &dir.path().join("state"));
-        s.init(json!({}));
-
+    with_gate(1, json!({}), |s, gate, _init| {
         // The request hangs at the gate: after answer-within, the call
         // answers, successfully, that the run goes on.
         let asked = Instant::now();
@@ -374,18 +384,12 @@ async fn a_call_past_answer_within_answers_running_and_wait_delivers_the_result(
         let (r, _) = s.tool(9, "wait", json!({"run": "no-such-run"}));
         assert_eq!(r["isError"], true, "{r}");
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_wakes_a_guest_blocked_in_a_request_well_before_the_grace() {
-    let gate = Gate::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = gate_config(dir.path(), &gate, 1);
-    tokio::task::spawn_blocking(move || {
-        let mut s = Session::start(&cfg, &dir.path().join("state"));
-        s.init(json!({}));
+    with_gate(1, json!({}), |s, gate, _init| {
         let (r, _) = s.tool(2, "hello-http", json!({"path": "/slow"}));
         gate.arrived();
         let run = r["structuredContent"]["run"].as_str().unwrap().to_string();
@@ -412,18 +416,12 @@ async fn cancel_wakes_a_guest_blocked_in_a_request_well_before_the_grace() {
         let (r, _) = s.tool(5, "runs", json!({}));
         assert_eq!(r["structuredContent"]["runs"][0]["status"], "cancelled", "{r}");
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_tasks_gets_a_task_and_tasks_get_result_cancel_work() {
-    let gate = Gate::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = gate_config(dir.path(), &gate, 30);
-    tokio::task::spawn_blocking(move || {
-        let mut s = Session::start(&cfg, &dir.path().join("state"));
-        let init = s.init(json!({"extensions": {"io.modelcontextprotocol/tasks": {}}}));
+    with_gate(30, json!({"extensions": {"io.modelcontextprotocol/tasks": {}}}), |s, gate, init| {
         assert!(
             init["result"]["capabilities"]["extensions"]["io.modelcontextprotocol/tasks"].is_object(),
             "the server declares tasks: {init}"
@@ -465,8 +463,7 @@ async fn a_client_with_tasks_gets_a_task_and_tasks_get_result_cancel_work() {
         let (r, _) = s.call(11, "tasks/get", json!({"taskId": "nope"}));
         assert_eq!(r["error"]["code"], -32602, "{r}");
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,12 +533,7 @@ async fn a_run_of_another_process_is_waited_on_from_the_journal_read_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_over_long_lines_get_json_rpc_errors() {
-    let gate = Gate::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = gate_config(dir.path(), &gate, 5);
-    tokio::task::spawn_blocking(move || {
-        let mut s = Session::start(&cfg, &dir.path().join("state"));
-        s.init(json!({}));
+    with_gate(5, json!({}), |s, _gate, _init| {
         for line in ["not json at all", r#"{"jsonrpc":"2.0","id":3,"method":"tools/li"#] {
             s.send_raw(line.as_bytes());
             let r = s.recv();
@@ -572,6 +564,5 @@ async fn malformed_and_over_long_lines_get_json_rpc_errors() {
         let (r, _) = s.call(8, "ping", json!({}));
         assert!(r["result"].is_object(), "{r}");
     })
-    .await
-    .unwrap();
+    .await;
 }

@@ -254,6 +254,85 @@ async fn openclaw_chains_image_voice_and_lip_sync() {
     assert_eq!(requests.len(), 4, "three tool calls, one final reply");
 }
 
+/// A video that takes longer than OpenClaw's MCP request timeout: the call
+/// answers `running` before the timeout, the agent calls `c41__wait` until
+/// the result comes, and the MP4 is delivered. OpenClaw's timeout is
+/// lowered to 5 s and the job takes about 12 s, so the test stays short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openclaw_gets_a_video_longer_than_its_request_timeout_through_c41_wait() {
+    let Some(oc) = openclaw_setup() else { return };
+    let _one_at_a_time = AGENT.lock().await;
+    let Scene { studio, dir, workspace, out_dir, cfg } = Scene::new().await;
+    // A workstation where each sampler step takes a second.
+    let slow = c41_sim::comfyui::ComfySim::new(c41_sim::comfyui::ComfyConfig {
+        video_max_side: Some(64),
+        ..c41_sim::comfyui::ComfyConfig::default().with_delays(Duration::from_secs(1), Duration::from_millis(100))
+    });
+    let slow_addr = slow.start("127.0.0.1:0").await.unwrap();
+    let studio_comfy = studio.services().into_iter().find(|s| s.0 == "comfyui").unwrap().2;
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(&studio_comfy, &format!("http://{slow_addr}"));
+    std::fs::write(&cfg, text + "\n[mcp]\nanswer-within-secs = 3\n").unwrap();
+
+    let input = json!({"prompt": "a paper boat on a pond", "seconds": 0.5, "fps": 16, "width": 128, "height": 128, "steps": 10});
+    let model = FakeModel::start(Arc::new(move |req: &Value| match last_tool_result(req) {
+        None => match tool_names(req).into_iter().find(|n| n.ends_with("comfyui-video")) {
+            Some(name) => Turn::Call(name, input.clone()),
+            None => Turn::Say(format!("fake model: no comfyui-video tool in {:?}", tool_names(req))),
+        },
+        Some((_, text)) if !media_lines(&text).is_empty() => {
+            Turn::Say(format!("Here is your paper boat.\n{}", media_lines(&text).join("\n")))
+        }
+        // Still running: do what the result says.
+        Some((_, text)) => match run_of(&text) {
+            Some(run) if tool_names(req).iter().any(|n| n == "c41__wait") => {
+                Turn::Call("c41__wait".into(), json!({"run": run}))
+            }
+            _ => Turn::Say(format!("fake model: cannot go on from: {text}")),
+        },
+    }))
+    .await;
+
+    let home = dir.path().join("home");
+    let mut server = c41_mcp_server(&cfg);
+    server["c41"]["requestTimeoutMs"] = json!(5000);
+    let config = write_openclaw_config(&home, model.addr, server);
+    let run = run_agent(&oc, &home, &config, &workspace, "Make a short video of a paper boat", None).await;
+    let requests = model.requests();
+    let last = requests.last().unwrap_or_else(|| panic!("OpenClaw never called the model\n{}", run.logs()));
+    let results = tool_results(last);
+    let called: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(called.first(), Some(&"c41__comfyui-video"), "{called:?}\n{}", run.logs());
+    assert!(results[0].1.contains("still running") && results[0].1.contains("c41__wait"), "{}", results[0].1);
+    assert!(called[1..].iter().all(|n| *n == "c41__wait") && called.len() >= 2, "{called:?}");
+    let (_, final_text) = results.last().unwrap();
+    let media = media_lines(final_text);
+    assert_eq!(media.len(), 1, "the last wait returned the file: {final_text}");
+    let video = PathBuf::from(media[0].strip_prefix("MEDIA:").unwrap());
+
+    // The job really outlasted OpenClaw's request timeout, and no call failed.
+    let history = crate::comfyui::http_json(slow_addr, "/history").await;
+    let (_, entry) = history.as_object().unwrap().iter().next().expect("the job is in history");
+    let stamps: Vec<u64> =
+        entry["status"]["messages"].as_array().unwrap().iter().filter_map(|m| m[1]["timestamp"].as_u64()).collect();
+    let job_ms = stamps.last().unwrap() - stamps.first().unwrap();
+    eprintln!("video job: {job_ms} ms on the simulated workstation; {} wait call(s)", called.len() - 1);
+    assert!(job_ms > 5000, "the job took {job_ms} ms, not longer than the 5 s request timeout");
+    assert_eq!(run.code, Some(0), "openclaw agent exec exits 0\n{}", run.logs());
+    let env = &run.envelope;
+    assert_eq!(env["ok"], true, "{env:#}");
+    assert_eq!(env["toolSummary"]["failures"].as_u64().unwrap_or(0), 0, "{env:#}");
+    assert_eq!(delivered_media(env), vec![video.display().to_string()], "{env:#}");
+    assert!(video.starts_with(&out_dir) && video.extension().is_some_and(|e| e == "mp4"), "{}", video.display());
+    let bytes = std::fs::read(&video).unwrap();
+    assert_eq!(&bytes[4..8], b"ftyp", "an MP4 file");
+}
+
+/// The run id a `running` result names (`{"run": "<id>"}` in its text).
+fn run_of(text: &str) -> Option<String> {
+    let at = text.find(r#"{"run": ""#)? + r#"{"run": ""#.len();
+    Some(text[at..].split('"').next()?.to_string())
+}
+
 // ---- the scene ------------------------------------------------------------
 
 /// A simulated studio and an agent workspace whose `c41-out` folder is the

@@ -10,14 +10,14 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// Why a node stopped early.
 #[derive(Debug)]
 pub(crate) enum Stop {
-    /// `/interrupt` (or a cancel) reached the job at a step or node boundary.
+    /// `/interrupt` (or a cancel) reached the job at a node's start or a sampler step.
     Interrupted,
     /// The server "restarted": the job no longer exists anywhere.
     Vanished,
@@ -43,13 +43,12 @@ pub(crate) fn ensure_worker(shared: &Arc<Shared>) {
                 } else {
                     let i = (0..st.pending.len()).min_by_key(|&i| st.pending[i].number).unwrap_or(0);
                     let job = st.pending.remove(i);
-                    let interrupt = Arc::new(AtomicBool::new(false));
-                    st.running = Some(Running { job: job.clone(), interrupt: interrupt.clone(), started: now_ms() });
-                    Some((job, interrupt, st.epoch))
+                    st.running = Some(Running { job: job.clone(), started: now_ms() });
+                    Some((job, st.epoch))
                 }
             };
             match next {
-                Some((job, interrupt, epoch)) => execute(&shared, job, interrupt, epoch).await,
+                Some((job, epoch)) => execute(&shared, job, epoch).await,
                 None => {
                     drop(shared);
                     let _ = tokio::time::timeout(Duration::from_millis(250), wake.notified()).await;
@@ -65,7 +64,6 @@ pub(crate) struct NodeRun<'a> {
     pub job: &'a Job,
     pub node: String,
     pub sig: u64,
-    interrupt: &'a AtomicBool,
     epoch: u64,
     progress: &'a mut IndexMap<String, Value>,
     stepped: bool,
@@ -76,33 +74,31 @@ impl NodeRun<'_> {
         self.job.client_id.as_deref()
     }
 
-    fn check(&self) -> Result<(), Stop> {
-        if self.shared.lock().epoch != self.epoch {
-            return Err(Stop::Vanished);
-        }
-        if self.interrupt.load(Ordering::SeqCst) {
-            return Err(Stop::Interrupted);
-        }
-        Ok(())
+    fn vanished(&self) -> Result<(), Stop> {
+        if self.shared.lock().epoch != self.epoch { Err(Stop::Vanished) } else { Ok(()) }
     }
 
-    /// An ordinary node's work: the configured node time, then an interrupt check.
+    /// An ordinary node's work: the configured node time. Like a real node
+    /// body it does not look at the interrupt flag (the check is at the
+    /// start of the next node).
     pub(crate) async fn idle(&mut self) -> Result<(), Stop> {
-        self.check()?;
         let d = self.shared.cfg.node_delay;
         if !d.is_zero() {
             tokio::time::sleep(d).await;
         }
-        self.check()
+        self.vanished()
     }
 
-    /// One sampler step: wait, check for interrupts, report progress and a preview.
+    /// One sampler step: wait, then the progress hook, which raises on a
+    /// pending interrupt (`throw_exception_if_processing_interrupted`), then
+    /// report progress and a preview.
     pub(crate) async fn step(&mut self, value: u32, max: u32, preview: Option<Vec<u8>>) -> Result<(), Stop> {
         let d = self.shared.cfg.step_delay;
         if !d.is_zero() {
             tokio::time::sleep(d).await;
         }
-        self.check()?;
+        self.vanished()?;
+        interrupted(self.shared)?;
         self.progress_only(value, max, preview).await
     }
 
@@ -205,7 +201,15 @@ impl Exec<'_> {
     }
 }
 
-async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epoch: u64) {
+/// `throw_exception_if_processing_interrupted`: a pending interrupt stops
+/// the job, and is used up.
+fn interrupted(shared: &Shared) -> Result<(), Stop> {
+    if shared.interrupt.swap(false, Ordering::SeqCst) { Err(Stop::Interrupted) } else { Ok(()) }
+}
+
+async fn execute(shared: &Shared, job: Arc<Job>, epoch: u64) {
+    // execution.py's `execute_async` starts with `interrupt_processing(False)`.
+    shared.interrupt.store(false, Ordering::SeqCst);
     shared.broadcast_status();
     let pid = job.id.clone();
     let mut ex = Exec { shared, job: &job, messages: Vec::new() };
@@ -271,8 +275,9 @@ async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epo
         if shared.lock().epoch != epoch {
             return;
         }
-        if interrupt.load(Ordering::SeqCst) {
-            outcome = Err((id, Stop::Interrupted));
+        // `before_node_execution`, at the start of every node that runs.
+        if let Err(stop) = interrupted(shared) {
+            outcome = Err((id, stop));
             break;
         }
         progress.insert(id.clone(), progress_entry(&pid, &id, json!(0.0), json!(1.0), "running"));
@@ -306,7 +311,6 @@ async fn execute(shared: &Shared, job: Arc<Job>, interrupt: Arc<AtomicBool>, epo
             job: &job,
             node: id.clone(),
             sig: sigs[&id],
-            interrupt: &interrupt,
             epoch,
             progress: &mut progress,
             stepped: false,

@@ -186,13 +186,16 @@ async fn post_queue(State(sh): S, body: Bytes) -> Response {
     StatusCode::OK.into_response()
 }
 
+/// `POST /interrupt`: like server.py, a `prompt_id` that is not the running
+/// job's is ignored ("Prompt ... is not currently running, skipping
+/// interrupt"); without one, the flag is set whatever runs (a job that
+/// starts later clears it).
 async fn interrupt(State(sh): S, body: Bytes) -> Response {
     let target = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("prompt_id").map(super::pyfmt::str));
     let st = sh.lock();
-    if let Some(r) = &st.running
-        && target.as_ref().is_none_or(|t| *t == r.job.id)
-    {
-        r.interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
+    let running = st.running.as_ref().map(|r| r.job.id.as_str());
+    if target.as_deref().is_none_or(|t| Some(t) == running) {
+        sh.interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
     }
     StatusCode::OK.into_response()
 }
@@ -586,8 +589,8 @@ async fn job_cancel(State(sh): S, Path(id): Path<String>) -> Response {
             let job = st.pending.remove(i);
             st.cancelled.insert(id.clone(), job);
             true
-        } else if let Some(r) = st.running.as_ref().filter(|r| r.job.id == id) {
-            r.interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
+        } else if st.running.as_ref().is_some_and(|r| r.job.id == id) {
+            sh.interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
             true
         } else {
             false

@@ -45,7 +45,6 @@ impl Job {
 
 pub(crate) struct Running {
     pub job: Arc<Job>,
-    pub interrupt: Arc<AtomicBool>,
     pub started: i64,
 }
 
@@ -113,6 +112,13 @@ pub(crate) struct Shared {
     pub wake: Arc<Notify>,
     pub worker_started: AtomicBool,
     pub conn_ids: AtomicU64,
+    /// The server-wide interrupt flag, as in ComfyUI's
+    /// `comfy.model_management.interrupt_processing`: `/interrupt` sets it
+    /// (for the running job only when it names one), a job's start clears
+    /// it, and the first check that sees it (the start of a node, a sampler
+    /// step) clears it and stops the job. An interrupt that arrives while
+    /// the last node runs is therefore too late: the job ends in success.
+    pub interrupt: AtomicBool,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -129,6 +135,7 @@ impl Shared {
             wake: Arc::new(Notify::new()),
             worker_started: AtomicBool::new(false),
             conn_ids: AtomicU64::new(1),
+            interrupt: AtomicBool::new(false),
         }
     }
 
@@ -209,9 +216,7 @@ impl Shared {
         {
             let mut st = self.lock();
             st.epoch += 1;
-            if let Some(r) = st.running.take() {
-                r.interrupt.store(true, Ordering::SeqCst);
-            }
+            st.running = None;
             st.pending.clear();
             st.history.clear();
             st.timings.clear();

@@ -599,6 +599,72 @@ async fn interrupt_mid_run_stops_at_next_step() {
     assert_eq!(h["status"]["messages"][2][0], "execution_interrupted");
 }
 
+/// Plain nodes take 600 ms, sampler steps nothing: an interrupt can land
+/// inside a node that does not check for it.
+fn slow_nodes() -> ComfyConfig {
+    ComfyConfig::default().with_delays(Duration::ZERO, Duration::from_millis(600))
+}
+
+/// Reads events until node `node` of `id` starts executing.
+async fn until_executing(ws: &mut Ws, id: &str, node: &str) {
+    while let Some(e) = next_event(ws).await {
+        if e["type"] == "executing" && e["data"]["prompt_id"] == id && e["data"]["node"] == node {
+            return;
+        }
+    }
+    panic!("node {node} of {id} never started");
+}
+
+#[tokio::test]
+async fn an_interrupt_inside_a_node_stops_the_job_at_the_start_of_the_next() {
+    let s = start(slow_nodes()).await;
+    let mut ws = s.ws("between").await;
+    let (_, resp) = s.submit(slow(2), "between").await;
+    let id = resp["prompt_id"].as_str().unwrap().to_string();
+    // VAEDecode (6) does not look at the flag; SaveImage (8) starts by it.
+    until_executing(&mut ws, &id, "6").await;
+    s.post("/interrupt", json!({"prompt_id": id})).await;
+    let events = events_until_done(&mut ws, &id).await;
+    let ev = events.iter().find(|e| e["type"] == "execution_interrupted").expect("interrupted");
+    assert_eq!((ev["data"]["node_id"].as_str(), ev["data"]["node_type"].as_str()), (Some("8"), Some("SaveImage")));
+    assert!(ev["data"]["executed"].as_array().unwrap().contains(&json!("6")), "{ev}");
+    assert!(!kinds(&events).contains(&"executed".to_string()), "SaveImage never ran: {:?}", kinds(&events));
+}
+
+#[tokio::test]
+async fn an_interrupt_during_the_last_node_is_too_late_and_does_not_reach_the_next_job() {
+    let s = start(slow_nodes()).await;
+    let mut ws = s.ws("late").await;
+    let (_, resp) = s.submit(slow(2), "late").await;
+    let id = resp["prompt_id"].as_str().unwrap().to_string();
+    until_executing(&mut ws, &id, "8").await;
+    s.post("/interrupt", json!({"prompt_id": id})).await;
+    let events = events_until_done(&mut ws, &id).await;
+    assert!(kinds(&events).contains(&"execution_success".to_string()), "{:?}", kinds(&events));
+    assert_eq!(s.history(&id).await["status"]["status_str"], "success");
+    // The flag is still set; the next job clears it when it starts.
+    let (_, resp) = s.submit(slow(3), "late").await;
+    let next = resp["prompt_id"].as_str().unwrap().to_string();
+    let events = events_until_done(&mut ws, &next).await;
+    assert!(kinds(&events).contains(&"execution_success".to_string()), "{:?}", kinds(&events));
+}
+
+#[tokio::test]
+async fn an_interrupt_naming_a_job_that_does_not_run_is_ignored() {
+    let s = start(slow_config()).await;
+    let mut ws = s.ws("other").await;
+    let (_, a) = s.submit(slow(40), "other").await;
+    let (_, b) = s.submit(slow(41), "other").await;
+    let (a, b) = (a["prompt_id"].as_str().unwrap().to_string(), b["prompt_id"].as_str().unwrap().to_string());
+    until_executing(&mut ws, &a, "2").await;
+    // b waits in the queue: naming it interrupts nothing, now or later.
+    s.post("/interrupt", json!({"prompt_id": b})).await;
+    for id in [&a, &b] {
+        let events = events_until_done(&mut ws, id).await;
+        assert!(kinds(&events).contains(&"execution_success".to_string()), "{id}: {:?}", kinds(&events));
+    }
+}
+
 #[tokio::test]
 async fn queue_delete_and_history_empty_while_pending() {
     let s = start(slow_config()).await;

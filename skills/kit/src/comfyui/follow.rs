@@ -93,32 +93,67 @@ pub(crate) async fn status(backend: &Backend, id: &str) -> Result<Status, CallEr
     }
 }
 
-/// Remove the job from the server: delete it if it waits, interrupt it if
-/// it runs (only it: the interrupt names our prompt id). Best effort; the
-/// returned sentence says what was done.
+/// How long [`cancel_remote`] keeps at it: inside the host's 10 s grace.
+const CANCEL_FOR: Duration = Duration::from_secs(8);
+/// How soon it looks again whether the job left the queue.
+const CANCEL_RECHECK: Duration = Duration::from_millis(200);
+
+/// Remove the job from the server, and check that it is gone: delete it
+/// while it waits, interrupt it while it runs (only it: the interrupt names
+/// our prompt id), and look again until `/queue` no longer holds it. Once is
+/// not enough: a job can start between our look and our delete, and
+/// ComfyUI acts on an interrupt only at the start of a node or a sampler
+/// step (one that lands inside the last node is ignored and that job ends
+/// on its own). Best effort, bounded by [`CANCEL_FOR`]; the returned
+/// sentence says what was done.
 pub async fn cancel_remote(backend: &Backend, id: &str) -> String {
-    let place = backend.queue().await.map(|q| q.place(id));
-    let r = match place {
-        Ok(QueuePlace::Pending { .. }) => backend.delete(id).await.map(|_| "deleted it from the queue"),
-        Ok(QueuePlace::Running) => backend.interrupt(id).await.map(|_| "interrupted it"),
-        Ok(QueuePlace::Absent) => Ok("it had already left the queue"),
-        Err(e) => Err(e),
+    let started = Instant::now();
+    let (mut deletes, mut interrupts, mut failures) = (0u32, 0u32, Vec::new());
+    let outcome = loop {
+        match backend.queue().await.map(|q| q.place(id)) {
+            Ok(QueuePlace::Absent) => break None,
+            Ok(QueuePlace::Pending { .. }) => {
+                deletes += 1;
+                if let Err(e) = backend.delete(id).await {
+                    failures.push(e.to_string());
+                }
+            }
+            Ok(QueuePlace::Running) => {
+                interrupts += 1;
+                if let Err(e) = backend.interrupt(id).await {
+                    failures.push(e.to_string());
+                }
+            }
+            Err(e) => {
+                // Could not tell: do both; each is harmless when it does not apply.
+                let _ = backend.delete(id).await;
+                let _ = backend.interrupt(id).await;
+                failures.push(e.to_string());
+            }
+        }
+        if started.elapsed() >= CANCEL_FOR {
+            break Some(format!("it was still queued or running after {}s", CANCEL_FOR.as_secs()));
+        }
+        wstd::task::sleep(CANCEL_RECHECK.into()).await;
     };
-    match r {
-        Ok(done) => {
-            log::info(
-                "comfyui job cancelled on the server",
-                &[("prompt_id", id), ("backend", backend.name()), ("action", done)],
-            );
-            done.to_string()
-        }
-        Err(e) => {
-            // Could not tell: do both; each is harmless when it does not apply.
-            let _ = backend.delete(id).await;
-            let _ = backend.interrupt(id).await;
-            format!("asked it to delete and interrupt the job ({e})")
-        }
+    let mut done = match (deletes, interrupts) {
+        (0, 0) => "it had already left the queue".to_string(),
+        (_, 0) => "deleted it from the queue".to_string(),
+        (0, 1) => "interrupted it".to_string(),
+        (0, n) => format!("interrupted it ({n} requests until it left the queue)"),
+        (_, n) => format!("deleted it from the queue, then interrupted it when it had started ({n} requests)"),
+    };
+    if let Some(still) = &outcome {
+        done.push_str(&format!("; {still}"));
     }
+    if let Some(last) = failures.last() {
+        done.push_str(&format!(" ({} failed request(s), last: {last})", failures.len()));
+    }
+    log::info(
+        "comfyui job cancelled on the server",
+        &[("prompt_id", id), ("backend", backend.name()), ("action", &done)],
+    );
+    done
 }
 
 /// Live state from the socket, for progress messages.
