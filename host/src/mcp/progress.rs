@@ -24,7 +24,11 @@ pub const TEXT_BUDGET: usize = 1 << 20;
 /// outbox is closed and empty or the client goes away (then the outbox is
 /// abandoned, so the skill never waits for it). Await the handle to know the
 /// last notification went out before the response does.
-pub fn forward_progress(peer: Peer<RoleServer>, token: ProgressToken, outbox: Arc<Outbox>) -> tokio::task::JoinHandle<()> {
+pub fn forward_progress(
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+    outbox: Arc<Outbox>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // MCP wants progress to increase with every notification.
         let mut last = 0.0f64;

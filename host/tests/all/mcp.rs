@@ -241,6 +241,11 @@ async fn a_flooding_or_forging_skill_is_bounded_and_cleaned_over_mcp() {
         // And the server carries on.
         let (r, _) = tool(&mut s, 5, json!({"mode": "say", "text": "still serving"}));
         assert_eq!(r["content"][0]["text"], "still serving");
+    })
+    .await
+    .unwrap();
+}
+
 // ---- deferred results -------------------------------------------------------
 
 /// What the gate server saw: a request arriving, and one ending (served, or
