@@ -195,7 +195,13 @@ fn peak_rss(pid: u32) -> u64 {
 async fn a_flooding_or_forging_skill_is_bounded_and_cleaned_over_mcp() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c41.toml");
-    std::fs::write(&cfg, format!("output-dir = \"{}\"\n", dir.path().join("out").display())).unwrap();
+    // Every call here is answered whole (no deferred `running` answer,
+    // however loaded the machine): this test is about floods.
+    std::fs::write(
+        &cfg,
+        format!("output-dir = \"{}\"\n[mcp]\nanswer-within-secs = 3600\n", dir.path().join("out").display()),
+    )
+    .unwrap();
     tokio::task::spawn_blocking(move || {
         let mut s = Session::start_with(&cfg, &[guest("forger")]);
         s.call(1, "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}));
