@@ -70,14 +70,20 @@ impl EventSink for Recorder {
 
 /// Decides which progress reports are shown, by time alone: however many
 /// reports a skill sends (20 000 distinct steps, say), a sink shows at most
-/// one per `interval`, plus stage changes (themselves limited to a burst of
+/// one per `interval`, plus milestones (themselves limited to a burst of
 /// [`STAGE_BURST`], refilled one per `interval`, so alternating stages
-/// cannot flood either). A report not shown is dropped: the next one shown
+/// cannot flood either). A milestone is a change of stage, or a report
+/// without a step whose message differs from the last one shown ("waiting
+/// in queue: 2 ahead" → "1 ahead", "running node 3" → "running node 7"):
+/// what a person or an agent must not miss. Only repeats of a stage with
+/// steps are throttled. A report not shown is dropped: the next one shown
 /// carries the newer state.
 #[derive(Debug)]
 pub struct ProgressGate {
     interval: std::time::Duration,
     stage: String,
+    /// The message of the last report shown, for milestones within a stage.
+    message: String,
     last: Option<std::time::Instant>,
     stage_credit: f64,
 }
@@ -88,11 +94,12 @@ pub const STAGE_BURST: f64 = 8.0;
 impl ProgressGate {
     /// A gate letting one report through per `interval`, plus stage changes.
     pub fn new(interval: std::time::Duration) -> Self {
-        ProgressGate { interval, stage: String::new(), last: None, stage_credit: STAGE_BURST }
+        ProgressGate { interval, stage: String::new(), message: String::new(), last: None, stage_credit: STAGE_BURST }
     }
 
-    /// Whether a report of `stage`, arriving now, is shown.
-    pub fn admit(&mut self, stage: &str) -> bool {
+    /// Whether a report of `stage` (with its `step` and `message`),
+    /// arriving now, is shown.
+    pub fn admit(&mut self, stage: &str, step: Option<(u32, u32)>, message: Option<&str>) -> bool {
         let now = std::time::Instant::now();
         let since = self.last.map(|t| now.duration_since(t));
         if let Some(since) = since {
@@ -100,8 +107,9 @@ impl ProgressGate {
             self.stage_credit = (self.stage_credit + refill).min(STAGE_BURST);
         }
         let due = since.is_none_or(|s| s >= self.interval);
-        let new_stage = self.stage != stage && self.stage_credit >= 1.0;
-        if !(due || new_stage) {
+        let message = message.unwrap_or("");
+        let milestone = self.stage != stage || (step.is_none() && self.message != message);
+        if !(due || (milestone && self.stage_credit >= 1.0)) {
             return false;
         }
         if !due {
@@ -109,6 +117,9 @@ impl ProgressGate {
         }
         if self.stage != stage {
             self.stage = stage.to_string();
+        }
+        if self.message != message {
+            self.message = message.to_string();
         }
         self.last = Some(now);
         true
@@ -274,7 +285,7 @@ impl EventSink for Outbox {
         }
         match event {
             Event::Progress { stage, fraction, step, message } => {
-                if !s.gate.as_mut().is_some_and(|g| g.admit(&stage)) {
+                if !s.gate.as_mut().is_some_and(|g| g.admit(&stage, step, message.as_deref())) {
                     return;
                 }
                 let mut line = stage;
@@ -333,11 +344,24 @@ mod tests {
     #[test]
     fn the_gate_lets_stage_changes_and_one_report_per_interval_through() {
         let mut gate = ProgressGate::new(Duration::from_secs(3600));
-        let shown = (0..20_000).filter(|_| gate.admit("sampling")).count();
+        let shown = (0..20_000).filter(|i| gate.admit("sampling", Some((*i, 20_000)), Some("KSampler"))).count();
         assert_eq!(shown, 1, "distinct steps of one stage: one report per interval");
-        assert!(gate.admit("decoding"), "a stage change passes");
-        let alternating = (0..1000).filter(|i| gate.admit(if i % 2 == 0 { "a" } else { "b" })).count();
+        assert!(gate.admit("decoding", None, None), "a stage change passes");
+        let alternating = (0..1000).filter(|i| gate.admit(if i % 2 == 0 { "a" } else { "b" }, None, None)).count();
         assert!(alternating <= STAGE_BURST as usize, "alternating stages cannot flood: {alternating}");
+    }
+
+    #[test]
+    fn queue_positions_and_node_changes_pass_the_gate_but_cannot_flood_it() {
+        let mut gate = ProgressGate::new(Duration::from_secs(3600));
+        assert!(gate.admit("queued", None, Some("submitted to comfyui")));
+        assert!(gate.admit("queued", None, Some("waiting in queue: 2 job(s) ahead")), "a new queue position");
+        assert!(!gate.admit("queued", None, Some("waiting in queue: 2 job(s) ahead")), "the same one again");
+        assert!(gate.admit("queued", None, Some("waiting in queue: 1 job(s) ahead")), "the position moved");
+        assert!(gate.admit("running", None, Some("started on comfyui")));
+        assert!(gate.admit("running", None, Some("running node 3 (ImageBlur)")), "the first node is shown");
+        let flood = (0..1000).filter(|i| gate.admit("running", None, Some(&format!("node {i}")))).count();
+        assert!(flood <= STAGE_BURST as usize, "distinct messages cannot flood: {flood}");
     }
 
     #[tokio::test]

@@ -11,7 +11,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// At most one plain progress line per this interval (stage changes aside).
+/// At most one plain progress line per this interval (milestones aside:
+/// see [`ProgressGate`]).
 pub const LINE_INTERVAL: Duration = Duration::from_secs(1);
 /// At most one bar update per this interval (stage changes aside).
 pub const BAR_INTERVAL: Duration = Duration::from_millis(100);
@@ -102,7 +103,7 @@ impl EventSink for CliProgress {
     fn emit(&self, skill: &str, event: Event) {
         match event {
             Event::Progress { stage, fraction, step, message } => match &self.bar {
-                _ if !self.gate.lock().unwrap().admit(&stage) => {}
+                _ if !self.gate.lock().unwrap().admit(&stage, step, message.as_deref()) => {}
                 Some(bar) => {
                     bar.set_prefix(skill.to_string());
                     if let Some(f) = fraction {
@@ -119,9 +120,9 @@ impl EventSink for CliProgress {
                     bar.set_message(msg);
                 }
                 None => {
-                    // Plain lines are for logs and agents: a new stage, or at
-                    // most one line a second (the gate), and never the same
-                    // line twice.
+                    // Plain lines are for logs and agents: every milestone (a
+                    // new stage, queue position or node), else at most one
+                    // line a second (the gate), and never the same line twice.
                     let line = plain_line(skill, &stage, fraction, step, message.as_deref());
                     let mut last = self.last_line.lock().unwrap();
                     if *last != line {

@@ -650,6 +650,47 @@ async fn a_stalled_websocket_falls_back_to_polling() {
     }
 }
 
+/// A quiet socket is not a broken one: a job that waits in the queue far
+/// longer than `stall-secs` (0.5 s here) still streams its sampler steps.
+/// Reconnecting on silence under the same client id would leave ComfyUI
+/// (and the simulator, which pops ids as server.py does) with no socket to
+/// send this job's events to.
+#[tokio::test]
+async fn a_job_that_waited_in_the_queue_still_streams_its_steps() {
+    let (sim, addr) = start(slow()).await;
+    let other = blocker(addr, 80).await; // 80 × 25 ms: four times stall-secs
+    let h = harness(&one(addr), &[]).await;
+    let (r, rec) = run_hooked(
+        &h,
+        "comfyui-image",
+        json!({"prompt": "x", "width": 256, "height": 256, "steps": 6}),
+        CancellationToken::new(),
+        |_| {},
+    )
+    .await;
+    let r = r.expect("the job runs after the other one");
+    assert_identical(&sim, &r);
+    let events = rec.rec.events();
+    let reps = reports(&events);
+    assert!(
+        reps.iter().any(|r| r.0 == "queued" && r.3.as_deref().is_some_and(|m| m.contains("1 job(s) ahead"))),
+        "it did wait behind the other job: {reps:?}"
+    );
+    let history = http_json(addr, &format!("/history/{other}")).await;
+    assert!(history.get(&other).is_some(), "the other job ran first");
+    let steps: Vec<_> = reps.iter().filter_map(|r| r.2).collect();
+    assert!(steps.contains(&(6, 6)), "every sampler step arrived over the socket after the wait: {reps:?}");
+
+    // What plain progress lines (logs, agents, `c41 run` off a terminal)
+    // keep of these reports, with the CLI's one-line-a-second gate: the
+    // queue position and the first node are milestones, never swallowed.
+    let mut gate = c41::events::ProgressGate::new(c41::cli::progress::LINE_INTERVAL);
+    let shown: Vec<&str> =
+        reps.iter().filter(|r| gate.admit(&r.0, r.2, r.3.as_deref())).filter_map(|r| r.3.as_deref()).collect();
+    assert!(shown.iter().any(|m| m.contains("1 job(s) ahead")), "{shown:?}");
+    assert!(shown.iter().any(|m| m.starts_with("running node")), "{shown:?}");
+}
+
 // ---- several backends ------------------------------------------------------------
 
 #[tokio::test]

@@ -109,6 +109,10 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub faults: Faults,
     pub clients: Mutex<HashMap<String, Client>>,
+    /// Sockets replaced by a newer one with the same `clientId`: still open,
+    /// never sent to again (keyed by connection number), as in ComfyUI,
+    /// which forgets the old socket without closing it.
+    pub orphans: Mutex<HashMap<u64, Client>>,
     pub wake: Arc<Notify>,
     pub worker_started: AtomicBool,
     pub conn_ids: AtomicU64,
@@ -132,6 +136,7 @@ impl Shared {
             state: Mutex::new(State::default()),
             faults: Faults::default(),
             clients: Mutex::new(HashMap::new()),
+            orphans: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             worker_started: AtomicBool::new(false),
             conn_ids: AtomicU64::new(1),
@@ -199,16 +204,28 @@ impl Shared {
         self.send(None, "status", json!({"status": {"exec_info": {"queue_remaining": n}}}));
     }
 
+    /// A socket connects: it takes `id` over from any socket that had it
+    /// (server.py: `self.sockets.pop(sid, None)`, then `self.sockets[sid] = ws`).
+    /// The old one stays open but hears nothing more.
     pub(crate) fn register(&self, id: &str, tx: mpsc::UnboundedSender<WsOut>) -> u64 {
         let conn = self.conn_ids.fetch_add(1, Ordering::Relaxed);
-        self.clients().insert(id.to_string(), Client { tx, conn });
+        let mut orphans = self.orphans.lock().unwrap_or_else(|e| e.into_inner()); // always before `clients`
+        let replaced = self.clients().insert(id.to_string(), Client { tx, conn });
+        if let Some(old) = replaced {
+            orphans.insert(old.conn, old);
+        }
         conn
     }
 
+    /// A socket closed. ComfyUI's handler ends with `self.sockets.pop(sid,
+    /// None)` whichever socket holds `sid` by then: a client that opened a
+    /// second socket under the same id and then closed the first one has
+    /// thereby unregistered the second, which hears nothing from then on.
     pub(crate) fn unregister(&self, id: &str, conn: u64) {
-        let mut c = self.clients();
-        if c.get(id).is_some_and(|c| c.conn == conn) {
-            c.remove(id);
+        let mut orphans = self.orphans.lock().unwrap_or_else(|e| e.into_inner());
+        orphans.remove(&conn);
+        if let Some(newer) = self.clients().remove(id).filter(|c| c.conn != conn) {
+            orphans.insert(newer.conn, newer); // open, and deaf from now on
         }
     }
 
@@ -225,5 +242,6 @@ impl Shared {
         }
         // Dropping the senders ends every socket task, closing the sockets.
         self.clients().clear();
+        self.orphans.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }

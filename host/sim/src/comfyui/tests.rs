@@ -783,6 +783,42 @@ async fn events_only_reach_the_submitting_client() {
     let _ = other.send(Message::Close(None)).await;
 }
 
+/// server.py's `/ws` handler: a second socket under an id takes it over (the
+/// first stays open but hears nothing), and closing the first afterwards
+/// runs `self.sockets.pop(sid, None)`, which unregisters the second: from
+/// then on the id's jobs send their events nowhere.
+#[tokio::test]
+async fn a_socket_replaced_under_the_same_id_and_then_closed_takes_the_new_one_with_it() {
+    let s = start(ComfyConfig::default()).await;
+    let mut first = s.ws("same").await;
+    next_event(&mut first).await.unwrap();
+    let mut second = s.ws("same").await;
+    assert_eq!(next_event(&mut second).await.unwrap()["data"]["sid"], "same");
+
+    // While both are open the newer one gets the job's events, the older none.
+    let (_, resp) = s.submit(data("image"), "same").await;
+    let id = resp["prompt_id"].as_str().unwrap().to_string();
+    let events = events_until_done(&mut second, &id).await;
+    assert!(events.iter().any(|e| e["type"] == "executed"), "{events:?}");
+    let quiet = tokio::time::timeout(Duration::from_millis(300), next_event(&mut first)).await;
+    assert!(quiet.is_err(), "the replaced socket stays open and silent: {quiet:?}");
+
+    // Closing the old one unregisters the id, new socket and all.
+    first.send(Message::Close(None)).await.unwrap();
+    for _ in 0..500 {
+        if !s.sim.ws_clients().contains(&"same".to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!s.sim.ws_clients().contains(&"same".to_string()), "closing the old socket popped the id");
+    let (_, resp) = s.submit(data("image2"), "same").await;
+    let id = resp["prompt_id"].as_str().unwrap();
+    s.history(id).await;
+    let deaf = tokio::time::timeout(Duration::from_millis(300), next_event(&mut second)).await;
+    assert!(deaf.is_err(), "the newer socket is open but deaf: {deaf:?}");
+}
+
 #[tokio::test]
 async fn faults_5xx_burst_delay_stall_and_failing_node() {
     let s = start(ComfyConfig::default()).await;

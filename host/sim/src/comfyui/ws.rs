@@ -1,7 +1,11 @@
 //! `GET /ws?clientId=`: the event socket. The first message is `status` with
 //! the socket's `sid`; execution events reach only the socket registered under
 //! the prompt's `client_id`; reconnecting with the same id replaces the old
-//! socket and nothing is replayed.
+//! socket (which stays open, silent) and nothing is replayed. When any socket
+//! closes, its id is unregistered, even if a newer socket holds it by then:
+//! ComfyUI's handler ends in `self.sockets.pop(sid, None)`, so a client that
+//! reconnects under the same id and then drops the old socket loses every
+//! event of its jobs from then on.
 
 use super::state::{Shared, WsOut};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};

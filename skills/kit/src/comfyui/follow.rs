@@ -1,8 +1,18 @@
 //! Following a submitted job to its end, truthfully.
 //!
 //! The websocket gives live progress (sampler steps, the node running,
-//! previews) but is not trusted for the outcome: sockets stall, drop and
-//! never replay, and a restarted server closes them. The outcome always comes
+//! previews) but is not trusted for the outcome: sockets drop and never
+//! replay, and a restarted server closes them.
+//!
+//! Silence is normal (a queue wait, a 14B model load, the VAE decode of a
+//! long video) and is never a reason to reconnect: ComfyUI routes a job's
+//! events only to the socket registered under the job's `client_id`, and
+//! when a socket closes it unregisters that id whichever socket holds it by
+//! then, so a second socket under the same id followed by closing the first
+//! leaves the job's events with nowhere to go. The socket is kept while it
+//! is open; once it really closes the job is followed by polling alone (a
+//! new socket under a new id would hear nothing of this job), and the next
+//! job gets a socket of its own under a fresh id. The outcome always comes
 //! from polling the server's own records, every `poll` interval and at once
 //! when the socket hints the job ended:
 //!
@@ -35,8 +45,9 @@ const LOST_CONTACT: Duration = Duration::from_secs(120);
 pub struct FollowOptions {
     /// Poll the server's records this often, socket or not.
     pub poll: Duration,
-    /// A socket silent this long while the job runs is reported as stalled
-    /// and reconnected.
+    /// A socket silent this long while the job runs is said so once in a
+    /// progress message (the outcome still comes from polling; the socket
+    /// is kept, see the module docs).
     pub stall: Duration,
     /// Give up (and clean up on the server) at this instant.
     pub deadline: Instant,
@@ -262,7 +273,6 @@ pub async fn follow(
     };
     let mut next_poll = Instant::now();
     let mut last_ws = Instant::now();
-    let mut last_reconnect = Instant::now();
     let mut stall_reported = false;
     let mut unreachable_since: Option<Instant> = None;
     let mut last_place: Option<String> = None;
@@ -323,26 +333,17 @@ pub async fn follow(
         }
 
         let running = live.started.is_some();
-        if running && ws.is_some() && !stall_reported && last_ws.elapsed() >= opts.stall {
+        let silent = last_ws.elapsed() >= opts.stall;
+        if running && ws.is_some() && !stall_reported && silent {
             stall_reported = true;
             Progress::stage("running")
                 .fraction(live.fraction())
                 .message(format!(
-                    "no live progress from {} for {}s (websocket silent); following by polling",
+                    "no live progress from {} for {}s (websocket silent: loading models or decoding?); the job is followed by polling",
                     backend.name(),
                     last_ws.elapsed().as_secs()
                 ))
                 .report();
-        }
-        // A closed or silent socket: try a fresh one now and then (events
-        // resume from the next one; nothing is replayed).
-        let silent = last_ws.elapsed() >= opts.stall;
-        if (ws.is_none() || silent) && last_reconnect.elapsed() >= opts.stall {
-            last_reconnect = Instant::now();
-            if let Ok(sock) = crate::websocket::connect(&backend.ws_url(&cx.id), backend.name()) {
-                ws = Some(sock);
-                last_ws = Instant::now();
-            }
         }
 
         if Instant::now() < next_poll {

@@ -56,7 +56,8 @@ pub fn uuid4() -> String {
 pub struct Options {
     /// How often to poll the server's records (default 2000 ms).
     pub poll: Duration,
-    /// Socket silence treated as a stall (default 15 s).
+    /// Socket silence while a job runs that is reported once (default 15 s);
+    /// never a reason to reconnect (see [`follow`]).
     pub stall: Duration,
 }
 
@@ -391,7 +392,10 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         }
         // Connect before submitting: events go only to a socket that was
         // there when the job started. Without one we still follow by polling.
-        let ws = match crate::websocket::connect(&backend.ws_url(&cx.id), backend.name()) {
+        // Each job's socket has an id of its own, never reused (see
+        // `follow`'s module docs for what reusing one does on ComfyUI).
+        let client_id = uuid4().replace('-', "");
+        let ws = match crate::websocket::connect(&backend.ws_url(&client_id), backend.name()) {
             Ok(ws) => Some(ws),
             Err(e) => {
                 log::warn(
@@ -404,7 +408,7 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         cx.check_cancelled()?;
         let prompt_id = uuid4();
         let prepare = t0.elapsed();
-        match backend.submit(&wf.name, &instance.graph, &prompt_id, &cx.id).await {
+        match backend.submit(&wf.name, &instance.graph, &prompt_id, &client_id).await {
             Ok(_) => {}
             Err(SubmitError::Rejected(message)) => return Err(backend.error(Some(400), message)),
             Err(SubmitError::Call(e)) if e.is_retryable() => {
@@ -422,7 +426,7 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
             &[("backend", backend.name()), ("prompt_id", &prompt_id), ("workflow", &wf.name)],
         );
         Progress::stage("queued").fraction(0.05).message(format!("submitted to {}", backend.name())).report();
-        remember(cx, &backend, &prompt_id, &uploads);
+        remember(cx, &backend, &prompt_id, &client_id, &uploads);
         let done = finish(cx, backend, ws, prompt_id, instance, uploads, wf, opts, (t0, prepare)).await;
         forget(cx);
         return done;
@@ -495,8 +499,8 @@ fn job_key(cx: &Invocation) -> String {
 /// generated again.
 const JOB_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-fn remember(cx: &Invocation, backend: &Backend, prompt_id: &str, uploads: &Map<String, Value>) {
-    let saved = json!({"backend": backend.name(), "prompt_id": prompt_id, "uploads": uploads});
+fn remember(cx: &Invocation, backend: &Backend, prompt_id: &str, client_id: &str, uploads: &Map<String, Value>) {
+    let saved = json!({"backend": backend.name(), "prompt_id": prompt_id, "client_id": client_id, "uploads": uploads});
     crate::state::set(&job_key(cx), &saved.to_string(), JOB_TTL);
 }
 
@@ -551,7 +555,11 @@ async fn resume(
         .fraction(0.05)
         .message(format!("resumed job {prompt_id} on {name}, submitted before the restart"))
         .report();
-    let ws = crate::websocket::connect(&backend.ws_url(&cx.id), backend.name()).ok();
+    // The job's events go only to its submitter's socket id. The socket of
+    // the process that submitted it closed when that process died (and
+    // ComfyUI unregistered the id then), so this one takes the id over.
+    let client_id = saved["client_id"].as_str().unwrap_or(&cx.id);
+    let ws = crate::websocket::connect(&backend.ws_url(client_id), backend.name()).ok();
     let done =
         finish(cx, backend, ws, prompt_id.to_string(), instance.clone(), uploads, wf, opts, (t0, Duration::ZERO)).await;
     forget(cx);
