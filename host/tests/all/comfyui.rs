@@ -360,6 +360,55 @@ bindings = { fps = [{ node = "2", input = "frame_rate" }, { node = "3", input = 
     );
 }
 
+/// A parameter the caller leaves out keeps the workflow's own value (the
+/// schema has no default of its own for bound parameters), `data.params`
+/// says what was sent, and a video's frames are counted in the file, not
+/// taken from a (here scaled) binding.
+#[tokio::test]
+async fn a_left_out_parameter_keeps_the_workflows_value_and_data_reports_the_file() {
+    let (sim, addr) = start(fast()).await;
+    let image_settings = r#"
+[skills.comfyui-image.settings.workflows.portrait]
+graph = '''{
+  "1": {"class_type": "EmptyImage", "inputs": {"width": 832, "height": 1216, "batch_size": 1, "color": 0}},
+  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "u/portrait"}}
+}'''
+bindings = { width = [{ node = "1", input = "width" }], height = [{ node = "1", input = "height" }], count = [{ node = "1", input = "batch_size" }] }
+"#;
+    // `frames` doubled by the binding: 3 asked, 6 in the file.
+    let video_settings = r#"
+[skills.comfyui-video.settings.workflows.doubled]
+graph = '''{
+  "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 48, "batch_size": 4, "color": 255}},
+  "2": {"class_type": "VHS_VideoCombine", "inputs": {"images": ["1", 0], "frame_rate": 8, "loop_count": 0, "filename_prefix": "vhs/clip", "format": "video/h264-mp4", "pingpong": false, "save_output": true}}
+}'''
+bindings = { frames = [{ node = "1", input = "batch_size", scale = 2 }], fps = [{ node = "2", input = "frame_rate" }] }
+"#;
+    let h = harness(&config(&[("comfyui", format!("http://{addr}"))], image_settings, video_settings), &[]).await;
+
+    let (r, _) = h.run("comfyui-image", json!({"prompt": "unused", "workflow": "portrait"})).await;
+    let r = r.expect("the user workflow runs");
+    let g = ran_graph(addr, r.data["prompt_id"].as_str().unwrap()).await;
+    assert_eq!((g["1"]["inputs"]["width"].as_u64(), g["1"]["inputs"]["height"].as_u64()), (Some(832), Some(1216)));
+    assert_eq!((r.data["params"]["width"].as_u64(), r.data["params"]["height"].as_u64()), (Some(832), Some(1216)));
+    assert_eq!((r.data["width"].as_u64(), r.data["height"].as_u64()), (Some(832), Some(1216)));
+    assert!(r.text.contains("832×1216"), "{}", r.text);
+    let png = std::fs::read(&r.artifacts[0].path).unwrap();
+    assert_eq!(
+        (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap())),
+        (832, 1216)
+    );
+
+    let (r, _) = h.run("comfyui-video", json!({"prompt": "unused", "workflow": "doubled", "frames": 3})).await;
+    let r = r.expect("the scaled workflow runs");
+    assert_identical(&sim, &r);
+    assert_eq!(r.data["params"]["frames"], 6, "what was sent: {}", r.data);
+    assert_eq!(r.data["frames"], 6, "the frames in the file: {}", r.data);
+    assert_eq!(r.data["fps"], 8.0, "the workflow's own fps, as the file has it: {}", r.data);
+    assert_eq!((r.data["width"].as_u64(), r.data["height"].as_u64()), (Some(32), Some(48)));
+    assert!(r.text.contains("6 frames at 8 fps"), "{}", r.text);
+}
+
 // ---- errors -------------------------------------------------------------------
 
 #[tokio::test]

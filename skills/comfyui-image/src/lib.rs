@@ -39,12 +39,12 @@ const SCHEMA: &str = r#"{
       "description": "What to avoid. Only workflows with a negative prompt use it; flux2-dev and z-image-turbo have none and list it in data.ignored."
     },
     "width": {
-      "type": "integer", "minimum": 256, "maximum": 2048, "multipleOf": 16, "default": 1024,
-      "description": "Image width in pixels (multiple of 16)."
+      "type": "integer", "minimum": 256, "maximum": 2048, "multipleOf": 16,
+      "description": "Image width in pixels (multiple of 16). Default: the workflow's own (1024 for the built-ins)."
     },
     "height": {
-      "type": "integer", "minimum": 256, "maximum": 2048, "multipleOf": 16, "default": 1024,
-      "description": "Image height in pixels (multiple of 16)."
+      "type": "integer", "minimum": 256, "maximum": 2048, "multipleOf": 16,
+      "description": "Image height in pixels (multiple of 16). Default: the workflow's own (1024 for the built-ins)."
     },
     "seed": {
       "type": "integer", "minimum": 0, "maximum": 9007199254740991,
@@ -59,8 +59,8 @@ const SCHEMA: &str = r#"{
       "description": "Prompt adherence. Default: the workflow's own (flux2-dev guidance 4.0, z-image-turbo cfg 1.0; keep 1.0 for turbo models)."
     },
     "count": {
-      "type": "integer", "minimum": 1, "maximum": 8, "default": 1,
-      "description": "Number of images, generated as one batch (one seed)."
+      "type": "integer", "minimum": 1, "maximum": 8,
+      "description": "Number of images, generated as one batch (one seed). Default: the workflow's own (1 for the built-ins)."
     },
     "workflow": {
       "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",

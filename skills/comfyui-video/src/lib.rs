@@ -54,16 +54,16 @@ const SCHEMA: &str = r#"{
       "description": "Clip length in frames (Wan: 4n+1, other counts are rounded to the nearest). Give `seconds` or `frames`, not both. Default: 81."
     },
     "fps": {
-      "type": "integer", "minimum": 4, "maximum": 60, "default": 16,
-      "description": "Frames per second of the saved video. Wan 2.2 14B is trained at 16 fps."
+      "type": "integer", "minimum": 4, "maximum": 60,
+      "description": "Frames per second of the saved video. Default: the workflow's own (Wan 2.2 14B is trained at 16 fps)."
     },
     "width": {
-      "type": "integer", "minimum": 128, "maximum": 1920, "multipleOf": 16, "default": 832,
-      "description": "Video width in pixels (multiple of 16). 832×480 or 480×832 are the model's native sizes; 1280×720 is slower."
+      "type": "integer", "minimum": 128, "maximum": 1920, "multipleOf": 16,
+      "description": "Video width in pixels (multiple of 16). Default: the workflow's own (832 for the built-ins). 832×480 or 480×832 are the model's native sizes; 1280×720 is slower."
     },
     "height": {
-      "type": "integer", "minimum": 128, "maximum": 1920, "multipleOf": 16, "default": 480,
-      "description": "Video height in pixels (multiple of 16)."
+      "type": "integer", "minimum": 128, "maximum": 1920, "multipleOf": 16,
+      "description": "Video height in pixels (multiple of 16). Default: the workflow's own (480 for the built-ins)."
     },
     "seed": {
       "type": "integer", "minimum": 0, "maximum": 9007199254740991,
@@ -118,7 +118,14 @@ impl Skill for ComfyVideo {
         if cx.input.get("seconds").is_some() && cx.input.get("frames").is_some() {
             return Err(SkillError::invalid("seconds", "give `seconds` or `frames`, not both"));
         }
-        let fps = cx.input.get("fps").and_then(Value::as_f64).unwrap_or(16.0);
+        // Seconds become frames at the fps the video will have: the caller's,
+        // else the workflow's own.
+        let fps = cx
+            .input
+            .get("fps")
+            .and_then(Value::as_f64)
+            .or_else(|| workflow.template_value("fps").and_then(Value::as_f64))
+            .unwrap_or(16.0);
         let requested = match (cx.input.get("seconds").and_then(Value::as_f64), cx.u64("frames")) {
             (Some(s), _) => Some(((s * fps).round() as u64).max(1)),
             (None, Some(f)) => Some(f),
@@ -143,24 +150,36 @@ impl Skill for ComfyVideo {
         let job = Job { workflow: &workflow, params, files };
         let done = comfyui::run(&cx, job, &Options::from_settings(&settings)).await?;
 
+        // Length, rate and size as the file holds them (a workflow may scale
+        // or ignore what was bound); what was sent is in data.params.
         let applied = &done.instance.applied;
-        let frames_used = applied.get("frames").and_then(Value::as_u64);
-        let fps_used = applied.get("fps").and_then(Value::as_f64).unwrap_or(fps);
+        let video = done.media.iter().flatten().find_map(|m| m.video.as_ref().filter(|v| v.frames > 0));
+        let frames_used = video.map(|v| v.frames).or_else(|| applied.get("frames").and_then(Value::as_u64));
+        let fps_used = video
+            .and_then(|v| v.fps)
+            .map(|f| (f * 1000.0).round() / 1000.0)
+            .or_else(|| applied.get("fps").and_then(Value::as_f64))
+            .unwrap_or(fps);
         let seconds = frames_used.map(|f| f as f64 / fps_used);
         let mut data = done.data(&workflow);
         data["seed"] = json!(seed);
         data["frames"] = json!(frames_used);
         data["fps"] = json!(fps_used);
         data["seconds"] = json!(seconds.map(|s| (s * 1000.0).round() / 1000.0));
-        for key in ["width", "height", "steps"] {
-            data[key] = applied.get(key).cloned().unwrap_or(Value::Null);
+        data["steps"] = applied.get("steps").cloned().unwrap_or(Value::Null);
+        for (key, from_file) in [("width", video.map(|v| v.width)), ("height", video.map(|v| v.height))] {
+            data[key] = from_file
+                .filter(|n| *n > 0)
+                .map(Value::from)
+                .or_else(|| applied.get(key).cloned())
+                .unwrap_or(Value::Null);
         }
         if let (Some(r), Some(f)) = (requested, frames)
             && r != f
         {
             data["frames_requested"] = json!(r);
         }
-        let size = match (applied.get("width"), applied.get("height")) {
+        let size = match (data.get("width").filter(|v| !v.is_null()), data.get("height").filter(|v| !v.is_null())) {
             (Some(w), Some(h)) => format!(", {w}×{h}"),
             _ => String::new(),
         };

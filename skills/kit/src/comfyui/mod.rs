@@ -135,6 +135,10 @@ pub struct Done {
     pub artifacts: Vec<Artifact>,
     /// The server's names for them.
     pub files: Vec<OutputFile>,
+    /// What each stored file is, read while it downloaded (length, video
+    /// size, frames, fps): what a skill reports must be what the file holds,
+    /// not what a binding asked for.
+    pub media: Vec<Option<crate::media::Info>>,
     /// Phase timings.
     pub timings: Timings,
     /// Uploaded inputs: parameter → name on the server.
@@ -275,7 +279,12 @@ fn outputs_of(finished: &Finished, workflow: &Workflow) -> Vec<OutputFile> {
 
 /// Stream one `/view` into an artifact; one retry, since a dropped
 /// connection leaves no partial file behind.
-async fn download(backend: &Backend, file: &OutputFile, index: usize, count: usize) -> Result<Artifact, SkillError> {
+async fn download(
+    backend: &Backend,
+    file: &OutputFile,
+    index: usize,
+    count: usize,
+) -> Result<(Artifact, Option<crate::media::Info>), SkillError> {
     let mime = protocol::mime_for(&file.filename);
     let mut last = None;
     for _attempt in 0..2 {
@@ -290,16 +299,19 @@ async fn download(backend: &Backend, file: &OutputFile, index: usize, count: usi
         let base = 0.90 + 0.10 * index as f32 / count as f32;
         let span = 0.10 / count as f32;
         let name = file.filename.clone();
-        let r = artifacts::save_body(&file.filename, mime, resp.into_body(), backend.name(), |done| {
+        let mut probe = crate::media::Probe::new();
+        let r = artifacts::save_body_with(&file.filename, mime, resp.into_body(), backend.name(), |chunk, done| {
+            probe.feed(chunk);
             let p = Progress::stage("download").message(format!("{name}: {done} bytes"));
             match total {
                 Some(t) if t > 0 => p.fraction(base + span * (done as f32 / t as f32)).report(),
                 _ => p.fraction(base).report(),
             }
+            Ok(())
         })
         .await;
         match r {
-            Ok(a) => return Ok(a),
+            Ok(a) => return Ok((a, probe.finish().info())),
             Err(SkillError::Backend { message, .. }) => {
                 log::warn("comfyui download failed", &[("file", &file.filename), ("error", &message)]);
                 last = Some(backend.error(
@@ -466,10 +478,12 @@ async fn finish(
             ),
         ));
     }
-    let mut stored = Vec::new();
+    let (mut stored, mut media) = (Vec::new(), Vec::new());
     for (i, f) in outputs.iter().enumerate() {
         cx.check_cancelled()?;
-        stored.push(download(&backend, f, i, outputs.len()).await?);
+        let (artifact, info) = download(&backend, f, i, outputs.len()).await?;
+        stored.push(artifact);
+        media.push(info);
     }
     Progress::stage("done").fraction(1.0).message(format!("{} file(s) from {}", stored.len(), backend.name())).report();
     let timings =
@@ -480,6 +494,7 @@ async fn finish(
         instance,
         artifacts: stored,
         files: outputs,
+        media,
         timings,
         uploads,
     })
