@@ -761,6 +761,72 @@ async fn a_backend_that_is_down_is_skipped_and_all_down_is_a_clear_error() {
     assert!(m.contains("no ComfyUI backend is reachable") && m.contains(&dead) && m.contains(&dead2), "{m}");
 }
 
+/// The backend running the job stops (process gone: port closed, queue
+/// lost). After `failover-secs` the job runs again on the other backend,
+/// with the same seed, and the user is told once; no line per poll.
+#[tokio::test]
+async fn a_backend_that_dies_mid_job_hands_the_job_to_another_after_the_grace() {
+    let (first, first_addr) = start(slow()).await;
+    let (second, second_addr) = start(fast()).await;
+    let h = harness(
+        &config(
+            &[("comfyui-a", format!("http://{first_addr}")), ("comfyui-b", format!("http://{second_addr}"))],
+            "failover-secs = 1\n",
+            "",
+        ),
+        &[],
+    )
+    .await;
+    let s = first.clone();
+    let fired = Arc::new(AtomicBool::new(false));
+    let (r, rec) = run_hooked(
+        &h,
+        "comfyui-image",
+        json!({"prompt": "a lighthouse", "width": 256, "height": 256, "steps": 40}),
+        CancellationToken::new(),
+        move |e| {
+            if is_step(e) && !fired.swap(true, Ordering::SeqCst) {
+                s.set_down(true);
+                s.restart();
+            }
+        },
+    )
+    .await;
+    let r = r.expect("the job is run again on the backend that is up");
+    assert_eq!(r.data["backend"], "comfyui-b");
+    assert_identical(&second, &r);
+    let g = ran_graph(second_addr, r.data["prompt_id"].as_str().unwrap()).await;
+    assert_eq!(g["7"]["inputs"]["noise_seed"], r.data["seed"], "the same seed: {g}");
+    assert_eq!(g["4"]["inputs"]["text"], "a lighthouse");
+    let reps = reports(&rec.rec.events());
+    let said = |what: &str| reps.iter().filter(|r| r.3.as_deref().is_some_and(|m| m.contains(what))).count();
+    assert_eq!(said("lost contact with comfyui-a"), 1, "the outage is said once: {reps:?}");
+    assert_eq!(said("comfyui-a went away"), 1, "{reps:?}");
+    assert_eq!(said("running again on comfyui-b"), 1, "{reps:?}");
+    first.set_down(false);
+}
+
+/// Two calls dispatched at the same instant both see two idle backends and
+/// pick the same one; the one that finds itself second in that queue moves
+/// to the idle backend, so they run side by side.
+#[tokio::test]
+async fn simultaneous_dispatches_spread_over_idle_backends() {
+    let (one_sim, one_addr) = start(slow()).await;
+    let (two_sim, two_addr) = start(slow()).await;
+    let h = harness(
+        &config(&[("comfyui-a", format!("http://{one_addr}")), ("comfyui-b", format!("http://{two_addr}"))], "", ""),
+        &[],
+    )
+    .await;
+    let input = json!({"prompt": "x", "width": 256, "height": 256, "steps": 30});
+    let (a, b) = tokio::join!(h.run("comfyui-image", input.clone()), h.run("comfyui-image", input));
+    let (a, b) = (a.0.expect("first call"), b.0.expect("second call"));
+    let mut used = [a.data["backend"].as_str().unwrap(), b.data["backend"].as_str().unwrap()];
+    used.sort();
+    assert_eq!(used, ["comfyui-a", "comfyui-b"], "one job on each backend");
+    assert_eq!((one_sim.history_len(), two_sim.history_len()), (1, 1), "each backend ran one job, none ran twice");
+}
+
 #[tokio::test]
 async fn the_busier_backend_is_avoided() {
     let (busy, busy_addr) = start(slow()).await;

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 /// Longest single wait on the socket: the cancellation latency.
 const TICK: Duration = Duration::from_millis(250);
 /// How long a backend may stay unreachable during a job before we give up.
-const LOST_CONTACT: Duration = Duration::from_secs(120);
+pub const LOST_CONTACT: Duration = Duration::from_secs(120);
 
 /// How closely to follow a job.
 #[derive(Debug, Clone)]
@@ -51,6 +51,21 @@ pub struct FollowOptions {
     pub stall: Duration,
     /// Give up (and clean up on the server) at this instant.
     pub deadline: Instant,
+    /// When another backend could take the job over: how long this one may
+    /// stay unreachable before the job is handed back as [`Followed::Lost`].
+    /// `None`: keep trying for [`LOST_CONTACT`], then fail.
+    pub failover: Option<Duration>,
+}
+
+/// How following a job ended, short of an error.
+#[derive(Debug)]
+pub enum Followed {
+    /// The server's history says success.
+    Finished(Finished),
+    /// The backend stopped answering for [`FollowOptions::failover`]: the
+    /// caller may run the job again elsewhere. The sentence says what was
+    /// last seen.
+    Lost(String),
 }
 
 /// A job that ended in success.
@@ -256,7 +271,7 @@ pub async fn follow(
     id: &str,
     graph: &Value,
     opts: &FollowOptions,
-) -> Result<Finished, SkillError> {
+) -> Result<Followed, SkillError> {
     let submitted = Instant::now();
     let mut live = Live {
         graph,
@@ -317,8 +332,8 @@ pub async fn follow(
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    log::warn(
-                        "comfyui websocket lost; following by polling",
+                    log::info(
+                        "comfyui websocket closed; following by polling",
                         &[("backend", backend.name()), ("error", &e.to_string())],
                     );
                     ws = None;
@@ -351,8 +366,37 @@ pub async fn follow(
         }
         match status(backend, id).await {
             Err(e) => {
-                let since = *unreachable_since.get_or_insert_with(Instant::now);
-                log::warn("comfyui poll failed", &[("backend", backend.name()), ("error", &e.to_string())]);
+                // Said once per outage (a line every poll would flood logs
+                // and agents); details stay at debug level.
+                let since = match unreachable_since {
+                    Some(t) => {
+                        log::debug("comfyui poll failed", &[("backend", backend.name()), ("error", &e.to_string())]);
+                        t
+                    }
+                    None => {
+                        let now = Instant::now();
+                        unreachable_since = Some(now);
+                        let wait = opts.failover.unwrap_or(LOST_CONTACT).as_secs();
+                        log::warn(
+                            "comfyui backend stopped answering",
+                            &[("backend", backend.name()), ("prompt_id", id), ("error", &e.to_string())],
+                        );
+                        let then = if opts.failover.is_some() { "running it elsewhere" } else { "giving up" };
+                        Progress::stage("running")
+                            .fraction(live.fraction())
+                            .message(format!(
+                                "lost contact with {} ({e}); waiting up to {wait}s before {then}",
+                                backend.name()
+                            ))
+                            .report();
+                        now
+                    }
+                };
+                if let Some(grace) = opts.failover
+                    && since.elapsed() >= grace
+                {
+                    return Ok(Followed::Lost(format!("no answer for {}s: {e}", since.elapsed().as_secs())));
+                }
                 if since.elapsed() >= LOST_CONTACT {
                     return Err(backend
                         .fail(&format!("following job {id}: lost contact for {}s", since.elapsed().as_secs()), e));
@@ -400,12 +444,14 @@ pub async fn follow(
                         let started = live.started.unwrap_or_else(Instant::now);
                         let queued = started.saturating_duration_since(submitted);
                         let ran = started.elapsed();
-                        return conclude(entry, graph, backend, id).map(|entry| Finished {
-                            entry,
-                            queued,
-                            ran,
-                            steps_seen: live.steps_seen,
-                            previews: live.previews,
+                        return conclude(entry, graph, backend, id).map(|entry| {
+                            Followed::Finished(Finished {
+                                entry,
+                                queued,
+                                ran,
+                                steps_seen: live.steps_seen,
+                                previews: live.previews,
+                            })
                         });
                     }
                 }

@@ -24,7 +24,7 @@ pub mod protocol;
 pub mod workflow;
 
 pub use client::{Backend, CallError, SubmitError};
-pub use follow::{Finished, FollowOptions};
+pub use follow::{Finished, FollowOptions, Followed};
 pub use protocol::OutputFile;
 pub use workflow::{Instance, Library, Sidecar, Workflow};
 
@@ -59,6 +59,11 @@ pub struct Options {
     /// Socket silence while a job runs that is reported once (default 15 s);
     /// never a reason to reconnect (see [`follow`]).
     pub stall: Duration,
+    /// How long the backend running a job may stay unreachable before the
+    /// job is submitted again to another granted backend that has its
+    /// models (`failover-secs`, default 20 s; with one backend the job waits
+    /// up to [`follow::LOST_CONTACT`] for it to come back).
+    pub failover: Duration,
 }
 
 impl Options {
@@ -68,6 +73,7 @@ impl Options {
         Options {
             poll: Duration::from_millis(num("poll-ms").unwrap_or(2000.0).clamp(50.0, 60_000.0) as u64),
             stall: Duration::from_secs_f64(num("stall-secs").unwrap_or(15.0).clamp(0.2, 3600.0)),
+            failover: Duration::from_secs_f64(num("failover-secs").unwrap_or(20.0).clamp(0.2, 3600.0)),
         }
     }
 }
@@ -369,15 +375,30 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         .fraction(0.0)
         .message(format!("choosing among {} ComfyUI backend(s)", services.len()))
         .report();
-    let candidates = choose(services, &instance.graph, &skip).await?;
+    let mut candidates: std::collections::VecDeque<Probe> = choose(services, &instance.graph, &skip).await?.into();
     let mut failures = Vec::new();
-    for probe in candidates {
+    let mut lost: Option<(String, String)> = None;
+    let mut moved = false;
+    while let Some(probe) = candidates.pop_front() {
         cx.check_cancelled()?;
         let backend = probe.backend;
-        Progress::stage("connect")
-            .fraction(0.02)
-            .message(format!("using {} ({} job(s) queued)", backend.name(), probe.queue))
-            .report();
+        match lost.take() {
+            // Said once, where a person or an agent reads progress.
+            Some((from, why)) => {
+                log::warn(
+                    "comfyui backend went away mid-job; running the job again",
+                    &[("from", &from), ("to", backend.name()), ("why", &why)],
+                );
+                Progress::stage("connect")
+                    .fraction(0.02)
+                    .message(format!("{from} went away ({why}); running again on {}", backend.name()))
+                    .report();
+            }
+            None => Progress::stage("connect")
+                .fraction(0.02)
+                .message(format!("using {} ({} job(s) queued)", backend.name(), probe.queue))
+                .report(),
+        }
         let mut uploads = Map::new();
         let mut upload_failed = None;
         for (f, name) in &files {
@@ -439,11 +460,86 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         );
         Progress::stage("queued").fraction(0.05).message(format!("submitted to {}", backend.name())).report();
         remember(cx, &backend, &prompt_id, &client_id, &uploads);
-        let done = finish(cx, backend, ws, prompt_id, instance, uploads, wf, opts, (t0, prepare)).await;
-        forget(cx);
-        return done;
+        // Dispatches at the same instant (other calls, other processes) all
+        // saw the same idle backend. The server's queue settles who was
+        // first: a job that finds itself waiting while another backend with
+        // its models is idle moves there, once.
+        if !moved && let Some(to) = idle_elsewhere(&backend, &prompt_id, &mut candidates).await {
+            moved = true;
+            log::info(
+                "comfyui job moved to an idle backend",
+                &[("from", backend.name()), ("to", &to), ("prompt_id", &prompt_id)],
+            );
+            Progress::stage("queued")
+                .fraction(0.05)
+                .message(format!("{} got another job first; moving to idle {to}", backend.name()))
+                .report();
+            forget(cx);
+            candidates.push_back(Probe { backend, queue: 0 });
+            continue;
+        }
+        // Another backend can take the job over only if one is left to try.
+        let failover = (!candidates.is_empty()).then_some(opts.failover);
+        let name = backend.name().to_string();
+        let done =
+            finish(cx, backend, ws, prompt_id, instance.clone(), uploads, wf, opts, failover, (t0, prepare)).await;
+        match done {
+            Ok(Attempt::Lost(why)) => {
+                failures.push(format!("{name}: went away mid-job ({why})"));
+                lost = Some((name, why));
+                continue;
+            }
+            Ok(Attempt::Done(d)) => {
+                forget(cx);
+                return Ok(*d);
+            }
+            Err(e) => {
+                forget(cx);
+                return Err(e);
+            }
+        }
     }
+    forget(cx);
     Err(SkillError::backend(SERVICE_KIND, None, format!("every ComfyUI backend failed: {}", failures.join("; "))))
+}
+
+/// If job `id` waits in `backend`'s queue while one of `others` is idle,
+/// take the job off this queue (only while it still waits) and put the idle
+/// backend first; its name. Best effort: any doubt keeps the job where it is.
+async fn idle_elsewhere(backend: &Backend, id: &str, others: &mut std::collections::VecDeque<Probe>) -> Option<String> {
+    if others.is_empty() {
+        return None;
+    }
+    let Ok(follow::Status::Pending { ahead }) = follow::status(backend, id).await else { return None };
+    if ahead == 0 {
+        return None;
+    }
+    let mut idle = None;
+    for (i, p) in others.iter().enumerate() {
+        if p.backend.queue_remaining().await.is_ok_and(|q| q == 0) {
+            idle = Some(i);
+            break;
+        }
+    }
+    let i = idle?;
+    backend.delete(id).await.ok()?;
+    // Gone from the queue and never ran: only then is it safe to submit again.
+    if !matches!(backend.queue().await.map(|q| q.place(id)), Ok(protocol::QueuePlace::Absent))
+        || !matches!(backend.history(id).await, Ok(None))
+    {
+        return None;
+    }
+    let p = others.remove(i)?;
+    let name = p.backend.name().to_string();
+    others.push_front(p);
+    Some(name)
+}
+
+/// How one backend's attempt at a job ended, short of an error.
+enum Attempt {
+    Done(Box<Done>),
+    /// The backend went away mid-job (see [`Followed::Lost`]).
+    Lost(String),
 }
 
 /// Follow a submitted job to its end and store its outputs.
@@ -457,15 +553,19 @@ async fn finish(
     uploads: Map<String, Value>,
     wf: &Workflow,
     opts: &Options,
+    failover: Option<Duration>,
     (t0, prepare): (Instant, Duration),
-) -> Result<Done, SkillError> {
+) -> Result<Attempt, SkillError> {
     // Keep a margin for downloads and for reporting before the host's
     // deadline stops us.
     let remaining = Duration::from_millis(cx.remaining_ms());
     let margin = (remaining / 10).clamp(Duration::from_secs(2), Duration::from_secs(30));
     let deadline = Instant::now() + remaining.saturating_sub(margin);
-    let fopts = FollowOptions { poll: opts.poll, stall: opts.stall, deadline };
-    let finished = follow::follow(cx, &backend, ws, &prompt_id, &instance.graph, &fopts).await?;
+    let fopts = FollowOptions { poll: opts.poll, stall: opts.stall, deadline, failover };
+    let finished = match follow::follow(cx, &backend, ws, &prompt_id, &instance.graph, &fopts).await? {
+        Followed::Finished(f) => f,
+        Followed::Lost(why) => return Ok(Attempt::Lost(why)),
+    };
 
     let t_dl = Instant::now();
     let outputs = outputs_of(&finished, wf);
@@ -488,7 +588,7 @@ async fn finish(
     Progress::stage("done").fraction(1.0).message(format!("{} file(s) from {}", stored.len(), backend.name())).report();
     let timings =
         Timings { prepare, queued: finished.queued, run: finished.ran, download: t_dl.elapsed(), total: t0.elapsed() };
-    Ok(Done {
+    Ok(Attempt::Done(Box::new(Done {
         backend: backend.name().to_string(),
         prompt_id,
         instance,
@@ -497,7 +597,7 @@ async fn finish(
         media,
         timings,
         uploads,
-    })
+    })))
 }
 
 // ---- resuming after a restart of the host ----------------------------------
@@ -576,7 +676,11 @@ async fn resume(
     let client_id = saved["client_id"].as_str().unwrap_or(&cx.id);
     let ws = crate::websocket::connect(&backend.ws_url(client_id), backend.name()).ok();
     let done =
-        finish(cx, backend, ws, prompt_id.to_string(), instance.clone(), uploads, wf, opts, (t0, Duration::ZERO)).await;
+        finish(cx, backend, ws, prompt_id.to_string(), instance.clone(), uploads, wf, opts, None, (t0, Duration::ZERO))
+            .await;
     forget(cx);
-    done.map(Some)
+    match done? {
+        Attempt::Done(d) => Ok(Some(*d)),
+        Attempt::Lost(why) => Err(SkillError::internal(format!("following the resumed job {prompt_id}: {why}"))),
+    }
 }
