@@ -409,6 +409,37 @@ bindings = { frames = [{ node = "1", input = "batch_size", scale = 2 }], fps = [
     assert!(r.text.contains("6 frames at 8 fps"), "{}", r.text);
 }
 
+/// A workflow whose only output is `SaveImageWebsocket`: its images come
+/// over the socket (framed like previews, sent while that node runs) and
+/// are the results; ComfyUI keeps no file of them.
+#[tokio::test]
+async fn save_image_websocket_images_are_the_results() {
+    let (sim, addr) = start(fast()).await;
+    let image_settings = r#"
+[skills.comfyui-image.settings.workflows.socket]
+graph = '''{
+  "1": {"class_type": "EmptyImage", "inputs": {"width": 48, "height": 32, "batch_size": 2, "color": 4095}},
+  "2": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["1", 0]}}
+}'''
+bindings = { count = [{ node = "1", input = "batch_size" }] }
+"#;
+    let h = harness(&config(&[("comfyui", format!("http://{addr}"))], image_settings, ""), &[]).await;
+    let (r, events) = h.run("comfyui-image", json!({"prompt": "unused", "workflow": "socket"})).await;
+    let r = r.expect("the socket's images are the outputs");
+    assert_eq!(r.artifacts.len(), 2, "{:?}", r.artifacts);
+    for a in &r.artifacts {
+        assert_eq!(a.mime, "image/png");
+        let png = std::fs::read(&a.path).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        assert_eq!(
+            (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap())),
+            (48, 32)
+        );
+    }
+    assert_eq!(previews(&events.events()), 0, "not shown as previews");
+    assert!(sim.files().iter().all(|f| f.kind != "output"), "nothing was saved on the server");
+}
+
 // ---- errors -------------------------------------------------------------------
 
 #[tokio::test]

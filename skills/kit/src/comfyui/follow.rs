@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 
 /// Longest single wait on the socket: the cancellation latency.
 const TICK: Duration = Duration::from_millis(250);
+/// Longest wait for a socket's last frames once the history says done.
+const DRAIN_FOR: Duration = Duration::from_secs(3);
 /// How long a backend may stay unreachable during a job before we give up.
 pub const LOST_CONTACT: Duration = Duration::from_secs(120);
 
@@ -81,7 +83,25 @@ pub struct Finished {
     pub steps_seen: u32,
     /// Previews forwarded.
     pub previews: u32,
+    /// Images a `SaveImageWebsocket` node sent over the socket, in order:
+    /// its only output (the history lists none). ComfyUI frames them like
+    /// previews; they are told apart by the node executing when they came.
+    pub ws_images: Vec<WsImage>,
 }
+
+/// An image a `SaveImageWebsocket` node sent.
+#[derive(Debug, Clone)]
+pub struct WsImage {
+    /// The node that sent it.
+    pub node: String,
+    /// `image/png` or `image/jpeg`.
+    pub mime: &'static str,
+    /// The encoded image.
+    pub bytes: Vec<u8>,
+}
+
+/// Class of the node that sends its images over the socket as output.
+pub const WEBSOCKET_SAVE: &str = "SaveImageWebsocket";
 
 /// Where the job stands according to the server's records.
 pub(crate) enum Status {
@@ -194,6 +214,7 @@ struct Live<'a> {
     started: Option<Instant>,
     steps_seen: u32,
     previews: u32,
+    ws_images: Vec<WsImage>,
     terminal_hint: bool,
 }
 
@@ -211,6 +232,39 @@ impl Live<'_> {
         };
         let total = self.total_nodes.max(1) as f32;
         0.05 + 0.85 * ((done + cur) / total).clamp(0.0, 1.0)
+    }
+
+    /// A binary frame: a preview, or an output of `SaveImageWebsocket` when
+    /// that node is the one running.
+    fn handle_binary(&mut self, frame: &[u8]) {
+        let Some((mime, img)) = preview_image(frame) else { return };
+        match self.current.as_deref().filter(|n| self.class_of(n) == WEBSOCKET_SAVE) {
+            Some(node) => self.ws_images.push(WsImage { node: node.to_string(), mime, bytes: img.to_vec() }),
+            None => {
+                self.previews += 1;
+                progress::preview(mime, img);
+            }
+        }
+    }
+
+    /// The history can say "done" before this client has read the socket's
+    /// last frames. Where those frames are outputs (`SaveImageWebsocket`),
+    /// read on until the job's end event, for at most [`DRAIN_FOR`].
+    fn drain(&mut self, ws: Option<&WebSocket>, prompt_id: &str) {
+        let Some(sock) = ws else { return };
+        let has_socket_outputs = self
+            .graph
+            .as_object()
+            .is_some_and(|g| g.values().any(|n| n.get("class_type").and_then(Value::as_str) == Some(WEBSOCKET_SAVE)));
+        let until = Instant::now() + DRAIN_FOR;
+        while has_socket_outputs && !self.terminal_hint && Instant::now() < until {
+            match sock.recv(TICK) {
+                Ok(Some(Message::Text(t))) => self.handle_text(&t, prompt_id),
+                Ok(Some(Message::Binary(b))) => self.handle_binary(&b),
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
     }
 
     fn handle_text(&mut self, text: &str, prompt_id: &str) {
@@ -284,6 +338,7 @@ pub async fn follow(
         started: None,
         steps_seen: 0,
         previews: 0,
+        ws_images: Vec::new(),
         terminal_hint: false,
     };
     let mut next_poll = Instant::now();
@@ -325,10 +380,7 @@ pub async fn follow(
                 }
                 Ok(Some(Message::Binary(b))) => {
                     last_ws = Instant::now();
-                    if let Some((mime, img)) = preview_image(&b) {
-                        live.previews += 1;
-                        progress::preview(mime, img);
-                    }
+                    live.handle_binary(&b);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -441,6 +493,7 @@ pub async fn follow(
                         ));
                     }
                     Status::Done(entry) => {
+                        live.drain(ws.as_ref(), id);
                         let started = live.started.unwrap_or_else(Instant::now);
                         let queued = started.saturating_duration_since(submitted);
                         let ran = started.elapsed();
@@ -451,6 +504,7 @@ pub async fn follow(
                                 ran,
                                 steps_seen: live.steps_seen,
                                 previews: live.previews,
+                                ws_images: std::mem::take(&mut live.ws_images),
                             })
                         });
                     }

@@ -568,8 +568,10 @@ async fn finish(
     };
 
     let t_dl = Instant::now();
-    let outputs = outputs_of(&finished, wf);
-    if outputs.is_empty() {
+    let mut outputs = outputs_of(&finished, wf);
+    let ws_images: Vec<&follow::WsImage> =
+        finished.ws_images.iter().filter(|i| wf.outputs().is_none_or(|nodes| nodes.contains(&i.node))).collect();
+    if outputs.is_empty() && ws_images.is_empty() {
         let nodes: Vec<&String> = finished.entry.outputs.keys().collect();
         return Err(backend.error(
             None,
@@ -584,6 +586,17 @@ async fn finish(
         let (artifact, info) = download(&backend, f, i, outputs.len()).await?;
         stored.push(artifact);
         media.push(info);
+    }
+    // SaveImageWebsocket's images came over the socket; ComfyUI keeps no
+    // file of them. Named after the workflow and the node.
+    for (n, img) in ws_images.iter().enumerate() {
+        let ext = if img.mime == "image/jpeg" { "jpg" } else { "png" };
+        let filename = format!("{}_{}_{:05}.{ext}", wf.name, img.node, n + 1);
+        let mut w = artifacts::create(&filename, img.mime)?;
+        w.write_all(&img.bytes)?;
+        stored.push(w.finish()?);
+        media.push(None);
+        outputs.push(OutputFile { filename, subfolder: String::new(), kind: "websocket".into() });
     }
     Progress::stage("done").fraction(1.0).message(format!("{} file(s) from {}", stored.len(), backend.name())).report();
     let timings =
