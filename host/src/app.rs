@@ -224,6 +224,12 @@ impl App {
             tracing::warn!(skill, service = %name, "granted in the config but not declared by the skill; not granted");
         }
         let (id, resumed) = resuming.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), 0));
+        // The run's latest preview is kept beside its journal entry.
+        let keeper = self.runs.as_ref().map(|log| crate::preview::Keeper::new(events.clone(), log.dir(), &id));
+        let events: Arc<dyn EventSink> = match &keeper {
+            Some(k) => k.clone(),
+            None => events,
+        };
         let request = InvokeRequest {
             input,
             files,
@@ -250,6 +256,9 @@ impl App {
         };
         tracing::info!(skill, run = %id, "invoking");
         let result = loaded.invoke(request).await;
+        if let Some(k) = keeper {
+            k.flush().await;
+        }
         // The skill's state sets of this invocation, folded with one fsync.
         let state = self.state.clone();
         let name = skill.to_string();

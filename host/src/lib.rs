@@ -24,6 +24,7 @@ mod files;
 pub mod imports;
 pub mod input;
 pub mod mcp;
+pub mod preview;
 pub mod runs;
 pub mod runtime;
 pub mod sandbox;

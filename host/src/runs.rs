@@ -91,6 +91,10 @@ pub struct RunRecord {
     /// `c41 resume` runs it with the same grants without `--config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
+    /// The run's latest preview image, kept beside this record
+    /// ([`crate::preview`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PathBuf>,
 }
 
 impl RunRecord {
@@ -166,6 +170,7 @@ impl RunLog {
             error: None,
             resumed,
             config: config.map(Path::to_path_buf),
+            preview: None,
         };
         self.write(&rec);
         self.prune();
@@ -175,6 +180,7 @@ impl RunLog {
     /// Records how a run ended.
     pub fn finish(&self, mut rec: RunRecord, outcome: Result<(&str, Vec<PathBuf>), String>) {
         rec.finished_ms = Some(crate::files::now_ms());
+        rec.preview = self.preview_of(&rec.id);
         match outcome {
             Ok((text, files)) => {
                 rec.recorded = Recorded::Ok;
@@ -199,6 +205,11 @@ impl RunLog {
         if let Err(e) = r {
             tracing::warn!(dir = %self.dir.display(), run = %rec.id, "cannot write the run journal: {e}");
         }
+    }
+
+    /// The run's latest preview image, while it runs or after.
+    pub fn preview_of(&self, id: &str) -> Option<PathBuf> {
+        crate::preview::of(&self.dir, id)
     }
 
     /// Every readable record, newest first.
@@ -239,6 +250,7 @@ impl RunLog {
         }
         for old in self.list().into_iter().skip(KEEP) {
             let _ = std::fs::remove_file(self.dir.join(format!("{}.json", old.id)));
+            crate::preview::remove(&self.dir, &old.id);
         }
     }
 }

@@ -67,7 +67,10 @@ impl RunsArgs {
                 Status::Interrupted => {
                     format!("process {} ended mid-run: c41 resume {}", r.pid, &r.id[..8.min(r.id.len())])
                 }
-                Status::Running => format!("in process {}", r.pid),
+                Status::Running => match log.preview_of(&r.id) {
+                    Some(p) => format!("in process {}; preview {}", r.pid, p.display()),
+                    None => format!("in process {}", r.pid),
+                },
             };
             let result: String = result.lines().next().unwrap_or("").chars().take(100).collect();
             println!(

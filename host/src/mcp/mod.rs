@@ -118,7 +118,10 @@ impl McpServer {
         }
         match result {
             Some(r) => (*r).clone(),
-            None => results::running_result(&run.skill, &run.id, &run.progress()),
+            None => {
+                let preview = self.app.runs.as_ref().and_then(|l| l.preview_of(&run.id));
+                results::running_result(&run.skill, &run.id, &run.progress(), preview.as_deref())
+            }
         }
     }
 

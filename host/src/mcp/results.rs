@@ -102,17 +102,31 @@ pub fn progress_line(p: &Snapshot) -> String {
 
 /// The answer to a call that did not finish in time: a success that says
 /// the job goes on and how to get its result.
-pub fn running_result(skill: &str, run: &str, progress: &Snapshot) -> CallToolResult {
-    let text = format!(
+///
+/// MCP's progress notifications carry only numbers and a message, and a
+/// running result is no place for a file the run has not finished: the
+/// latest preview image is named by its path (`preview`), for a client that
+/// can show a local file.
+pub fn running_result(
+    skill: &str,
+    run: &str,
+    progress: &Snapshot,
+    preview: Option<&std::path::Path>,
+) -> CallToolResult {
+    let mut text = format!(
         "{skill} is still running (run {run}; {}): call c41__wait with {{\"run\": \"{run}\"}} to get its result; the files will follow. (c41__cancel with the same run stops it.)",
         progress_line(progress)
     );
+    if let Some(p) = preview {
+        text.push_str(&format!(" Latest preview image: {}", p.display()));
+    }
     let mut out = CallToolResult::success(vec![ContentBlock::text(text)]);
     out.structured_content = Some(json!({
         "status": "running",
         "run": run,
         "skill": skill,
         "progress": {"stage": progress.stage, "fraction": progress.fraction, "step": progress.step, "message": progress.message},
+        "preview": preview,
     }));
     out
 }

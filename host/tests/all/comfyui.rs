@@ -236,6 +236,19 @@ async fn image_job_runs_end_to_end_with_progress_previews_and_identical_files() 
     assert!(reps.iter().any(|r| r.0 == "download"), "{reps:?}");
     assert_eq!(reps.last().unwrap().1, Some(1.0));
     assert!(previews(&ev) >= 1, "sampler previews forwarded");
+    // The last preview is kept beside the run's journal entry.
+    let last_preview = ev
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Preview { bytes, .. } => Some(bytes.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let journal = h.app.runs.as_ref().expect("the harness keeps a journal");
+    let record = journal.list().into_iter().find(|rec| rec.id == r.invocation_id).expect("the run is in the journal");
+    let kept = record.preview.expect("the record names the kept preview");
+    assert_eq!(std::fs::read(&kept).unwrap(), *last_preview, "{} is the latest preview", kept.display());
 
     // A given seed is used as is; the workflow's own step count applies when
     // none is given; inputs the workflow does not use are listed.
