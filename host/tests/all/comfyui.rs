@@ -519,6 +519,22 @@ async fn a_missing_model_names_node_class_input_file_and_what_the_server_has() {
     assert_eq!(sim.history_len() + sim.queue_remaining(), 0);
 }
 
+/// A server older than the Flux 2 nodes (0.3.64 style and newer style
+/// rejections): the error says those nodes ship with ComfyUI and that
+/// updating it fixes this, not "install the custom node".
+#[tokio::test]
+async fn a_server_too_old_for_a_core_node_is_told_to_update_comfyui() {
+    for jobs_api in [false, true] {
+        let (_sim, addr) =
+            start(fast().with_jobs_api(jobs_api).without_nodes(&["Flux2Scheduler", "EmptyFlux2LatentImage"])).await;
+        let h = harness(&one(addr), &[]).await;
+        let (r, _) = h.run("comfyui-image", json!({"prompt": "x", "workflow": "flux2-dev"})).await;
+        let (_, _, m) = backend_error(r);
+        assert!(m.contains("ships with ComfyUI itself") && m.contains("update ComfyUI"), "jobs_api={jobs_api}: {m}");
+        assert!(!m.contains("install the custom node"), "{m}");
+    }
+}
+
 #[tokio::test]
 async fn a_runtime_error_names_the_node_class_and_exception() {
     let (sim, addr) = start(fast()).await;

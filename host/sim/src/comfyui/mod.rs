@@ -74,6 +74,9 @@ pub struct ComfyConfig {
     /// Wan or HuMo workflow (640×640×81) costs seconds of encoding in debug
     /// builds. Still images are always full size.
     pub video_max_side: Option<u32>,
+    /// Node classes this server lacks (an older ComfyUI, a custom node pack
+    /// not installed): absent from `/object_info` and unknown to `/prompt`.
+    pub without_nodes: Vec<String>,
 }
 
 impl Default for ComfyConfig {
@@ -127,6 +130,7 @@ impl Default for ComfyConfig {
             base_dir: "/opt/ComfyUI".into(),
             version: "0.3.64".into(),
             video_max_side: None,
+            without_nodes: Vec::new(),
         }
     }
 }
@@ -143,6 +147,13 @@ impl ComfyConfig {
     pub fn with_delays(mut self, step: Duration, node: Duration) -> Self {
         self.step_delay = step;
         self.node_delay = node;
+        self
+    }
+
+    /// A server lacking these node classes (an older ComfyUI: `Flux2Scheduler`
+    /// and `EmptyFlux2LatentImage` are newer than 0.3.64).
+    pub fn without_nodes(mut self, classes: &[&str]) -> Self {
+        self.without_nodes.extend(classes.iter().map(|c| c.to_string()));
         self
     }
 

@@ -244,7 +244,7 @@ async fn object_info(State(sh): S) -> Json<Value> {
 }
 
 async fn object_info_one(State(sh): S, Path(class): Path<String>) -> Json<Value> {
-    match objinfo::class(&class, |s| sh.choices(s)) {
+    match sh.class(&class) {
         Some(def) => Json(json!({ class: def })),
         None => Json(json!({})),
     }

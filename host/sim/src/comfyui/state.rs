@@ -172,8 +172,20 @@ impl Shared {
         }
     }
 
+    /// The node classes this server has: the catalogue less
+    /// [`ComfyConfig::without_nodes`](super::ComfyConfig::without_nodes).
     pub(crate) fn catalogue(&self) -> Map<String, Value> {
-        super::objinfo::catalogue(|s| self.choices(s))
+        let mut m = super::objinfo::catalogue(|s| self.choices(s));
+        m.retain(|class, _| !self.cfg.without_nodes.iter().any(|w| w == class));
+        m
+    }
+
+    /// One class's entry, unless this server lacks it.
+    pub(crate) fn class(&self, name: &str) -> Option<Value> {
+        if self.cfg.without_nodes.iter().any(|w| w == name) {
+            return None;
+        }
+        super::objinfo::class(name, |s| self.choices(s))
     }
 
     /// Sends an event to one client (`Some`) or to every socket (`None`).

@@ -118,7 +118,13 @@ pub fn rejection_message(workflow: &str, graph: &Value, body: &str) -> String {
             let node = e.extra_info.get("node_id").and_then(Value::as_str).map(str::to_string).or_else(|| {
                 e.details.strip_prefix("Node ID '#").and_then(|s| s.strip_suffix('\'')).map(str::to_string)
             });
-            let class = e.extra_info.get("class_type").and_then(Value::as_str).unwrap_or("");
+            // 0.3.x names an unknown class only in its message.
+            let class = e
+                .extra_info
+                .get("class_type")
+                .and_then(Value::as_str)
+                .or_else(|| e.message.split_once("node ")?.1.strip_suffix(" does not exist."))
+                .unwrap_or("");
             let mut m = format!("{head}: {}", e.message);
             if let Some(id) = node {
                 m.push_str(&format!(" ({})", node_label(graph, &id, class)));
@@ -126,7 +132,8 @@ pub fn rejection_message(workflow: &str, graph: &Value, body: &str) -> String {
                 m.push_str(&format!(" ({})", e.details));
             }
             if matches!(e.kind.as_str(), "invalid_prompt" | "missing_node_type") && m.contains("not") {
-                m.push_str("; install the custom node on the server or use another backend");
+                m.push_str("; ");
+                m.push_str(&missing_node_fix(class));
             }
             format!("{m} [{}]", e.kind)
         }
@@ -172,5 +179,58 @@ mod tests {
         assert!(m.contains("input `vae_name`"), "{m}");
         assert!(m.contains("'flux2-vae.safetensors' is not installed"), "{m}");
         assert!(m.contains("the server has: pixel_space"), "{m}");
+    }
+}
+
+/// Node classes that ship with ComfyUI itself, and the first release that
+/// has them (read from ComfyUI's history: the release after the commit that
+/// added each). A server without one is older, not missing a custom node.
+const CORE_SINCE: &[(&str, &str)] = &[
+    ("Flux2Scheduler", "newer than 0.3.64 (Flux 2 support, November 2025)"),
+    ("EmptyFlux2LatentImage", "newer than 0.3.64 (Flux 2 support, November 2025)"),
+    ("EmptyAudio", "0.3.61"),
+    ("WanHuMoImageToVideo", "0.3.60"),
+    ("AudioEncoderLoader", "0.3.53"),
+    ("AudioEncoderEncode", "0.3.53"),
+    ("Wan22ImageToVideoLatent", "0.3.46"),
+    ("TrainLoraNode", "0.3.41"),
+    ("SaveLoRANode", "0.3.41"),
+    ("LoraModelLoader", "0.3.41"),
+    ("LoadImageSetFromFolderNode", "0.3.41"),
+    ("LoadImageTextSetFromFolderNode", "0.3.41"),
+    ("LossGraphNode", "0.3.41"),
+    ("CreateVideo", "0.3.31"),
+    ("SaveVideo", "0.3.31"),
+    ("WanImageToVideo", "0.3.16"),
+    ("LoadAudio", "0.3.10"),
+    ("SaveAudio", "0.3.10"),
+];
+
+/// How to get node class `class` onto a server that lacks it: update
+/// ComfyUI for a core node (naming the release that has it), else install
+/// the custom node pack.
+pub fn missing_node_fix(class: &str) -> String {
+    match CORE_SINCE.iter().find(|(c, _)| *c == class) {
+        Some((_, since)) => format!(
+            "{class} ships with ComfyUI itself ({since}): update ComfyUI on that server (`git pull` and restart, or the app's update), or use another backend"
+        ),
+        None if class.is_empty() => "install the custom node on the server or use another backend".to_string(),
+        None => format!(
+            "{class} is not part of ComfyUI: install the custom node pack that provides it on the server, or use another backend"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod fix_tests {
+    use super::missing_node_fix;
+
+    #[test]
+    fn core_nodes_ask_for_an_update_custom_nodes_for_an_install() {
+        let m = missing_node_fix("Flux2Scheduler");
+        assert!(m.contains("ships with ComfyUI itself") && m.contains("update ComfyUI"), "{m}");
+        assert!(missing_node_fix("WanHuMoImageToVideo").contains("0.3.60"));
+        let m = missing_node_fix("MMAudioSampler");
+        assert!(m.contains("custom node pack") && !m.contains("update ComfyUI"), "{m}");
     }
 }

@@ -185,7 +185,7 @@ async fn lacks(backend: &Backend, graph: &Value, skip: &[(String, String)]) -> R
         if !defs.contains_key(&class) {
             let def = backend.object_info(&class).await?;
             if def.is_none() {
-                missing.push(format!("node type {class}"));
+                missing.push(format!("node type {class} ({})", errors::missing_node_fix(&class)));
             }
             defs.insert(class.clone(), def);
         }
