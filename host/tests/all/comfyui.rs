@@ -983,6 +983,45 @@ async fn exported_workflow_files_named_in_the_config_are_read_by_the_host() {
     let missing = text.replace("tiny_api.json", "nope.json");
     let err = c41::config::parse(&missing, &dir.path().join("c41.toml")).unwrap_err().to_string();
     assert!(err.contains("workflows.tiny.graph-file") && err.contains("nope.json"), "{err}");
+
+    // A whole sidecar in the documented format works as `bindings-file` too:
+    // its `required` and `outputs` apply.
+    std::fs::write(
+        dir.path().join("workflows/tiny.bindings.json"),
+        r#"{"description": "tiny", "required": ["width"], "outputs": ["2"],
+            "bindings": {"width": [{"node": "1", "input": "width"}], "height": [{"node": "1", "input": "height"}]}}"#,
+    )
+    .unwrap();
+    let loaded = c41::config::parse(&text, &dir.path().join("c41.toml")).expect("a sidecar file loads");
+    let options = c41::runtime::RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
+    let app = c41::app::App::with_state_root(loaded, options, &[], Some(dir.path().join("state2"))).await.unwrap();
+    let r = app
+        .invoke(
+            "comfyui-image",
+            json!({"prompt": "unused", "workflow": "tiny", "width": 272, "height": 256}),
+            std::sync::Arc::new(Recorder::default()),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("the workflow with a whole sidecar as bindings-file runs");
+    assert_eq!((r.data["params"]["width"].as_u64(), r.data["params"]["height"].as_u64()), (Some(272), Some(256)));
+
+    // Anything else is refused with the expected formats named.
+    std::fs::write(dir.path().join("workflows/tiny.bindings.json"), r#"{"width": "node 1"}"#).unwrap();
+    let loaded = c41::config::parse(&text, &dir.path().join("c41.toml")).unwrap();
+    let options = c41::runtime::RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
+    let app = c41::app::App::with_state_root(loaded, options, &[], Some(dir.path().join("state3"))).await.unwrap();
+    let e = app
+        .invoke(
+            "comfyui-image",
+            json!({"prompt": "unused", "workflow": "tiny"}),
+            std::sync::Arc::new(Recorder::default()),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("workflows.tiny") && e.contains("bindings-file") && e.contains("whole sidecar"), "{e}");
 }
 
 // ---- resuming after the host dies --------------------------------------------

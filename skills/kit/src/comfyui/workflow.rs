@@ -392,6 +392,24 @@ pub struct Library {
     user: Map<String, Value>,
 }
 
+/// A workflow entry whose `bindings` is a whole sidecar (what
+/// `bindings-file = "x.bindings.json"` gives when the file is in the
+/// documented sidecar format, `{description, required, bindings, outputs,
+/// frames_step}`) is read as that sidecar; the entry's own keys win.
+fn unwrap_sidecar(spec: &Value) -> Value {
+    let mut spec = spec.clone();
+    let Some(obj) = spec.as_object_mut() else { return spec };
+    let nested = match obj.get("bindings") {
+        Some(Value::Object(b)) if b.get("bindings").is_some_and(Value::is_object) => b.clone(),
+        _ => return spec,
+    };
+    obj.remove("bindings");
+    for (k, v) in nested {
+        obj.entry(k).or_insert(v);
+    }
+    spec
+}
+
 impl Library {
     /// `builtins`: (name, graph JSON, sidecar JSON); `settings`: the skill's
     /// settings object.
@@ -415,11 +433,14 @@ impl Library {
     pub fn get(&self, name: &str) -> Result<Workflow, SkillError> {
         if let Some(spec) = self.user.get(name) {
             let source = format!("settings workflows.{name}");
-            let sidecar: Sidecar = serde_json::from_value(spec.clone()).map_err(|e| {
+            let spec = unwrap_sidecar(spec);
+            let sidecar: Sidecar = serde_json::from_value(spec).map_err(|e| {
                 invalid(
                     name,
                     &source,
-                    format!("expected {{ graph, bindings, required?, outputs?, description?, frames_step? }}: {e}"),
+                    format!(
+                        "expected {{ graph, bindings, required?, outputs?, description?, frames_step? }}, where `bindings` (or the file `bindings-file` names) is either {{ param: [{{ node, input, scale? }}] }} or a whole sidecar {{ description?, required?, bindings, outputs?, frames_step? }} (examples/workflows/README.md): {e}"
+                    ),
                 )
             })?;
             let graph = match &sidecar.graph {
