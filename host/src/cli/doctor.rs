@@ -1,5 +1,7 @@
 //! `c41 doctor`: is each configured service reachable, is the output
-//! directory writable, and does every skill have the grants it needs?
+//! directory writable, does every skill have the grants it needs, and can
+//! every ComfyUI workflow (built-in and configured) run on the backends
+//! (node types and model files present)?
 
 use super::Ctx;
 use crate::config::{GrantedService, LoadedConfig};
@@ -126,6 +128,7 @@ impl Args {
             }
             println!("{line}");
         }
+        problems += workflows(&app).await;
         println!();
         if problems == 0 {
             println!("all checks passed");
@@ -135,4 +138,41 @@ impl Args {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Asks each granted ComfyUI skill which of its workflows each backend can
+/// run (the skill's `check` input: the skill knows its workflows, the
+/// user's included, and reads the backends' `/object_info`), prints the
+/// answer, and counts the problems: a default or configured workflow that
+/// no backend can run, or one that does not load.
+async fn workflows(app: &crate::app::App) -> usize {
+    let mut problems = 0;
+    for s in app.catalog.iter() {
+        let d = &s.description;
+        if !d.services.iter().any(|k| k == "comfyui") || app.config.effective_grants(&d.name, &d.services).0.is_empty()
+        {
+            continue;
+        }
+        println!();
+        println!("{} workflows:", d.name);
+        let input = serde_json::json!({"prompt": "c41 doctor", "check": true});
+        let events = std::sync::Arc::new(crate::events::Discard);
+        match app.invoke(&d.name, input, events, tokio_util::sync::CancellationToken::new()).await {
+            Ok(r) => {
+                for line in r.text.lines() {
+                    println!("  {line}");
+                }
+                let found = r.data["problems"].as_array().cloned().unwrap_or_default();
+                for p in &found {
+                    println!("  PROBLEM: {}", p.as_str().unwrap_or_default());
+                }
+                problems += found.len();
+            }
+            Err(e) => {
+                println!("  FAIL  cannot check: {e}");
+                problems += 1;
+            }
+        }
+    }
+    problems
 }

@@ -223,6 +223,37 @@ async fn doctor_checks_every_service_and_names_the_dead_one() {
     );
 }
 
+/// A backend without the default workflow's model: doctor says, per
+/// workflow, which is ready and what is missing where, with the fix, and
+/// fails (it no longer says "all checks passed").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_every_workflow_on_every_comfyui_backend() {
+    let cfg = c41_sim::comfyui::ComfyConfig::default()
+        .with_models("diffusion_models", &["z_image_turbo_bf16.safetensors"])
+        .without_nodes(&["Flux2Scheduler"]);
+    let sim = c41_sim::comfyui::ComfySim::new(cfg);
+    let addr = sim.start("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "output-dir = \"{{out}}\"\n[services.comfyui]\nurl = \"http://{addr}\"\n[skills.comfyui-image]\ngrants = [\"comfyui\"]\n"
+        ),
+    );
+    let out = tokio::task::spawn_blocking(move || c41(&cfg).arg("doctor").output().unwrap()).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("all checks passed"), "{text}");
+    let line = |w: &str| text.lines().find(|l| l.contains("comfyui ") && l.contains(w)).unwrap_or_default().to_string();
+    assert!(line("z-image-turbo").ends_with("ready"), "{text}");
+    let flux = line("flux2-dev");
+    assert!(flux.contains("missing") && flux.contains("flux2_dev_fp8mixed.safetensors"), "{text}");
+    assert!(flux.contains("models/diffusion_models"), "where to put it: {text}");
+    assert!(flux.contains("Flux2Scheduler") && flux.contains("update ComfyUI"), "{text}");
+    assert!(text.contains("PROBLEM: flux2-dev cannot run on any granted backend"), "{text}");
+    println!("{text}");
+}
+
 #[test]
 fn export_skills_writes_an_openclaw_skill_per_skill() {
     let dir = tempfile::tempdir().unwrap();

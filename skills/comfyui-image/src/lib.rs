@@ -62,6 +62,10 @@ const SCHEMA: &str = r#"{
       "type": "integer", "minimum": 1, "maximum": 8,
       "description": "Number of images, generated as one batch (one seed). Default: the workflow's own (1 for the built-ins)."
     },
+    "check": {
+      "type": "boolean",
+      "description": "Only check which workflows each granted ComfyUI backend can run (node types and model files present) and say what is missing and how to fix it; runs nothing. `c41 doctor` uses it."
+    },
     "workflow": {
       "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
       "description": "Workflow name. Built-in: flux2-dev (Flux 2 Dev, best quality; the default unless the config sets settings.workflow), z-image-turbo (Z-Image Turbo, fast). The config may add more under settings.workflows."
@@ -84,6 +88,11 @@ impl Skill for ComfyImage {
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let settings = settings::all();
         let library = Library::new(BUILTINS, &settings);
+        if cx.input.get("check").and_then(Value::as_bool) == Some(true) {
+            let defaults =
+                vec![settings.get("workflow").and_then(Value::as_str).unwrap_or(DEFAULT_WORKFLOW).to_string()];
+            return comfyui::check(&library, &[], &defaults).await;
+        }
         let name = cx
             .str("workflow")
             .map(str::to_string)

@@ -77,6 +77,10 @@ const SCHEMA: &str = r#"{
       "type": "number", "minimum": 0, "maximum": 30,
       "description": "Prompt adherence. Default: the workflow's own (3.5)."
     },
+    "check": {
+      "type": "boolean",
+      "description": "Only check which workflows each granted ComfyUI backend can run (node types and model files present) and say what is missing and how to fix it; runs nothing. `c41 doctor` uses it."
+    },
     "workflow": {
       "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
       "description": "Workflow name. Built-in: wan22-t2v (text→video; the default without `image`, or settings.workflow), wan22-i2v (image→video; the default with `image`, or settings.image-workflow). The config may add more under settings.workflows."
@@ -106,6 +110,13 @@ impl Skill for ComfyVideo {
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let settings = settings::all();
         let library = Library::new(BUILTINS, &settings);
+        if cx.input.get("check").and_then(Value::as_bool) == Some(true) {
+            let defaults = vec![
+                settings.get("workflow").and_then(Value::as_str).unwrap_or(DEFAULT_T2V).to_string(),
+                settings.get("image-workflow").and_then(Value::as_str).unwrap_or(DEFAULT_I2V).to_string(),
+            ];
+            return comfyui::check(&library, &["image"], &defaults).await;
+        }
         let has_image = cx.input.get("image").is_some_and(|v| !v.is_null());
         let setting = |k: &str| settings.get(k).and_then(Value::as_str).map(str::to_string);
         let name = match cx.str("workflow") {

@@ -17,12 +17,14 @@
 //!
 //! Auth headers are added by the host per service; nothing here sees them.
 
+pub mod check;
 pub mod client;
 pub mod errors;
 pub mod follow;
 pub mod protocol;
 pub mod workflow;
 
+pub use check::check;
 pub use client::{Backend, CallError, SubmitError};
 pub use follow::{Finished, FollowOptions, Followed};
 pub use protocol::OutputFile;
@@ -175,6 +177,22 @@ struct Probe {
     queue: u64,
 }
 
+/// The `models/` folder a loader input reads its file list from.
+fn model_folder(class: &str, input: &str) -> Option<&'static str> {
+    Some(match (class, input) {
+        ("UNETLoader", "unet_name") => "diffusion_models",
+        ("CLIPLoader" | "DualCLIPLoader", _) => "text_encoders",
+        ("VAELoader", "vae_name") => "vae",
+        ("CheckpointLoaderSimple", "ckpt_name") => "checkpoints",
+        ("LoraLoader" | "LoraLoaderModelOnly", "lora_name") => "loras",
+        ("CLIPVisionLoader", "clip_name") => "clip_vision",
+        ("AudioEncoderLoader", _) => "audio_encoders",
+        ("UpscaleModelLoader", _) => "upscale_models",
+        _ if class.starts_with("MMAudio") => "mmaudio",
+        _ => return None,
+    })
+}
+
 /// Class → is it there, and its combo lists; per backend, asked once each.
 async fn lacks(backend: &Backend, graph: &Value, skip: &[(String, String)]) -> Result<Vec<String>, CallError> {
     let Some(nodes) = graph.as_object() else { return Ok(Vec::new()) };
@@ -185,7 +203,7 @@ async fn lacks(backend: &Backend, graph: &Value, skip: &[(String, String)]) -> R
         if !defs.contains_key(&class) {
             let def = backend.object_info(&class).await?;
             if def.is_none() {
-                missing.push(format!("node type {class} ({})", errors::missing_node_fix(&class)));
+                missing.push(format!("node type {class}: {}", errors::missing_node_fix(&class)));
             }
             defs.insert(class.clone(), def);
         }
@@ -206,7 +224,11 @@ async fn lacks(backend: &Backend, graph: &Value, skip: &[(String, String)]) -> R
                 _ => continue,
             };
             if !options.iter().any(|o| o.as_str() == Some(value)) {
-                missing.push(format!("'{value}' ({class}.{input})"));
+                let place = match model_folder(&class, input) {
+                    Some(folder) => format!("put it in ComfyUI/models/{folder} on that server"),
+                    None => "put it where that node loads from on that server".to_string(),
+                };
+                missing.push(format!("'{value}' ({class}.{input}: {place})"));
             }
         }
     }

@@ -418,6 +418,11 @@ impl Library {
         Library { builtins: builtins.to_vec(), user }
     }
 
+    /// Whether `name` is the user's own (from settings), not a built-in.
+    pub fn is_user(&self, name: &str) -> bool {
+        self.user.contains_key(name)
+    }
+
     /// Every workflow name, built-ins first.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.builtins.iter().map(|(n, _, _)| n.to_string()).collect();
