@@ -340,7 +340,7 @@ async fn describe_shows_a_precise_schema() {
     let (dir, _, _) = inputs();
     let h = harness(&config("http://127.0.0.1:9", dir.path(), ""), &[]).await;
     let skill = h.app.catalog.get("lip-sync").expect("lip-sync is built in");
-    assert_eq!(skill.description.services, vec!["humo".to_string()]);
+    assert_eq!(skill.description.services, vec!["humo".to_string(), "comfyui".to_string()]);
     let schema: Value = skill.schema.schema().clone();
     assert_eq!(schema["additionalProperties"], false);
     assert_eq!(schema["required"], json!(["image", "audio"]));
@@ -385,4 +385,92 @@ async fn cancelling_while_humo_works_stops_the_call_and_stores_nothing() {
     let order: Vec<String> = stages(&sink.rec).into_iter().map(|(s, _, _)| s).collect();
     assert!(order.contains(&"generate".to_string()) && !order.contains(&"download".to_string()), "{order:?}");
     assert!(h.output_files().is_empty());
+}
+
+// ---- HuMo inside ComfyUI --------------------------------------------------------
+
+/// A config granting lip-sync the ComfyUI at `addr` (no HuMo service).
+fn comfy_config(addr: SocketAddr, inputs: &Path, settings: &str) -> String {
+    format!(
+        "output-dir = \"{{out}}\"\n[inputs]\nallow-dirs = [{:?}]\n\
+         [services.forge]\nurl = \"http://{addr}\"\nkind = \"comfyui\"\n\
+         [skills.lip-sync]\ngrants = [\"forge\"]\n[skills.lip-sync.settings]\npoll-ms = 150\n{settings}\n",
+        inputs.display().to_string()
+    )
+}
+
+async fn start_comfy(cfg: c41_sim::comfyui::ComfyConfig) -> (c41_sim::comfyui::ComfySim, SocketAddr) {
+    let sim = c41_sim::comfyui::ComfySim::new(c41_sim::comfyui::ComfyConfig { video_max_side: Some(64), ..cfg });
+    let addr = sim.start("127.0.0.1:0").await.unwrap();
+    (sim, addr)
+}
+
+#[tokio::test]
+async fn on_comfyui_the_humo_workflow_makes_a_clip_as_long_as_the_sound() {
+    let (sim, addr) = start_comfy(
+        c41_sim::comfyui::ComfyConfig::default()
+            .with_delays(std::time::Duration::from_millis(5), std::time::Duration::ZERO),
+    )
+    .await;
+    let (dir, image, audio) = inputs();
+    let h = harness(&comfy_config(addr, dir.path(), ""), &[]).await;
+    let (r, rec) =
+        h.run("lip-sync", json!({"image": path_str(&image), "audio": path_str(&audio), "steps": 4, "seed": 7})).await;
+    let r = r.expect("HuMo on ComfyUI makes the clip");
+    assert_eq!(r.artifacts.len(), 1);
+    assert_eq!(r.artifacts[0].mime, "video/mp4");
+    let d = &r.data;
+    // 1 s at 25 fps: 25 frames, already of the 4n+1 form.
+    assert_eq!(d["frames_requested"], 25, "{d}");
+    assert_eq!(d["output"]["frames"], 25, "the file holds them: {d}");
+    assert_eq!(d["output"]["audio_codec"], "mp4a", "the clip carries the sound: {d}");
+    assert_eq!(d["workflow"], "humo");
+    let id = d["prompt_id"].as_str().unwrap();
+    let h_entry: Value = crate::comfyui::http_json(addr, &format!("/history/{id}")).await;
+    let g = &h_entry[id]["prompt"][2];
+    assert_eq!((g["65"]["inputs"]["length"].as_u64(), g["64"]["inputs"]["seed"].as_u64()), (Some(25), Some(7)));
+    assert_eq!(g["64"]["inputs"]["steps"], 4);
+    assert_eq!(g["49"]["inputs"]["image"], "c41/face.png", "the portrait was uploaded and bound");
+    assert_eq!(g["58"]["inputs"]["audio"], "c41/voice.wav", "the sound was uploaded and bound");
+    assert_eq!(
+        sim.file("input", "c41", "voice.wav").unwrap().to_vec(),
+        std::fs::read(&audio).unwrap(),
+        "the upload holds the sound"
+    );
+    let reps = stages(&rec);
+    assert!(reps.iter().any(|r| r.0 == "sampling"), "sampler progress: {reps:?}");
+    assert!(r.text.starts_with("Lip-synced face.png to voice.wav: 1.0 s at 25 fps (25 frames"), "{}", r.text);
+    let stored = std::fs::read(&r.artifacts[0].path).unwrap();
+    assert_eq!(r.artifacts[0].sha256, hex::encode(Sha256::digest(&stored)));
+}
+
+#[tokio::test]
+async fn on_comfyui_a_sound_longer_than_max_frames_is_refused_before_anything_is_sent() {
+    let (sim, addr) = start_comfy(c41_sim::comfyui::ComfyConfig::default()).await;
+    let (dir, image, _) = inputs();
+    let long = dir.path().join("speech.wav");
+    std::fs::write(&long, wav(8_000, 4.0, 1.0)).unwrap();
+    let h = harness(&comfy_config(addr, dir.path(), ""), &[]).await;
+    let (r, _) = h.run("lip-sync", json!({"image": path_str(&image), "audio": path_str(&long)})).await;
+    let (field, reason) = invalid(r);
+    assert_eq!(field, "audio");
+    assert!(reason.contains("5.00 s") && reason.contains("max-frames") && reason.contains("97"), "{reason}");
+    assert_eq!(sim.history_len(), 0, "nothing was submitted");
+}
+
+#[tokio::test]
+async fn on_comfyui_a_missing_humo_model_is_named_with_where_to_put_it() {
+    let (_sim, addr) = start_comfy(
+        c41_sim::comfyui::ComfyConfig::default().with_models("diffusion_models", &["z_image_turbo_bf16.safetensors"]),
+    )
+    .await;
+    let (dir, image, audio) = inputs();
+    let h = harness(&comfy_config(addr, dir.path(), ""), &[]).await;
+    let (r, _) = h.run("lip-sync", json!({"image": path_str(&image), "audio": path_str(&audio)})).await;
+    match r {
+        Err(RunError::Invoke(InvokeError::Backend { message, .. })) => {
+            assert!(message.contains("humo_17B_fp8_e4m3fn.safetensors"), "{message}")
+        }
+        other => panic!("expected a backend error, got {other:?}"),
+    }
 }

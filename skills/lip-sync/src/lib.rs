@@ -10,9 +10,16 @@
 //! errors back to the skill's inputs, and streams the MP4 into one artifact
 //! while reading its `moov` to say how long the clip is.
 //!
+//! The same skill runs HuMo inside the workstation's ComfyUI instead when
+//! a `comfyui` service is granted ([`on_comfyui`]). Which one: the setting
+//! `backend = "humo" | "comfyui"` when given; else the HuMo service when one
+//! is granted, else ComfyUI.
+//!
 //! Settings (`[skills.lip-sync.settings]`): `prompt` (default scene
-//! description), `fps`, `steps`.
+//! description), `fps`, `steps`, `backend`, and for ComfyUI `max-frames`
+//! (default 97), `workflow`, `workflows`, `poll-ms`, `failover-secs`.
 
+mod on_comfyui;
 mod plan;
 
 use std::future::{Future, poll_fn};
@@ -50,7 +57,7 @@ const SCHEMA: &str = r#"{
     },
     "audio": {
       "type": "string", "format": "c41-file",
-      "description": "The speech (or song) the face lip-syncs to: a WAV, FLAC or MP3 file path, or an artifact reference (artifact:<sha256>) such as a tts result. At most 30 seconds; the video is exactly as long as the sound."
+      "description": "The speech (or song) the face lip-syncs to: a WAV, FLAC or MP3 file path, or an artifact reference (artifact:<sha256>) such as a tts result. At most 30 seconds; the video is exactly as long as the sound. On ComfyUI the clip has 4n+1 frames covering the sound, at most settings.max-frames (default 97: 3.9 s at 25 fps, what HuMo was trained on); a longer sound is refused."
     },
     "prompt": {
       "type": "string", "minLength": 1, "maxLength": 4000,
@@ -58,11 +65,11 @@ const SCHEMA: &str = r#"{
     },
     "width": {
       "type": "integer", "minimum": 16, "maximum": 1280, "multipleOf": 16,
-      "description": "Video width in pixels, a multiple of 16. Default: from the portrait (scaled to fit 1280, rounded down to a multiple of 16); with only `height` given, it follows the portrait's aspect ratio."
+      "description": "Video width in pixels, a multiple of 16. Default: from the portrait (scaled to fit 1280, rounded down to a multiple of 16); with only `height` given, it follows the portrait's aspect ratio. On ComfyUI: the workflow's own (640)."
     },
     "height": {
       "type": "integer", "minimum": 16, "maximum": 1280, "multipleOf": 16,
-      "description": "Video height in pixels, a multiple of 16. Default: from the portrait, like `width`."
+      "description": "Video height in pixels, a multiple of 16. Default: from the portrait, like `width` (on ComfyUI the workflow's own, 640)."
     },
     "fps": {
       "type": "integer", "minimum": 1, "maximum": 60,
@@ -89,16 +96,33 @@ impl Skill for LipSync {
     const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
         name: "lip-sync",
         version: env!("CARGO_PKG_VERSION"),
-        summary: "Make a talking-portrait video: animate one portrait image so it lip-syncs to one sound file (speech or song), with HuMo on the workstation.",
+        summary: "Make a talking-portrait video: animate one portrait image so it lip-syncs to one sound file (speech or song), with HuMo on the workstation (its HTTP service, or inside ComfyUI).",
         input_schema: SCHEMA,
         output: "text: what was lip-synced to what, the clip's length, fps, frames and size; one artifact: the MP4 (H.264 video + AAC audio, \
                      lipsync.mp4 or <name>.mp4); data: {prompt, width, height (null when taken from the image), fps, seed, steps, bytes, service, \
                      image, audio, output: {width, height, frames, seconds, video_codec, audio_codec} or null}",
-        services: &[SERVICE_KIND],
+        services: &[SERVICE_KIND, c41_kit::comfyui::SERVICE_KIND],
     });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
-        let params = plan::params(&cx.input, &settings::all())?;
+        let all = settings::all();
+        let params = plan::params(&cx.input, &all)?;
+        let humo = settings::services_of_kind(SERVICE_KIND);
+        let comfy = settings::services_of_kind(c41_kit::comfyui::SERVICE_KIND);
+        let on_comfyui = match all.get("backend").and_then(|v| v.as_str()) {
+            Some("comfyui") => true,
+            Some("humo") => false,
+            Some(other) => {
+                return Err(SkillError::Denied {
+                    target: "settings".into(),
+                    reason: format!("[skills.lip-sync.settings] backend = {other:?}: expected \"humo\" or \"comfyui\""),
+                });
+            }
+            None => humo.is_empty() && !comfy.is_empty(),
+        };
+        if on_comfyui {
+            return on_comfyui::run(&cx, &params, &all).await;
+        }
         let service = settings::require_service(SERVICE_KIND)?;
         let client = ServiceClient::new(service.clone());
 
