@@ -163,7 +163,8 @@ impl App {
         events: Arc<dyn EventSink>,
         cancel: CancellationToken,
     ) -> Result<Invoked, RunError> {
-        self.invoke_run(&run.skill, run.input.clone(), events, cancel, Some((run.id.clone(), run.resumed + 1))).await
+        self.invoke_run(&run.skill, run.input.clone(), events, cancel, Some((run.id.clone(), run.resumed + 1)), true)
+            .await
     }
 
     /// Run `skill` on `input` (a JSON object from the user or agent).
@@ -174,7 +175,17 @@ impl App {
         events: Arc<dyn EventSink>,
         cancel: CancellationToken,
     ) -> Result<Invoked, RunError> {
-        self.invoke_run(skill, input, events, cancel, None).await
+        self.invoke_run(skill, input, events, cancel, None, true).await
+    }
+
+    /// Ask a ComfyUI skill which of its workflows each granted backend can
+    /// run: `{"check": true}`, which such skills answer before reading any
+    /// other input, so the schema's required fields (a prompt, an image) are
+    /// not asked for. Runs nothing on the servers; `c41 doctor` uses it.
+    pub async fn check_readiness(&self, skill: &str) -> Result<Invoked, RunError> {
+        let input = serde_json::json!({"check": true});
+        let events: Arc<dyn EventSink> = Arc::new(crate::events::Discard);
+        self.invoke_run(skill, input, events, CancellationToken::new(), None, false).await
     }
 
     /// [`invoke`](Self::invoke) under an invocation id chosen by the caller
@@ -188,7 +199,7 @@ impl App {
         events: Arc<dyn EventSink>,
         cancel: CancellationToken,
     ) -> Result<Invoked, RunError> {
-        self.invoke_run(skill, input, events, cancel, Some((id.to_string(), 0))).await
+        self.invoke_run(skill, input, events, cancel, Some((id.to_string(), 0)), true).await
     }
 
     /// [`invoke`](Self::invoke), recorded in the run journal; `resuming`
@@ -200,14 +211,17 @@ impl App {
         events: Arc<dyn EventSink>,
         cancel: CancellationToken,
         resuming: Option<(String, u32)>,
+        validate: bool,
     ) -> Result<Invoked, RunError> {
         let loaded = self.catalog.get(skill).ok_or_else(|| RunError::UnknownSkill {
             name: skill.to_string(),
             suggestion: self.catalog.suggest(skill).map(str::to_string),
         })?;
         let entitled = self.entitled(loaded)?;
-        loaded.schema.apply_defaults(&mut input);
-        loaded.schema.validate(&input)?;
+        if validate {
+            loaded.schema.apply_defaults(&mut input);
+            loaded.schema.validate(&input)?;
+        }
         let given = input.clone();
         let store = ArtifactStore::open(self.config.output_dir())?;
         let policy = FilePolicy {
@@ -246,13 +260,13 @@ impl App {
         // records the config, so `c41 resume` uses the same one.
         let config = self.config.path.as_ref().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
         let record = match &self.runs {
-            Some(log) => {
+            Some(log) if validate => {
                 let (log, id, skill, given) = (log.clone(), id.clone(), skill.to_string(), given.clone());
                 tokio::task::spawn_blocking(move || log.start(&id, &skill, &given, resumed, config.as_deref()))
                     .await
                     .ok()
             }
-            None => None,
+            _ => None,
         };
         tracing::info!(skill, run = %id, "invoking");
         let result = loaded.invoke(request).await;

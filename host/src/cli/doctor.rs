@@ -149,15 +149,12 @@ async fn workflows(app: &crate::app::App) -> usize {
     let mut problems = 0;
     for s in app.catalog.iter() {
         let d = &s.description;
-        if !d.services.iter().any(|k| k == "comfyui") || app.config.effective_grants(&d.name, &d.services).0.is_empty()
-        {
+        if !app.config.effective_grants(&d.name, &d.services).0.iter().any(|g| g.kind == "comfyui") {
             continue;
         }
         println!();
         println!("{} workflows:", d.name);
-        let input = serde_json::json!({"prompt": "c41 doctor", "check": true});
-        let events = std::sync::Arc::new(crate::events::Discard);
-        match app.invoke(&d.name, input, events, tokio_util::sync::CancellationToken::new()).await {
+        match app.check_readiness(&d.name).await {
             Ok(r) => {
                 for line in r.text.lines() {
                     println!("  {line}");

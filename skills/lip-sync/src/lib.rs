@@ -83,6 +83,10 @@ const SCHEMA: &str = r#"{
       "type": "integer", "minimum": 1, "maximum": 200,
       "description": "Sampling steps: more is slower and cleaner. Default: settings.steps, else 50."
     },
+    "check": {
+      "type": "boolean",
+      "description": "Only check which HuMo workflows each granted ComfyUI backend can run (node types and model files) and say what is missing; runs nothing, needs no other input. `c41 doctor` uses it."
+    },
     "name": {
       "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9 _.-]*$", "maxLength": 100,
       "description": "File name stem of the video (\"anna-intro\" saves anna-intro.mp4). Default: lipsync."
@@ -106,6 +110,9 @@ impl Skill for LipSync {
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let all = settings::all();
+        if cx.input.get("check").and_then(|v| v.as_bool()) == Some(true) {
+            return on_comfyui::check(&all).await;
+        }
         let params = plan::params(&cx.input, &all)?;
         let humo = settings::services_of_kind(SERVICE_KIND);
         let comfy = settings::services_of_kind(c41_kit::comfyui::SERVICE_KIND);

@@ -46,6 +46,13 @@ fn sound_seconds() -> Result<f64, SkillError> {
     })
 }
 
+/// Which workflows each granted ComfyUI backend can run (`check: true`).
+pub async fn check(settings: &Value) -> Result<Outcome, SkillError> {
+    let library = Library::new(BUILTINS, settings);
+    let default = settings.get("workflow").and_then(Value::as_str).unwrap_or("humo").to_string();
+    comfyui::check(&library, &["image", "audio"], &[default]).await
+}
+
 /// Run `params` on the granted ComfyUI backends.
 pub async fn run(cx: &Invocation, params: &Params, settings: &Value) -> Result<Outcome, SkillError> {
     let library = Library::new(BUILTINS, settings);
