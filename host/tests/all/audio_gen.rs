@@ -340,3 +340,60 @@ async fn a_service_that_is_down_or_missing_is_a_clear_error() {
         other => panic!("expected denied, got {other:?}"),
     }
 }
+
+// ---- MMAudio inside ComfyUI ---------------------------------------------------
+
+/// audio-gen granted only a ComfyUI (the ComfyUI-MMAudio nodes): a prompt
+/// becomes a FLAC of the asked length through the built-in workflow.
+#[tokio::test]
+async fn on_comfyui_a_prompt_becomes_a_flac_through_the_mmaudio_nodes() {
+    let sim = c41_sim::comfyui::ComfySim::new(
+        c41_sim::comfyui::ComfyConfig::default()
+            .with_delays(std::time::Duration::from_millis(5), std::time::Duration::ZERO),
+    );
+    let addr = sim.start("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "output-dir = \"{{out}}\"\n[inputs]\nallow-dirs = [{:?}]\n[services.forge]\nurl = \"http://{addr}\"\nkind = \"comfyui\"\n\
+         [skills.audio-gen]\ngrants = [\"forge\"]\n[skills.audio-gen.settings]\npoll-ms = 150\n",
+        dir.path().display().to_string()
+    );
+    let h = harness(&text, &[]).await;
+    let (r, events) = h
+        .run(
+            "audio-gen",
+            json!({"prompt": "rain on a tin roof", "seconds": 2.5, "steps": 3, "seed": 1, "name": "rain"}),
+        )
+        .await;
+    let r = r.expect("MMAudio on ComfyUI makes the sound");
+    assert_eq!(r.artifacts.len(), 1);
+    assert_eq!(r.artifacts[0].mime, "audio/flac");
+    let d = &r.data;
+    assert_eq!((d["measured_seconds"].as_f64(), d["sample_rate"].as_u64()), (Some(2.5), Some(44100)), "{d}");
+    assert_eq!((d["workflow"].as_str(), d["service"].as_str()), (Some("mmaudio-t2a"), Some("forge")));
+    let id = d["prompt_id"].as_str().unwrap();
+    let entry = crate::comfyui::http_json(addr, &format!("/history/{id}")).await;
+    let g = &entry[id]["prompt"][2];
+    assert_eq!((g["3"]["inputs"]["duration"].as_f64(), g["3"]["inputs"]["seed"].as_u64()), (Some(2.5), Some(1)));
+    assert_eq!(g["3"]["inputs"]["prompt"], "rain on a tin roof");
+    assert!(
+        r.artifacts[0].path.file_name().unwrap().to_string_lossy().starts_with("rain"),
+        "{:?}",
+        r.artifacts[0].path
+    );
+    assert!(stages(&events.events()).iter().any(|s| s == "sampling"), "sampler progress");
+    assert!(r.text.starts_with("Made 2.5 s of sound for"), "{}", r.text);
+
+    // A video's soundtrack is the HTTP service's job: said before anything is sent.
+    let video = write_video(dir.path(), "clip.mp4", 32, 32, 8, 8.0);
+    let before = sim.history_len();
+    let (r, _) = h.run("audio-gen", json!({"prompt": "steps", "video": video.display().to_string()})).await;
+    match r {
+        Err(RunError::Invoke(InvokeError::InvalidInput { field, reason })) => {
+            assert_eq!(field, "video");
+            assert!(reason.contains("mmaudio"), "{reason}");
+        }
+        other => panic!("expected an invalid-input error, got {other:?}"),
+    }
+    assert_eq!(sim.history_len(), before);
+}

@@ -7,7 +7,13 @@
 //! streams by (`c41_kit::media`); this file does the I/O: the multipart form
 //! (the video streamed from the host, never whole in guest memory),
 //! progress, and the reply streamed into one artifact.
+//!
+//! With a `comfyui` service granted it runs MMAudio inside ComfyUI instead
+//! ([`on_comfyui`], text-to-audio). Which one: `backend = "mmaudio" |
+//! "comfyui"` in the settings when given; else the MMAudio service when one
+//! is granted, else ComfyUI.
 
+mod on_comfyui;
 pub mod params;
 
 use c41_kit::http::ServiceClient;
@@ -57,6 +63,10 @@ const SCHEMA: &str = r#"{
       "type": "integer", "minimum": 0, "maximum": 9007199254740991,
       "description": "Sampling seed; the same seed, prompt and settings give the same sound. Random when absent; the seed used is returned in data.seed."
     },
+    "check": {
+      "type": "boolean",
+      "description": "Only check which MMAudio workflows each granted ComfyUI backend can run (node types and model files) and say what is missing; runs nothing, needs no other input. `c41 doctor` uses it."
+    },
     "name": {
       "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
       "description": "Stem of the output file name (the extension is added). Default: `sound`, or `<video name>-sound` with a video."
@@ -72,19 +82,43 @@ impl Skill for AudioGen {
     const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
         name: "audio-gen",
         version: env!("CARGO_PKG_VERSION"),
-        summary: "Generate sound effects and ambience from a text prompt, or add a generated soundtrack to a video (MMAudio).",
+        summary: "Generate sound effects and ambience from a text prompt, or add a generated soundtrack to a video (MMAudio: its HTTP service, or inside ComfyUI for text-to-audio).",
         input_schema: SCHEMA,
         output: "text: how many seconds of sound were made, for which prompt, with which seed, and the file; \
                      artifacts: one file, a FLAC (text-to-audio) or the video as MP4 with the new sound track (video-to-audio); \
                      data: {prompt, negative_prompt, seconds (requested), measured_seconds (read from the file), sample_rate, \
                      has_audio_track (video only), steps, cfg, seed, mode (text-to-audio|video-to-audio), video (input name), \
                      file, mime, bytes, service}",
-        services: &[SERVICE_KIND],
+        services: &[SERVICE_KIND, c41_kit::comfyui::SERVICE_KIND],
     });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
+        let all = settings::all();
+        if cx.input.get("check").and_then(|v| v.as_bool()) == Some(true) {
+            return on_comfyui::check(&all).await;
+        }
+        let on_comfyui = match all.get("backend").and_then(|v| v.as_str()) {
+            Some("comfyui") => true,
+            Some("mmaudio") => false,
+            Some(other) => {
+                return Err(SkillError::Denied {
+                    target: "settings".into(),
+                    reason: format!(
+                        "[skills.audio-gen.settings] backend = {other:?}: expected \"mmaudio\" or \"comfyui\""
+                    ),
+                });
+            }
+            None => {
+                settings::services_of_kind(SERVICE_KIND).is_empty()
+                    && !settings::services_of_kind(c41_kit::comfyui::SERVICE_KIND).is_empty()
+            }
+        };
+        if on_comfyui {
+            let p = Params::resolve(&cx.input, &all, || cx.random_seed())?;
+            return on_comfyui::run(&cx, &p, &all).await;
+        }
         let service = settings::require_service(SERVICE_KIND)?;
-        let p = Params::resolve(&cx.input, &settings::all(), || cx.random_seed())?;
+        let p = Params::resolve(&cx.input, &all, || cx.random_seed())?;
         let client = ServiceClient::new(service.clone());
         let svc = service.name.as_str();
 
