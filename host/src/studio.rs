@@ -135,8 +135,10 @@ impl SimStudio {
         for skill in ["comfyui-image", "comfyui-video"] {
             t.push_str(&format!("[skills.{skill}]\ngrants = [\"comfyui\"]\n\n"));
         }
-        for (skill, service) in [("tts", "tts"), ("audio-gen", "mmaudio"), ("lip-sync", "humo")] {
-            t.push_str(&format!("[skills.{skill}]\ngrants = [\"{service}\"]\n\n"));
+        t.push_str("[skills.tts]\ngrants = [\"tts\"]\n\n");
+        // Their HTTP services win; `backend = "comfyui"` runs them on ComfyUI.
+        for (skill, service) in [("audio-gen", "mmaudio"), ("lip-sync", "humo")] {
+            t.push_str(&format!("[skills.{skill}]\ngrants = [\"{service}\", \"comfyui\"]\n\n"));
         }
         t.push_str("[skills.llm-route]\ngrants = [\"ollama\"]\n");
         t

@@ -107,6 +107,36 @@ impl Args {
                 }
             }
         }
+        // HuMo and MMAudio as the workstation usually runs them: inside ComfyUI.
+        let on_comfyui = format!(
+            "{text}\n[skills.lip-sync.settings]\nbackend = \"comfyui\"\nmax-frames = 401\n[skills.audio-gen.settings]\nbackend = \"comfyui\"\n"
+        );
+        let loaded = LoadedConfig::from_config(toml::from_str(&on_comfyui)?, None)?;
+        let app = App::new(loaded, RuntimeOptions::with_default_cache(), &[]).await?;
+        for name in ["lip-sync", "audio-gen"] {
+            let Some(mut input) = demo_input(name, &made) else { continue };
+            if name == "audio-gen" {
+                input = json!({"prompt": "rain on a tin roof", "seconds": 2, "seed": 41});
+            }
+            ran += 1;
+            println!("== {name} on ComfyUI (backend = \"comfyui\")");
+            let progress = Arc::new(CliProgress::new(true));
+            let result = app.invoke(name, input, progress.clone(), CancellationToken::new()).await;
+            progress.finish();
+            match result {
+                Ok(r) => {
+                    println!("{}", r.text);
+                    for a in &r.artifacts {
+                        println!("MEDIA:{}", a.path.display());
+                    }
+                    println!("({} ms)\n", r.elapsed.as_millis());
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("FAILED: {e}\n");
+                }
+            }
+        }
         println!("{ran} skill(s) ran against the simulated studio, {failed} failed; files are in {}", out.display());
         Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
     }

@@ -182,6 +182,15 @@ fn demo_runs_every_builtin_skill_against_the_simulator() {
     for (name, _) in c41::guests::BUILTIN {
         assert!(stdout.contains(&format!("== {name}:")), "demo ran {name}:\n{stdout}");
     }
+    // HuMo and MMAudio also inside ComfyUI, as the workstation runs them.
+    for line in [
+        "== lip-sync on ComfyUI",
+        "with HuMo on ComfyUI comfyui",
+        "== audio-gen on ComfyUI",
+        "with MMAudio on ComfyUI comfyui",
+    ] {
+        assert!(stdout.contains(line), "{line}:\n{stdout}");
+    }
     let media: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("MEDIA:")).collect();
     assert!(!media.is_empty(), "{stdout}");
     for m in media {
