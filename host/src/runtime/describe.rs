@@ -12,6 +12,7 @@
 use super::{LoadError, Origin, SkillDescription};
 use crate::config::Limits;
 use crate::input::InputSchema;
+use crate::skill_text;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -109,19 +110,49 @@ pub fn check(raw: RawDescription, origin: &Origin) -> Result<(SkillDescription, 
     if !valid_name {
         return Err(bad(format!("name {:?} must be lowercase letters, digits and hyphens", raw.name)));
     }
-    let input_schema: serde_json::Value =
+    let mut input_schema: serde_json::Value =
         serde_json::from_str(&raw.input_schema).map_err(|e| bad(format!("input-schema is not JSON: {e}")))?;
     let schema = InputSchema::compile(&input_schema)
         .map_err(|e| bad(format!("input-schema is not a valid JSON Schema: {e}")))?;
+    clean_annotations(&mut input_schema);
     let description = SkillDescription {
         name: raw.name,
-        version: raw.version,
-        summary: raw.summary,
+        version: skill_text::clean_line(&raw.version, VERSION_MAX),
+        summary: skill_text::clean_max(&raw.summary, TEXT_MAX),
         input_schema,
-        output: raw.output,
+        output: skill_text::clean_max(&raw.output, TEXT_MAX),
         services: raw.services,
     };
     Ok((description, schema))
+}
+
+/// Most bytes kept of a description's `summary`, `output` and each schema
+/// `title`/`description`: they reach MCP tool lists, agents' prompts and
+/// exported SKILL.md files.
+pub const TEXT_MAX: usize = 4096;
+
+/// Most bytes kept of a description's `version` (one line).
+pub const VERSION_MAX: usize = 64;
+
+/// Clean the human-readable annotations (`title`, `description`) of an
+/// input schema like any text a skill prints: they are shown to MCP
+/// clients and written into SKILL.md, where a forged `MEDIA:` line or an
+/// escape sequence must not pass. Validation keywords are left alone.
+fn clean_annotations(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    serde_json::Value::String(text) if key == "title" || key == "description" => {
+                        *text = skill_text::clean_max(text, TEXT_MAX);
+                    }
+                    other => clean_annotations(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(clean_annotations),
+        _ => {}
+    }
 }
 
 /// What the cache keeps of one `describe()` call.

@@ -32,7 +32,7 @@ use describe::{DescribeRecord, RawDescription};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -194,6 +194,9 @@ struct Shared {
     /// every live store, so calls beyond the pool wait their turn instead
     /// of failing ("maximum concurrent limit reached").
     slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// How many times a component's `describe()` was called to load it
+    /// (not answered from the cache): a cached description costs nothing.
+    describe_calls: AtomicU64,
 }
 
 impl Drop for Runtime {
@@ -247,12 +250,22 @@ impl Runtime {
             })?;
         }
         let cache = ComponentCache::new(options.cache_dir);
-        Ok(Runtime { shared: Arc::new(Shared { engine, linker, cache, slots }), ticker_stop })
+        Ok(Runtime {
+            shared: Arc::new(Shared { engine, linker, cache, slots, describe_calls: AtomicU64::new(0) }),
+            ticker_stop,
+        })
     }
 
     /// The engine (benchmarks, tests).
     pub fn engine(&self) -> &Engine {
         &self.shared.engine
+    }
+
+    /// How many times this runtime called a component's `describe()` to
+    /// load it, rather than reading the cached answer (tests prove a
+    /// looping `describe()` costs its deadline once).
+    pub fn describe_calls(&self) -> u64 {
+        self.shared.describe_calls.load(Ordering::Relaxed)
     }
 
     /// Describe a component: a built-in from the description embedded in it
@@ -294,6 +307,7 @@ impl Runtime {
             Some(record) => record,
             None => {
                 let (pre, _) = component.prepare().await?;
+                self.shared.describe_calls.fetch_add(1, Ordering::Relaxed);
                 let record = match invoke::describe(engine, pre, self.shared.slots.as_deref(), &limits).await {
                     Ok(d) => DescribeRecord::Described(d.into()),
                     Err(e) => DescribeRecord::failed(format!("{e:#}"), &limits),
