@@ -69,6 +69,17 @@ async fn prepare(runtime: &Runtime, bytes: &[u8]) {
     skill.prepare().await.unwrap();
 }
 
+/// The baseline client: one GET over a fresh connection with plain hyper,
+/// the whole body in memory.
+async fn native_get(addr: std::net::SocketAddr, path: &str) -> bytes::Bytes {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(path).header("host", addr.to_string()).body(Empty::<bytes::Bytes>::new()).unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    resp.into_body().collect().await.unwrap().to_bytes()
+}
+
 #[tokio::main]
 async fn main() {
     let tmp = tempfile::tempdir().unwrap();
@@ -155,14 +166,7 @@ async fn main() {
     .await;
     let out = tmp.path().join("native.bin");
     let native = time(5, || async {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
-        tokio::spawn(conn);
-        let req =
-            http::Request::get("/blob").header("host", addr.to_string()).body(Empty::<bytes::Bytes>::new()).unwrap();
-        let resp = sender.send_request(req).await.unwrap();
-        let data = resp.into_body().collect().await.unwrap().to_bytes();
+        let data = native_get(addr, "/blob").await;
         std::fs::write(&out, &data).unwrap();
     })
     .await;
@@ -171,14 +175,7 @@ async fn main() {
     // sha256 of the body and an fsync of the file before it counts as stored.
     // The gap between the two rows is durability, not the sandbox.
     let native_durable = time(5, || async {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
-        tokio::spawn(conn);
-        let req =
-            http::Request::get("/blob").header("host", addr.to_string()).body(Empty::<bytes::Bytes>::new()).unwrap();
-        let resp = sender.send_request(req).await.unwrap();
-        let data = resp.into_body().collect().await.unwrap().to_bytes();
+        let data = native_get(addr, "/blob").await;
         std::hint::black_box(<sha2::Sha256 as sha2::Digest>::digest(&data));
         let mut file = std::fs::File::create(&out).unwrap();
         std::io::Write::write_all(&mut file, &data).unwrap();

@@ -139,37 +139,39 @@ pub fn journal_result(rec: &RunRecord) -> CallToolResult {
     match rec.status() {
         Status::Ok => {
             let text = rec.text.clone().unwrap_or_default();
-            let mut out = CallToolResult::success(vec![ContentBlock::text(result_text(&text, &rec.files))]);
-            out.structured_content = Some(json!({
-                "status": "ok", "run": run, "skill": skill, "text": text,
-                "files": rec.files.iter().map(|p| json!({"path": p})).collect::<Vec<_>>(),
-            }));
-            out
+            let out = CallToolResult::success(vec![ContentBlock::text(result_text(&text, &rec.files))]);
+            structured(
+                out,
+                json!({
+                    "status": "ok", "run": run, "skill": skill, "text": text,
+                    "files": rec.files.iter().map(|p| json!({"path": p})).collect::<Vec<_>>(),
+                }),
+            )
         }
         Status::Failed => {
             let message = rec.error.clone().unwrap_or_default();
-            let mut out = CallToolResult::error(vec![ContentBlock::text(format!("{skill}: {message}"))]);
-            out.structured_content =
-                Some(json!({"status": "failed", "run": run, "skill": skill, "error": {"message": message}}));
-            out
+            let out = CallToolResult::error(vec![ContentBlock::text(format!("{skill}: {message}"))]);
+            structured(out, json!({"status": "failed", "run": run, "skill": skill, "error": {"message": message}}))
         }
         Status::Interrupted => {
             let text = format!(
                 "{skill} run {run} was interrupted: the c41 process running it (pid {}) ended before it did. `c41 resume {run}` continues it.",
                 rec.pid
             );
-            let mut out = CallToolResult::error(vec![ContentBlock::text(text)]);
-            out.structured_content = Some(json!({"status": "interrupted", "run": run, "skill": skill}));
-            out
+            structured(
+                CallToolResult::error(vec![ContentBlock::text(text)]),
+                json!({"status": "interrupted", "run": run, "skill": skill}),
+            )
         }
         Status::Running => {
             let text = format!(
                 "{skill} is still running in another c41 process (run {run}, pid {}). Call c41__wait with {{\"run\": \"{run}\"}} again to get its result.",
                 rec.pid
             );
-            let mut out = CallToolResult::success(vec![ContentBlock::text(text)]);
-            out.structured_content = Some(json!({"status": "running", "run": run, "skill": skill, "progress": {}}));
-            out
+            structured(
+                CallToolResult::success(vec![ContentBlock::text(text)]),
+                json!({"status": "running", "run": run, "skill": skill, "progress": {}}),
+            )
         }
     }
 }
@@ -179,6 +181,12 @@ pub fn tool_error(message: impl Into<String>) -> CallToolResult {
     let message = message.into();
     let mut out = CallToolResult::error(vec![ContentBlock::text(message.clone())]);
     out.structured_content = Some(json!({"status": "error", "error": {"message": message}}));
+    out
+}
+
+/// `out` with `value` as its `structuredContent`.
+fn structured(mut out: CallToolResult, value: Value) -> CallToolResult {
+    out.structured_content = Some(value);
     out
 }
 

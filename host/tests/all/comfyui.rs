@@ -938,6 +938,15 @@ async fn a_backend_without_the_needed_model_is_skipped_even_when_idle() {
     assert_eq!(bare.history_len() + bare.queue_remaining(), 0);
 }
 
+/// Loads the config file `text` as if it lived in `dir` (so `-file` paths
+/// resolve there), with its own state dir, and runs comfyui-image on `input`.
+async fn run_from_config(text: &str, dir: &std::path::Path, state: &str, input: Value) -> Result<Invoked, RunError> {
+    let loaded = c41::config::parse(text, &dir.join("c41.toml")).expect("the config with workflow files loads");
+    let options = c41::runtime::RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
+    let app = c41::app::App::with_state_root(loaded, options, &[], Some(dir.join(state))).await.unwrap();
+    app.invoke("comfyui-image", input, Arc::new(Recorder::default()), CancellationToken::new()).await
+}
+
 #[tokio::test]
 async fn exported_workflow_files_named_in_the_config_are_read_by_the_host() {
     // A user adds an exported API workflow without pasting it into the
@@ -961,18 +970,14 @@ async fn exported_workflow_files_named_in_the_config_are_read_by_the_host() {
     let settings = "[skills.comfyui-image.settings.workflows.tiny]\ngraph-file = \"workflows/tiny_api.json\"\nbindings-file = \"workflows/tiny.bindings.json\"\n";
     let text = config(&[("comfyui", format!("http://{addr}"))], settings, "")
         .replace("{out}", &dir.path().join("out").display().to_string());
-    let loaded = c41::config::parse(&text, &dir.path().join("c41.toml")).expect("config with workflow files loads");
-    let options = c41::runtime::RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
-    let app = c41::app::App::with_state_root(loaded, options, &[], Some(dir.path().join("state"))).await.unwrap();
-    let r = app
-        .invoke(
-            "comfyui-image",
-            json!({"prompt": "unused", "workflow": "tiny", "width": 320, "height": 256}),
-            std::sync::Arc::new(Recorder::default()),
-            tokio_util::sync::CancellationToken::new(),
-        )
-        .await
-        .expect("the workflow from files runs");
+    let r = run_from_config(
+        &text,
+        dir.path(),
+        "state",
+        json!({"prompt": "unused", "workflow": "tiny", "width": 320, "height": 256}),
+    )
+    .await
+    .expect("the workflow from files runs");
     assert_eq!(r.data["workflow"], "tiny");
     assert_identical(&sim, &r);
     let png = std::fs::read(&r.artifacts[0].path).unwrap();
@@ -992,32 +997,19 @@ async fn exported_workflow_files_named_in_the_config_are_read_by_the_host() {
             "bindings": {"width": [{"node": "1", "input": "width"}], "height": [{"node": "1", "input": "height"}]}}"#,
     )
     .unwrap();
-    let loaded = c41::config::parse(&text, &dir.path().join("c41.toml")).expect("a sidecar file loads");
-    let options = c41::runtime::RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
-    let app = c41::app::App::with_state_root(loaded, options, &[], Some(dir.path().join("state2"))).await.unwrap();
-    let r = app
-        .invoke(
-            "comfyui-image",
-            json!({"prompt": "unused", "workflow": "tiny", "width": 272, "height": 256}),
-            std::sync::Arc::new(Recorder::default()),
-            tokio_util::sync::CancellationToken::new(),
-        )
-        .await
-        .expect("the workflow with a whole sidecar as bindings-file runs");
+    let r = run_from_config(
+        &text,
+        dir.path(),
+        "state2",
+        json!({"prompt": "unused", "workflow": "tiny", "width": 272, "height": 256}),
+    )
+    .await
+    .expect("the workflow with a whole sidecar as bindings-file runs");
     assert_eq!((r.data["params"]["width"].as_u64(), r.data["params"]["height"].as_u64()), (Some(272), Some(256)));
 
     // Anything else is refused with the expected formats named.
     std::fs::write(dir.path().join("workflows/tiny.bindings.json"), r#"{"width": "node 1"}"#).unwrap();
-    let loaded = c41::config::parse(&text, &dir.path().join("c41.toml")).unwrap();
-    let options = c41::runtime::RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
-    let app = c41::app::App::with_state_root(loaded, options, &[], Some(dir.path().join("state3"))).await.unwrap();
-    let e = app
-        .invoke(
-            "comfyui-image",
-            json!({"prompt": "unused", "workflow": "tiny"}),
-            std::sync::Arc::new(Recorder::default()),
-            tokio_util::sync::CancellationToken::new(),
-        )
+    let e = run_from_config(&text, dir.path(), "state3", json!({"prompt": "unused", "workflow": "tiny"}))
         .await
         .unwrap_err()
         .to_string();

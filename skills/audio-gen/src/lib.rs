@@ -97,22 +97,7 @@ impl Skill for AudioGen {
         if cx.input.get("check").and_then(|v| v.as_bool()) == Some(true) {
             return on_comfyui::check(&all).await;
         }
-        let on_comfyui = match all.get("backend").and_then(|v| v.as_str()) {
-            Some("comfyui") => true,
-            Some("mmaudio") => false,
-            Some(other) => {
-                return Err(SkillError::Denied {
-                    target: "settings".into(),
-                    reason: format!(
-                        "[skills.audio-gen.settings] backend = {other:?}: expected \"mmaudio\" or \"comfyui\""
-                    ),
-                });
-            }
-            None => {
-                settings::services_of_kind(SERVICE_KIND).is_empty()
-                    && !settings::services_of_kind(c41_kit::comfyui::SERVICE_KIND).is_empty()
-            }
-        };
+        let on_comfyui = c41_kit::comfyui::chosen_over(SERVICE_KIND, "audio-gen", &all)?;
         if on_comfyui {
             let p = Params::resolve(&cx.input, &all, || cx.random_seed())?;
             return on_comfyui::run(&cx, &p, &all).await;

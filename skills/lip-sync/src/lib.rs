@@ -114,19 +114,7 @@ impl Skill for LipSync {
             return on_comfyui::check(&all).await;
         }
         let params = plan::params(&cx.input, &all)?;
-        let humo = settings::services_of_kind(SERVICE_KIND);
-        let comfy = settings::services_of_kind(c41_kit::comfyui::SERVICE_KIND);
-        let on_comfyui = match all.get("backend").and_then(|v| v.as_str()) {
-            Some("comfyui") => true,
-            Some("humo") => false,
-            Some(other) => {
-                return Err(SkillError::Denied {
-                    target: "settings".into(),
-                    reason: format!("[skills.lip-sync.settings] backend = {other:?}: expected \"humo\" or \"comfyui\""),
-                });
-            }
-            None => humo.is_empty() && !comfy.is_empty(),
-        };
+        let on_comfyui = c41_kit::comfyui::chosen_over(SERVICE_KIND, "lip-sync", &all)?;
         if on_comfyui {
             return on_comfyui::run(&cx, &params, &all).await;
         }

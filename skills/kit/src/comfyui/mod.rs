@@ -39,6 +39,22 @@ use std::time::{Duration, Instant};
 /// The service kind the skills declare and the config grants.
 pub const SERVICE_KIND: &str = "comfyui";
 
+/// Whether a skill that also has a dedicated HTTP service of kind `own`
+/// (HuMo, MMAudio) runs on ComfyUI instead: `settings.backend` (`"comfyui"`
+/// or `own`) when set; else ComfyUI only when no `own` service is granted
+/// and a `comfyui` one is.
+pub fn chosen_over(own: &str, skill: &str, settings: &Value) -> Result<bool, SkillError> {
+    match settings.get("backend").and_then(Value::as_str) {
+        Some(SERVICE_KIND) => Ok(true),
+        Some(b) if b == own => Ok(false),
+        Some(other) => Err(SkillError::Denied {
+            target: "settings".into(),
+            reason: format!("[skills.{skill}.settings] backend = {other:?}: expected \"{own}\" or \"comfyui\""),
+        }),
+        None => Ok(settings::services_of_kind(own).is_empty() && !settings::services_of_kind(SERVICE_KIND).is_empty()),
+    }
+}
+
 /// Folder uploads go to on the server (`input/c41/...`), to keep the
 /// user's own inputs apart.
 pub const UPLOAD_SUBFOLDER: &str = "c41";
