@@ -3,7 +3,7 @@
 //! resolve files, compute grants and limits) and back.
 
 use crate::catalog::{Catalog, CatalogError};
-use crate::config::LoadedConfig;
+use crate::config::{GrantedService, LoadedConfig};
 use crate::events::EventSink;
 use crate::input::{FilePolicy, InputError, resolve_files};
 use crate::runs::{RunLog, RunRecord};
@@ -122,7 +122,7 @@ impl App {
         let runtime = Runtime::new(options.clone()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let catalog =
             Catalog::load(&runtime, &config, components).await.map_err(|e: CatalogError| anyhow::anyhow!(e))?;
-        sweep_partials(&config);
+        sweep_partials(&config, crate::runs::process_alive);
         let state = crate::imports::state::StateStore::new(root.as_ref().map(|r| r.join("state")));
         let runs = root.map(|r| RunLog::new(r.join("runs")));
         Ok(App { config, runtime, catalog, state, runs, inputs_from_cwd: false })
@@ -152,6 +152,15 @@ impl App {
                 why,
             }),
         }
+    }
+
+    /// The services `skill` may reach now, and those granted in the config
+    /// but not declared by it: what `entitled` allows, so `c41 list`,
+    /// `describe` and `doctor` never show grants a different binary under
+    /// the same name would not get.
+    pub fn grants_in_force(&self, skill: &LoadedSkill) -> Result<(Vec<GrantedService>, Vec<String>), RunError> {
+        let d = &skill.description;
+        Ok(if self.entitled(skill)? { self.config.effective_grants(&d.name, &d.services) } else { Default::default() })
     }
 
     /// Run an interrupted (or failed) run again: the same skill and input,
@@ -294,14 +303,15 @@ impl App {
 
 /// Deletes the `.c41-partial-*` files that c41 processes which are gone
 /// (SIGKILL, a crash, a power cut) left in the output directory; partials of
-/// a live process (another c41 storing a file right now) stay.
-fn sweep_partials(config: &LoadedConfig) {
+/// a live process (another c41 storing a file right now) stay. `alive`
+/// says which processes are: on a graceful stop, this one no longer is.
+pub(crate) fn sweep_partials(config: &LoadedConfig, alive: impl Fn(u32) -> bool) {
     let dir = config.output_dir();
     if !dir.is_dir() {
         return;
     }
     let Ok(store) = ArtifactStore::open(dir) else { return };
-    for path in store.sweep_partials(crate::runs::process_alive) {
+    for path in store.sweep_partials(alive) {
         tracing::info!(path = %path.display(), "removed an unfinished artifact a stopped c41 left behind");
     }
 }

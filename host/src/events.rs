@@ -36,10 +36,13 @@ pub trait EventSink: Send + Sync {
     /// Handle one event of `skill`.
     fn emit(&self, skill: &str, event: Event);
 
-    /// The sink's budget for buffered text, if it buffers any: the skill's
-    /// `text-delta` waits for room in it before the delta is emitted.
-    fn text_budget(&self) -> Option<Arc<TextBudget>> {
-        None
+    /// The budgets of everything that buffers this sink's text (each MCP
+    /// listener has its own): the skill's `text-delta` waits for room in
+    /// every one of them before the delta is emitted, and the most they can
+    /// hold together ([`TextBudget::held_at_most`]) counts against the
+    /// invocation's `limits.memory-mb`.
+    fn text_budgets(&self) -> Vec<Arc<TextBudget>> {
+        Vec::new()
     }
 }
 
@@ -161,7 +164,16 @@ impl TextBudget {
     /// Gives back the room of text that went out (`cost` as computed by
     /// [`cost`](Self::cost)).
     pub fn release(&self, cost: usize) {
-        self.room.add_permits(cost);
+        // Text that reached a listener added after the skill reserved room
+        // was never taken from it: never give back more than the budget.
+        let taken = self.max.saturating_sub(self.room.available_permits());
+        self.room.add_permits(cost.min(taken));
+    }
+
+    /// The most bytes a sink with this budget keeps for a skill: its text,
+    /// plus the progress notes it may queue ([`PROGRESS_HELD`]).
+    pub fn held_at_most(&self) -> u64 {
+        (self.max + PROGRESS_HELD) as u64
     }
 
     /// No more waiting: the reader is gone.
@@ -204,6 +216,11 @@ struct OutboxState {
 
 /// Most progress notes waiting at once (older ones are dropped).
 const MAX_WAITING: usize = 32;
+
+/// The most bytes of progress notes an [`Outbox`] queues: [`MAX_WAITING`]
+/// lines of a stage, a step count and a message, each cut to its length.
+pub const PROGRESS_HELD: usize =
+    MAX_WAITING * (crate::imports::progress::MAX_STAGE + crate::imports::progress::MAX_MESSAGE + 32);
 
 impl Outbox {
     /// An outbox letting one progress report through per `interval` (plus
@@ -326,8 +343,8 @@ impl EventSink for Outbox {
         self.wake.notify_one();
     }
 
-    fn text_budget(&self) -> Option<Arc<TextBudget>> {
-        Some(self.budget.clone())
+    fn text_budgets(&self) -> Vec<Arc<TextBudget>> {
+        vec![self.budget.clone()]
     }
 }
 
@@ -371,7 +388,7 @@ mod tests {
             outbox.emit("s", progress("sampling", i));
         }
         outbox.emit("s", Event::Preview { mime: "image/png".into(), bytes: Arc::new(vec![0; 1 << 20]) });
-        let budget = outbox.text_budget().unwrap();
+        let budget = outbox.text_budgets().remove(0);
         for piece in ["ab", "cd", "ef"] {
             budget.reserve(piece.len()).await;
             outbox.emit("s", Event::TextDelta(piece.into()));

@@ -123,8 +123,8 @@ impl EventSink for Keeper {
         self.inner.emit(skill, event);
     }
 
-    fn text_budget(&self) -> Option<Arc<TextBudget>> {
-        self.inner.text_budget()
+    fn text_budgets(&self) -> Vec<Arc<TextBudget>> {
+        self.inner.text_budgets()
     }
 }
 

@@ -28,6 +28,9 @@ pub enum Recorded {
     Ok,
     /// Ended with an error.
     Failed,
+    /// Its process was told to stop (SIGTERM, SIGHUP) before it ended: the
+    /// job it submitted may still be running, `c41 resume` picks it up.
+    Interrupted,
 }
 
 /// Where a run stands, as shown to people.
@@ -104,6 +107,7 @@ impl RunRecord {
         match self.recorded {
             Recorded::Ok => Status::Ok,
             Recorded::Failed => Status::Failed,
+            Recorded::Interrupted => Status::Interrupted,
             Recorded::Running if process_alive(self.pid) => Status::Running,
             Recorded::Running => Status::Interrupted,
         }
@@ -193,6 +197,23 @@ impl RunLog {
             }
         }
         self.write(&rec);
+    }
+
+    /// Records every run of this process that has not ended as
+    /// interrupted, with `why`: the process is about to stop (a signal) and
+    /// `c41 resume` should pick them up. Returns them.
+    pub fn interrupt_own(&self, why: &str) -> Vec<RunRecord> {
+        let me = std::process::id();
+        let mine: Vec<RunRecord> =
+            self.list().into_iter().filter(|r| r.pid == me && r.recorded == Recorded::Running).collect();
+        for mut rec in mine.iter().cloned() {
+            rec.recorded = Recorded::Interrupted;
+            rec.finished_ms = Some(crate::files::now_ms());
+            rec.error = Some(why.to_string());
+            rec.preview = self.preview_of(&rec.id);
+            self.write(&rec);
+        }
+        mine
     }
 
     /// Writes `rec` atomically (temp file, fsync, rename). The journal is a

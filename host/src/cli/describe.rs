@@ -42,8 +42,12 @@ impl Args {
             println!("{}", serde_json::to_string_pretty(&v)?);
             return Ok(ExitCode::SUCCESS);
         }
-        let (granted, ignored) = app.config.effective_grants(&d.name, &d.services);
+        let in_force = app.grants_in_force(s);
+        let (granted, ignored) = in_force.as_ref().cloned().unwrap_or_default();
         println!("{} {} ({})", d.name, d.version, s.origin);
+        if let crate::runtime::Origin::File(_) = &s.origin {
+            println!("sha256 {}", s.sha256);
+        }
         println!("{}\n", d.summary);
         println!("Input:");
         for line in input_fields(d) {
@@ -54,7 +58,9 @@ impl Args {
             "\nServices:\n  declares: {}",
             if d.services.is_empty() { "none".into() } else { d.services.join(", ") }
         );
-        if granted.is_empty() {
+        if let Err(e) = &in_force {
+            println!("  granted:  none: {e}");
+        } else if granted.is_empty() {
             println!("  granted:  none");
         }
         for g in &granted {

@@ -103,8 +103,14 @@ impl Args {
         println!();
         for s in app.catalog.iter() {
             let d = &s.description;
-            let (granted, ignored): (Vec<GrantedService>, Vec<String>) =
-                app.config.effective_grants(&d.name, &d.services);
+            let (granted, ignored): (Vec<GrantedService>, Vec<String>) = match app.grants_in_force(s) {
+                Ok(g) => g,
+                Err(e) => {
+                    problems += 1;
+                    println!("{:<16} FAIL {e}", d.name);
+                    continue;
+                }
+            };
             let missing: Vec<&str> =
                 d.services.iter().filter(|k| !granted.iter().any(|g| &g.kind == *k)).map(String::as_str).collect();
             let mut line = format!("{:<16}", d.name);
@@ -149,7 +155,7 @@ async fn workflows(app: &crate::app::App) -> usize {
     let mut problems = 0;
     for s in app.catalog.iter() {
         let d = &s.description;
-        if !app.config.effective_grants(&d.name, &d.services).0.iter().any(|g| g.kind == "comfyui") {
+        if !app.grants_in_force(s).is_ok_and(|(granted, _)| granted.iter().any(|g| g.kind == "comfyui")) {
             continue;
         }
         println!();

@@ -16,11 +16,8 @@ pub struct Args {
 /// One skill as `c41 list --json` shows it.
 pub fn skill_json(app: &App, name: &str) -> Value {
     let s = app.catalog.get(name).expect("listed skill exists");
-    let entitled = app.entitled(s);
-    let (granted, ignored) = match entitled {
-        Ok(true) => app.config.effective_grants(name, &s.description.services),
-        _ => Default::default(),
-    };
+    let in_force = app.grants_in_force(s);
+    let (granted, ignored) = in_force.as_ref().cloned().unwrap_or_default();
     json!({
         "name": s.description.name,
         "version": s.description.version,
@@ -29,7 +26,7 @@ pub fn skill_json(app: &App, name: &str) -> Value {
         "declares": s.description.services,
         "granted": granted.iter().map(|g| json!({"service": g.name, "kind": g.kind, "url": g.url})).collect::<Vec<_>>(),
         "granted_but_undeclared": ignored,
-        "ungranted": entitled.err().map(|e| e.to_string()),
+        "ungranted": in_force.err().map(|e| e.to_string()),
     })
 }
 
@@ -46,9 +43,8 @@ impl Args {
             .iter()
             .map(|s| {
                 let name = &s.description.name;
-                let granted = match app.entitled(s) {
-                    Ok(true) => Ok(app.config.effective_grants(name, &s.description.services).0),
-                    Ok(false) => Ok(Vec::new()),
+                let granted = match app.grants_in_force(s) {
+                    Ok((granted, _)) => Ok(granted),
                     Err(_) => Err(format!("(ungranted: run `c41 grant {name}`)")),
                 };
                 let grants = match granted {

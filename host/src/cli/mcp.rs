@@ -47,6 +47,7 @@ impl Args {
             ..RuntimeOptions::with_default_cache()
         };
         let app = Arc::new(App::new(config, options, &ctx.components).await?);
+        super::shutdown::on_signals(&app);
         tracing::info!(skills = app.catalog.iter().count(), "serving skills over MCP on stdio");
         // The tools are listed from their descriptions alone; compile the
         // components behind the first answers, so a first call rarely waits.

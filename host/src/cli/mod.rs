@@ -18,6 +18,7 @@ pub mod output;
 pub mod progress;
 mod run;
 mod runs;
+mod shutdown;
 mod sim;
 
 use crate::app::App;
@@ -147,6 +148,7 @@ impl Ctx {
         let config = self.config()?;
         let options = RuntimeOptions::with_default_cache();
         let app = App::new(config, options, &self.components).await?;
+        shutdown::on_signals(&app);
         for w in &app.catalog.warnings {
             eprintln!("warning: skipped a component in the skills directory: {w}");
         }

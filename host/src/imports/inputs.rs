@@ -39,12 +39,7 @@ impl Host for InvocationCtx {
             }
         };
         let path = input.path.clone();
-        let opened = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path)?;
-            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            Ok::<_, std::io::Error>((file, size))
-        })
-        .await?;
+        let opened = tokio::task::spawn_blocking(move || open_checked(&path)).await?;
         let (file, size) = match opened {
             Ok(f) => f,
             Err(e) => return Ok(Err(InputError::Io(format!("{}: {e}", input.path.display())))),
@@ -52,6 +47,35 @@ impl Host for InvocationCtx {
         let handle = InputFile { _slot: slot, file, name: input.name.clone(), mime: input.mime.clone(), size };
         Ok(Ok(self.table.push(handle)?))
     }
+}
+
+/// Opens a resolved input again, as what it was when the call started: the
+/// host checked a regular file at a canonical path, but the skill opens it
+/// later, and by then the path may name a FIFO (whose open would block a
+/// thread for ever) or a symlink to somewhere else. So: no following a
+/// symlink in the last component, no waiting on the open, and only a
+/// regular file is handed out.
+fn open_checked(path: &std::path::Path) -> std::io::Result<(std::fs::File, u64)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK changes nothing for a regular file's reads.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    let file = options.open(path).map_err(|e| match e.raw_os_error() {
+        #[cfg(unix)]
+        Some(libc::ELOOP) => {
+            std::io::Error::other("was replaced by a symbolic link after the call started; refusing to follow it")
+        }
+        _ => e,
+    })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("is no longer a regular file (it was replaced after the call started)"));
+    }
+    Ok((file, meta.len()))
 }
 
 impl HostInputFile for InvocationCtx {

@@ -8,7 +8,7 @@ pub mod artifacts;
 pub mod inputs;
 mod invocation;
 mod log;
-mod progress;
+pub(crate) mod progress;
 mod settings;
 pub mod state;
 pub mod websocket;

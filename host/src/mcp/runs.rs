@@ -147,11 +147,11 @@ impl EventSink for RunEvents {
         }
     }
 
-    /// The first listener's budget: the skill's streamed text waits for
-    /// that client to read (a run has one listener at a time: the original
-    /// call, then each `wait`).
-    fn text_budget(&self) -> Option<Arc<TextBudget>> {
-        self.0.listeners.lock().unwrap().first().and_then(|(_, outbox)| outbox.text_budget())
+    /// Every listener's budget: each buffers the text for its own client
+    /// (the original call, a `wait`, a task's progress), so the skill waits
+    /// for the slowest reader, and no listener holds more than its budget.
+    fn text_budgets(&self) -> Vec<Arc<TextBudget>> {
+        self.0.listeners.lock().unwrap().iter().flat_map(|(_, outbox)| outbox.text_budgets()).collect()
     }
 }
 
@@ -229,5 +229,62 @@ impl Registry {
     /// Every run kept, newest first.
     pub fn list(&self) -> Vec<Arc<Run>> {
         self.runs.lock().unwrap().values().rev().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    fn run() -> Arc<Run> {
+        Arc::new(Run {
+            id: "r".into(),
+            skill: "s".into(),
+            started_ms: 0,
+            created_at: String::new(),
+            cancel: CancellationToken::new(),
+            done: watch::channel(None).0,
+            progress: Mutex::new(Snapshot::default()),
+            listeners: Mutex::new(Vec::new()),
+            next_listener: Default::default(),
+        })
+    }
+
+    /// A skill streams text while two clients listen: one reads, one does
+    /// not. The skill waits on the one that does not read, and that
+    /// listener holds no more than its own budget.
+    #[tokio::test]
+    async fn every_listener_holds_text_to_its_own_budget() {
+        let run = run();
+        let events = RunEvents(run.clone());
+        let (_, reading) = run.listen();
+        let (_, idle) = run.listen();
+        assert_eq!(events.text_budgets().len(), 2);
+        let piece = "x".repeat(64 * 1024);
+        let mut sent = 0;
+        loop {
+            let reserved = async {
+                for b in events.text_budgets() {
+                    b.reserve(piece.len()).await;
+                }
+            };
+            if reserved.now_or_never().is_none() {
+                break;
+            }
+            events.emit("s", Event::TextDelta(piece.clone()));
+            sent += piece.len();
+            // The reading client takes everything at once.
+            while let Some(Some((_, cost))) = reading.next().now_or_never() {
+                reading.sent(cost);
+            }
+            assert!(sent <= 2 * super::super::progress::TEXT_BUDGET, "the skill never waited: {sent} bytes sent");
+        }
+        let (_, held) = idle.waiting();
+        assert!(held <= super::super::progress::TEXT_BUDGET, "the idle listener holds {held} bytes");
+        assert!(
+            held + piece.len() > super::super::progress::TEXT_BUDGET,
+            "it waited only once that one was full: {held}"
+        );
     }
 }

@@ -115,10 +115,13 @@ pub enum InvokeError {
     #[error("cancelled")]
     Cancelled,
     /// The component hit the memory cap.
-    #[error("stopped: the skill exceeded its memory limit of {} MiB (limits.memory-mb)", .limit_bytes >> 20)]
+    #[error("stopped: the skill exceeded its memory limit of {} MiB (limits.memory-mb) with {by}", .limit_bytes >> 20)]
     MemoryLimit {
         /// The cap.
         limit_bytes: u64,
+        /// What grew past it: a linear memory, wasi:http header fields the
+        /// host holds, text buffered for MCP clients.
+        by: String,
     },
     /// The call ran past its deadline.
     #[error("stopped: the skill ran past its deadline of {}s (limits.timeout-secs)", .limit.as_secs())]
@@ -271,6 +274,7 @@ fn new_ctx(
         cancel: CancellationToken::new(),
         state: None,
         deadline: Instant::now().checked_add(limits.timeout).unwrap_or_else(far_future),
+        buffered_charged: 0,
         text: Default::default(),
     }
 }
@@ -311,7 +315,7 @@ pub(super) async fn describe(
     };
     let result = tokio::time::timeout(limits.timeout, call).await;
     match result {
-        Ok(Err(_)) if store.data().limiter.hit => Err(wasmtime::Error::msg(format!(
+        Ok(Err(_)) if store.data().limiter.hit.is_some() => Err(wasmtime::Error::msg(format!(
             "describe exceeded the memory limit of {} MiB (limits.memory-mb)",
             limits.memory_bytes >> 20
         ))),
@@ -380,8 +384,8 @@ impl LoadedSkill {
             // the cancel.
             Some(Err(_) | Ok(Err(_))) if cancel.is_cancelled() => return Err(InvokeError::Cancelled),
             Some(Err(trap)) => {
-                if store.data().limiter.hit {
-                    return Err(InvokeError::MemoryLimit { limit_bytes: limits.memory_bytes });
+                if let Some(by) = store.data().limiter.hit.clone() {
+                    return Err(InvokeError::MemoryLimit { limit_bytes: limits.memory_bytes, by });
                 }
                 if let Some(ResourceTableError::Full) = trap.downcast_ref::<ResourceTableError>() {
                     return Err(InvokeError::Limit {

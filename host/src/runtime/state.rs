@@ -40,6 +40,9 @@ pub struct InvocationCtx {
     pub(crate) cancel: CancellationToken,
     pub(crate) state: Option<Arc<crate::imports::state::StateStore>>,
     pub(crate) deadline: Instant,
+    /// Bytes of sink buffers counted against `limits.memory-mb` so far
+    /// ([`crate::events::TextBudget::held_at_most`]).
+    pub(crate) buffered_charged: u64,
     /// The text-deltas so far, as [`crate::skill_text`] cleans them.
     pub(crate) text: crate::skill_text::TextStream,
 }
@@ -80,20 +83,21 @@ pub struct MemoryLimiter {
     used: u64,
     /// Growth allowed but not yet confirmed (undone if it fails).
     pending: u64,
-    pub(crate) hit: bool,
+    /// What hit the cap (a linear memory, header fields, buffered text).
+    pub(crate) hit: Option<String>,
 }
 
 impl MemoryLimiter {
     /// A limiter for `limits.memory_bytes`.
     pub fn new(limits: &Limits) -> Self {
-        MemoryLimiter { limit: limits.memory_bytes, used: 0, pending: 0, hit: false }
+        MemoryLimiter { limit: limits.memory_bytes, used: 0, pending: 0, hit: None }
     }
 
     /// Count `bytes` the host keeps on the guest's behalf; refuses (and
     /// marks the cap as hit) when they do not fit.
     pub fn charge(&mut self, bytes: u64, what: &str) -> wasmtime::Result<()> {
         if self.used.saturating_add(bytes) > self.limit {
-            self.hit = true;
+            self.hit = Some(what.to_string());
             wasmtime::bail!("{what}: {bytes} more bytes would exceed limits.memory-mb ({} MiB)", self.limit >> 20);
         }
         self.used += bytes;

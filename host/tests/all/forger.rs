@@ -363,3 +363,39 @@ fn a_forged_description_reaches_no_agent_or_terminal() {
         assert!(text.contains(&format!("{NEUTRALISED}MEDIA:/etc/shadow")), "{text}");
     }
 }
+
+/// A sink with `n` buffers of `bytes` each, like an MCP run with `n`
+/// listeners whose clients do not read.
+struct Listeners(Vec<std::sync::Arc<c41::events::TextBudget>>);
+
+impl c41::events::EventSink for Listeners {
+    fn emit(&self, _: &str, _: Event) {}
+    fn text_budgets(&self) -> Vec<std::sync::Arc<c41::events::TextBudget>> {
+        self.0.clone()
+    }
+}
+
+#[tokio::test]
+async fn text_buffered_for_mcp_listeners_counts_against_memory_mb() {
+    let config = "output-dir = \"{out}\"\n[skills.test-forger.limits]\nmemory-mb = 128\n";
+    let h = harness(config, &["forger"]).await;
+    let input = json!({"mode": "text-flood", "n": 3, "size": 10});
+    let budgets = |n: usize| {
+        std::sync::Arc::new(Listeners(
+            (0..n).map(|_| std::sync::Arc::new(c41::events::TextBudget::new(48 << 20))).collect(),
+        ))
+    };
+    // One listener buffering up to 48 MiB fits under 128 MiB.
+    let r = h.app.invoke("test-forger", input.clone(), budgets(1), Default::default()).await;
+    r.expect("one buffer fits");
+    // Three of them could hold 144 MiB: refused as the memory limit, saying why.
+    let r = h.app.invoke("test-forger", input.clone(), budgets(3), Default::default()).await;
+    match r {
+        Err(RunError::Invoke(e @ InvokeError::MemoryLimit { .. })) => {
+            let m = e.to_string();
+            assert!(m.contains("128 MiB") && m.contains("buffered for MCP clients"), "{m}");
+        }
+        other => panic!("expected the memory limit, got {other:?}"),
+    }
+    h.app.invoke("test-forger", input, budgets(1), Default::default()).await.expect("the host serves the next call");
+}

@@ -10,6 +10,7 @@ use axum::routing::get;
 use c41::app::RunError;
 use c41::runtime::InvokeError;
 use serde_json::json;
+use std::time::Duration;
 
 /// Config for the hostile guest: `{web}` is its one granted service.
 fn config(web_port: u16, limits: &str) -> String {
@@ -200,4 +201,169 @@ async fn handles_held_at_once_are_capped_per_call() {
     assert!(message.contains(&format!("more than {} handles", c41::runtime::MAX_HANDLES)), "{message}");
     let (r, _) = h.run("test-hostile", json!({"mode": "handles", "n": 1000})).await;
     assert_eq!(r.expect("1000 handles are fine").text, "done 1000");
+}
+
+/// SIGTERM while a skill is writing a file: the run is recorded as
+/// interrupted at once (not left for a pid check to guess), the unfinished
+/// file is removed, and c41 exits as a shell reports SIGTERM (143).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_records_the_run_as_interrupted_and_removes_its_unfinished_file() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("c41.toml");
+    std::fs::write(&cfg, format!("output-dir = \"{}\"\n", out.display())).unwrap();
+    let c41 = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_c41"));
+        c.env("C41_CONFIG", &cfg)
+            .env("C41_CACHE_DIR", cache_dir())
+            .env("C41_STATE_DIR", dir.path().join("state"))
+            .env_remove("RUST_LOG")
+            .arg("--component")
+            .arg(guest("hostile"));
+        c
+    };
+    let mut child = c41()
+        .args(["run", "test-hostile", "mode=hold-partial"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partials = || -> Vec<String> {
+        std::fs::read_dir(&out)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !partials().iter().any(|n| n.starts_with(".c41-partial-")) {
+        assert!(std::time::Instant::now() < deadline, "the skill never started its file");
+        assert!(child.try_wait().unwrap().is_none(), "c41 ended before it was stopped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let mut stderr = child.stderr.take().unwrap();
+    let ended = tokio::task::spawn_blocking(move || {
+        let mut said = String::new();
+        stderr.read_to_string(&mut said).unwrap();
+        (child.wait().unwrap(), said)
+    });
+    let (status, said) = tokio::time::timeout(Duration::from_secs(30), ended).await.expect("c41 stops").unwrap();
+    assert_eq!(status.code(), Some(143), "{said}");
+    assert!(said.contains("stopped by SIGTERM") && said.contains("c41 resume"), "{said}");
+    assert_eq!(partials(), Vec::<String>::new(), "the unfinished file is gone");
+    let records: Vec<serde_json::Value> = std::fs::read_dir(dir.path().join("state/runs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["recorded"], "interrupted", "{}", records[0]);
+    assert!(records[0]["error"].as_str().unwrap().contains("SIGTERM"), "{}", records[0]);
+    let listed = c41().args(["runs", "--json"]).output().unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["status"], "interrupted", "{listed}");
+}
+
+/// c41 raises its soft limit on open files to the hard limit at start, so
+/// the per-call caps, not the process limit, are what a skill meets.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_soft_open_file_limit_is_raised_at_start() {
+    use std::os::unix::process::CommandExt;
+    let mut hard = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit on an owned struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) }, 0);
+    let low = 256.min(hard.rlim_max);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_c41"));
+    cmd.args(["mcp"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c41.toml");
+    std::fs::write(&cfg, format!("output-dir = \"{}\"\n", dir.path().join("out").display())).unwrap();
+    cmd.env("C41_CONFIG", &cfg).env("C41_CACHE_DIR", cache_dir()).env("C41_STATE_DIR", dir.path().join("state"));
+    cmd.env_remove("RUST_LOG");
+    // SAFETY: only setrlimit (async-signal-safe) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lowered = libc::rlimit { rlim_cur: low, rlim_max: hard.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Once the server answers `initialize`, c41's main has run.
+    use std::io::{BufRead, Write};
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+    writeln!(child.stdin.as_mut().unwrap(), "{init}").unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut answer).unwrap();
+    assert!(answer.contains("\"id\":1"), "{answer}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let seen: Option<u64> = line.split_whitespace().nth(3).and_then(|s| s.parse().ok());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen, Some(hard.rlim_max), "started with a soft limit of {low}");
+}
+
+/// The host checks a file input when the call starts; the skill opens it
+/// later. Replaced meanwhile by a FIFO (whose open would block a thread for
+/// ever) or by a symlink to a file outside the allowed directories, it is
+/// refused at the open, at once, saying why.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_input_replaced_after_the_check_is_refused_at_the_open() {
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("secret.txt"), b"the secret").unwrap();
+    for swap in ["fifo", "symlink"] {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(1);
+        let app = Router::new().route(
+            "/swap",
+            get(move || {
+                let tx = tx.clone();
+                async move {
+                    let (done, swapped) = tokio::sync::oneshot::channel();
+                    tx.send(done).await.unwrap();
+                    swapped.await.unwrap();
+                    "swapped"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let h = harness(&config(port, "timeout-secs = 60"), &["hostile"]).await;
+        let file = h.out.path().join("input.txt");
+        std::fs::write(&file, b"the input").unwrap();
+        let input = json!({"mode": "open-later", "url": format!("http://127.0.0.1:{port}/swap"), "file": file.display().to_string()});
+        let swapper = {
+            let (file, secret) = (file.clone(), secret.path().join("secret.txt"));
+            async move {
+                let done = rx.recv().await.unwrap();
+                let tmp = file.with_file_name("swap.tmp");
+                if swap == "fifo" {
+                    let c = std::ffi::CString::new(tmp.as_os_str().as_encoded_bytes()).unwrap();
+                    // SAFETY: a valid C string.
+                    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+                } else {
+                    std::os::unix::fs::symlink(&secret, &tmp).unwrap();
+                }
+                std::fs::rename(&tmp, &file).unwrap();
+                done.send(()).unwrap();
+            }
+        };
+        let started = std::time::Instant::now();
+        let ((r, _), ()) = tokio::join!(h.run("test-hostile", input), swapper);
+        let took = started.elapsed();
+        let e = r.expect_err("refused").to_string();
+        let why = if swap == "fifo" { "no longer a regular file" } else { "refusing to follow it" };
+        assert!(e.contains("inputs.open") && e.contains(why), "{swap}: {e}");
+        assert!(!e.contains("the secret"), "{e}");
+        assert!(took < Duration::from_secs(30), "{swap}: refused at once, not at the deadline ({took:?})");
+        still_serves(&h).await;
+    }
 }

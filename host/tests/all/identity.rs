@@ -149,6 +149,22 @@ fn list_shows_an_ungranted_component_and_mcp_refuses_an_absurd_pool() {
     let h = v.as_array().unwrap().iter().find(|s| s["name"] == "test-hostile").unwrap();
     assert_eq!(h["granted"], json!([]));
     assert!(h["ungranted"].as_str().unwrap().contains("c41 grant test-hostile"), "{h}");
+    // `describe` and `doctor` say the same: no grant shown as in force, the
+    // file's sha256 and the command that fixes it; doctor counts a problem.
+    let out = c41().arg("--component").arg(&file).args(["describe", "test-hostile"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("granted:  web"), "{text}");
+    assert!(text.contains("granted:  none: skill `test-hostile`") && text.contains("c41 grant test-hostile"), "{text}");
+    let sha = c41::config::pins::sha256_hex(&std::fs::read(&file).unwrap());
+    assert!(text.contains(&format!("sha256 {sha}")), "{text}");
+    let out = c41().arg("--component").arg(&file).args(["doctor", "--timeout", "1"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("test-hostile") && l.contains("FAIL") && l.contains("c41 grant")),
+        "{text}"
+    );
+    assert!(!text.contains("test-hostile     may reach web"), "{text}");
     // --max-concurrent is range-checked: 0 or a pool size that would
     // overflow the allocator's arithmetic is a usage error.
     for n in ["0", "100000", "4294967295"] {

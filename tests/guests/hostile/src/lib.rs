@@ -20,7 +20,7 @@ impl Skill for Hostile {
             version: "0.0.0".into(),
             summary: "Test guest that exhausts host-side resources on purpose.".into(),
             input_schema: r#"{"type":"object","properties":{
-                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","ok"]},
+                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","ok"]},
                 "n":{"type":"integer","minimum":0},
                 "url":{"type":"string"},
                 "file":{"type":"string","format":"c41-file"}},"required":["mode"]}"#
@@ -98,6 +98,30 @@ impl Skill for Hostile {
                     }
                     done += 1;
                 }
+            }
+            Some("open-later") => {
+                // Ask `url` first (the test swaps the file meanwhile), then
+                // open the input and read from it.
+                let url = cx.required_str("url")?;
+                let req = c41_kit::wstd::http::Request::get(url)
+                    .body(c41_kit::wstd::http::Body::empty())
+                    .map_err(|e| SkillError::invalid("url", e.to_string()))?;
+                c41_kit::wstd::http::Client::new().send(req).await.map_err(|e| fail("request", done, e))?;
+                let file = inputs::open("file").map_err(|e| fail("inputs.open", done, e))?;
+                let bytes = file.read(64).map_err(|e| fail("read", done, e))?;
+                return Ok(Outcome {
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                    artifacts: vec![],
+                    data: json!({"done": 1}),
+                });
+            }
+            Some("hold-partial") => {
+                // An artifact half written, then a long wait: the host is
+                // stopped (SIGTERM) while the file is unfinished.
+                let w = artifacts::create("held.bin", "").map_err(|e| fail("create", done, e))?;
+                w.write(&[1u8; 1024]).map_err(|e| fail("artifact write", done, e))?;
+                wasip2::clocks::monotonic_clock::subscribe_duration(600_000_000_000).block();
+                drop(w);
             }
             Some("trap-after-deny") => {
                 let url = cx.required_str("url")?;
