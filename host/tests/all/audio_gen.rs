@@ -384,14 +384,52 @@ async fn on_comfyui_a_prompt_becomes_a_flac_through_the_mmaudio_nodes() {
     assert!(stages(&events.events()).iter().any(|s| s == "sampling"), "sampler progress");
     assert!(r.text.starts_with("Made 2.5 s of sound for"), "{}", r.text);
 
-    // A video's soundtrack is the HTTP service's job: said before anything is sent.
-    let video = write_video(dir.path(), "clip.mp4", 32, 32, 8, 8.0);
+    let flac = r.artifacts[0].file_name.clone();
+    assert!(flac.starts_with("rain-") && flac.ends_with(".flac"), "named as the HTTP service's result: {flac}");
+
+    // A video: uploaded, its frames guide the sampler, and the clip comes
+    // back as MP4 with the sound, cut to `seconds` (2 s of a 3 s clip).
+    let video = write_video(dir.path(), "clip.mp4", 64, 48, 30, 10.0);
+    let (r, events) = h
+        .run(
+            "audio-gen",
+            json!({"prompt": "footsteps", "video": video.display().to_string(), "seconds": 2.0, "steps": 3, "seed": 3}),
+        )
+        .await;
+    let r = r.expect("MMAudio on ComfyUI gives the clip a sound");
+    let a = &r.artifacts[0];
+    assert_eq!(a.mime, "video/mp4");
+    assert!(a.file_name.starts_with("clip-sound-") && a.file_name.ends_with(".mp4"), "{}", a.file_name);
+    let mp4 = Mp4::read(&std::fs::read(&a.path).unwrap());
+    let v = mp4.track("vide");
+    assert_eq!((v.entry, v.samples), ((64, 48), 20), "the clip's own size, cut to 2 s at 10 fps: {v:?}");
+    assert!((v.seconds - 2.0).abs() < 0.01, "at the clip's own frame rate: {v:?}");
+    assert_eq!(mp4.track("soun").codec, "mp4a", "with a sound track");
+    let d = &r.data;
+    assert_eq!(
+        (d["workflow"].as_str(), d["mode"].as_str(), d["video"].as_str()),
+        (Some("mmaudio-v2a"), Some("video-to-audio"), Some("clip.mp4"))
+    );
+    assert_eq!(d["has_audio_track"], true, "{d}");
+    let id = d["prompt_id"].as_str().unwrap();
+    let entry = crate::comfyui::http_json(addr, &format!("/history/{id}")).await;
+    let g = &entry[id]["prompt"][2];
+    assert_eq!(g["5"]["inputs"]["duration"].as_f64(), Some(2.0), "{g}");
+    assert_eq!(g["8"]["inputs"]["length"].as_u64(), Some(20), "{g}");
+    let uploaded = g["3"]["inputs"]["file"].as_str().unwrap();
+    assert!(uploaded.contains("clip") && uploaded.ends_with(".mp4"), "{uploaded}");
+    assert!(stages(&events.events()).iter().any(|s| s == "upload"), "upload progress");
+    assert!(r.text.starts_with("Added 2.0 s of sound for 'footsteps' to clip.mp4"), "{}", r.text);
+
+    // Something that is not a video is refused before anything is sent.
     let before = sim.history_len();
-    let (r, _) = h.run("audio-gen", json!({"prompt": "steps", "video": video.display().to_string()})).await;
+    let bogus = dir.path().join("notes.mp4");
+    std::fs::write(&bogus, b"these are not moving pictures").unwrap();
+    let (r, _) = h.run("audio-gen", json!({"prompt": "steps", "video": bogus.display().to_string()})).await;
     match r {
         Err(RunError::Invoke(InvokeError::InvalidInput { field, reason })) => {
             assert_eq!(field, "video");
-            assert!(reason.contains("mmaudio"), "{reason}");
+            assert!(reason.contains("notes.mp4") && reason.contains("MP4 or MOV"), "{reason}");
         }
         other => panic!("expected an invalid-input error, got {other:?}"),
     }

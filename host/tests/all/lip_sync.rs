@@ -430,6 +430,11 @@ async fn on_comfyui_the_humo_workflow_makes_a_clip_as_long_as_the_sound() {
     let g = &h_entry[id]["prompt"][2];
     assert_eq!((g["65"]["inputs"]["length"].as_u64(), g["64"]["inputs"]["seed"].as_u64()), (Some(25), Some(7)));
     assert_eq!(g["64"]["inputs"]["steps"], 4);
+    // The 4:3 portrait keeps its aspect at about the workflow's 640×640.
+    assert_eq!((g["65"]["inputs"]["width"].as_u64(), g["65"]["inputs"]["height"].as_u64()), (Some(736), Some(560)));
+    assert_eq!((d["width"].as_u64(), d["height"].as_u64()), (Some(736), Some(560)), "{d}");
+    let name = &r.artifacts[0].file_name;
+    assert!(name.starts_with("lipsync-") && !name.contains("_00001_"), "named as the HTTP service's result: {name}");
     assert_eq!(g["49"]["inputs"]["image"], "c41/face.png", "the portrait was uploaded and bound");
     assert_eq!(g["58"]["inputs"]["audio"], "c41/voice.wav", "the sound was uploaded and bound");
     assert_eq!(

@@ -9,7 +9,7 @@
 //! progress, and the reply streamed into one artifact.
 //!
 //! With a `comfyui` service granted it runs MMAudio inside ComfyUI instead
-//! ([`on_comfyui`], text-to-audio). Which one: `backend = "mmaudio" |
+//! ([`on_comfyui`], both modes). Which one: `backend = "mmaudio" |
 //! "comfyui"` in the settings when given; else the MMAudio service when one
 //! is granted, else ComfyUI.
 
@@ -82,7 +82,7 @@ impl Skill for AudioGen {
     const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
         name: "audio-gen",
         version: env!("CARGO_PKG_VERSION"),
-        summary: "Generate sound effects and ambience from a text prompt, or add a generated soundtrack to a video (MMAudio: its HTTP service, or inside ComfyUI for text-to-audio).",
+        summary: "Generate sound effects and ambience from a text prompt, or add a generated soundtrack to a video (MMAudio: its HTTP service, or inside ComfyUI).",
         input_schema: SCHEMA,
         output: "text: how many seconds of sound were made, for which prompt, with which seed, and the file; \
                      artifacts: one file, a FLAC (text-to-audio) or the video as MP4 with the new sound track (video-to-audio); \

@@ -43,6 +43,20 @@ impl File {
     pub fn read_chunk(&mut self) -> Result<Vec<u8>, SkillError> {
         self.inner.read(MAX_READ).map_err(|e| to_skill_error(&self.field, e))
     }
+    /// What the file is (container, length, sizes), read through to its end
+    /// without keeping it: an MP4's index may sit at the end. `None` when
+    /// it is no media file the probe knows.
+    pub fn probe(&mut self) -> Result<Option<crate::media::Info>, SkillError> {
+        let mut probe = crate::media::Probe::new();
+        loop {
+            let chunk = self.read_chunk()?;
+            if chunk.is_empty() {
+                return Ok(probe.finish().info());
+            }
+            probe.feed(&chunk);
+        }
+    }
+
     /// The whole file (use for files you must send in one body anyway).
     pub fn read_all(&mut self) -> Result<Vec<u8>, SkillError> {
         let mut out = Vec::with_capacity(self.size() as usize);

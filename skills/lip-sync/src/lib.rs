@@ -65,11 +65,11 @@ const SCHEMA: &str = r#"{
     },
     "width": {
       "type": "integer", "minimum": 16, "maximum": 1280, "multipleOf": 16,
-      "description": "Video width in pixels, a multiple of 16. Default: from the portrait (scaled to fit 1280, rounded down to a multiple of 16); with only `height` given, it follows the portrait's aspect ratio. On ComfyUI: the workflow's own (640)."
+      "description": "Video width in pixels, a multiple of 16. Default: from the portrait (scaled to fit 1280, rounded down to a multiple of 16); with only `height` given, it follows the portrait's aspect ratio. On ComfyUI likewise, at about the workflow's own pixel count (640×640: a 9:16 portrait makes 480×848)."
     },
     "height": {
       "type": "integer", "minimum": 16, "maximum": 1280, "multipleOf": 16,
-      "description": "Video height in pixels, a multiple of 16. Default: from the portrait, like `width` (on ComfyUI the workflow's own, 640)."
+      "description": "Video height in pixels, a multiple of 16. Default: from the portrait, like `width`."
     },
     "fps": {
       "type": "integer", "minimum": 1, "maximum": 60,

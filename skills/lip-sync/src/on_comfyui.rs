@@ -10,7 +10,6 @@
 //! longer sound is refused with the length it may have, rather than cut.
 
 use c41_kit::comfyui::{self, FileParam, Job, Library, Options};
-use c41_kit::media::Probe;
 use c41_kit::{Invocation, Outcome, SkillError, Value, inputs, json};
 use serde_json::Map;
 
@@ -29,19 +28,49 @@ pub fn frames_for(seconds: f64, fps: u32) -> u64 {
     needed.saturating_sub(1).div_ceil(4) * 4 + 1
 }
 
+/// Largest side asked of ComfyUI when the size comes from the portrait (the
+/// HTTP service's cap too).
+const MAX_SIDE: u32 = 1280;
+
+/// The clip's size on ComfyUI: what the input asks for; a side left out
+/// follows the portrait's aspect ratio, and with neither the portrait's
+/// aspect is kept at about the workflow's own pixel count (640×640), so a
+/// 9:16 portrait is not cropped square. Multiples of 16, `16..=1280`.
+/// Without a readable portrait size, absent sides stay the workflow's.
+pub fn fit(
+    portrait: Option<(u32, u32)>,
+    width: Option<u32>,
+    height: Option<u32>,
+    template: (u32, u32),
+) -> (Option<u32>, Option<u32>) {
+    let Some((iw, ih)) = portrait.filter(|(w, h)| *w > 0 && *h > 0) else { return (width, height) };
+    let r16 = |x: f64| ((x / 16.0).round() as u32 * 16).clamp(16, MAX_SIDE);
+    let aspect = f64::from(iw) / f64::from(ih);
+    match (width, height) {
+        (Some(w), Some(h)) => (Some(w), Some(h)),
+        (Some(w), None) => (Some(w), Some(r16(f64::from(w) / aspect))),
+        (None, Some(h)) => (Some(r16(f64::from(h) * aspect)), Some(h)),
+        (None, None) => {
+            let area = f64::from(template.0) * f64::from(template.1);
+            let h = (area / aspect).sqrt();
+            let (w, h) = (h * aspect, h);
+            let shrink = (f64::from(MAX_SIDE) / w.max(h)).min(1.0);
+            (Some(r16(w * shrink)), Some(r16(h * shrink)))
+        }
+    }
+}
+
+/// The portrait's width and height, from its header.
+fn portrait_size() -> Result<Option<(u32, u32)>, SkillError> {
+    let head = inputs::open("image")?.read_chunk()?;
+    Ok(c41_kit::media::image::size(&head))
+}
+
 /// How long the sound lasts, read from its header.
 fn sound_seconds() -> Result<f64, SkillError> {
     let mut file = inputs::open("audio")?;
     let name = file.name();
-    let mut probe = Probe::new();
-    loop {
-        let chunk = file.read_chunk()?;
-        if chunk.is_empty() {
-            break;
-        }
-        probe.feed(&chunk);
-    }
-    probe.finish().info().map(|i| i.seconds).filter(|s| *s > 0.0).ok_or_else(|| {
+    file.probe()?.map(|i| i.seconds).filter(|s| *s > 0.0).ok_or_else(|| {
         SkillError::invalid("audio", format!("cannot tell how long {name} lasts: send a WAV, FLAC or MP3 file"))
     })
 }
@@ -77,10 +106,12 @@ pub async fn run(cx: &Invocation, params: &Params, settings: &Value) -> Result<O
     p.insert("steps".into(), json!(params.steps));
     p.insert("fps".into(), json!(params.fps));
     p.insert("frames".into(), json!(frames));
-    if let Some(w) = params.width {
+    let side = |k: &str, d: u32| workflow.template_value(k).and_then(Value::as_u64).map_or(d, |v| v as u32);
+    let (width, height) = fit(portrait_size()?, params.width, params.height, (side("width", 640), side("height", 640)));
+    if let Some(w) = width {
         p.insert("width".into(), json!(w));
     }
-    if let Some(h) = params.height {
+    if let Some(h) = height {
         p.insert("height".into(), json!(h));
     }
     let stem = params.file_name.trim_end_matches(".mp4");
@@ -90,7 +121,10 @@ pub async fn run(cx: &Invocation, params: &Params, settings: &Value) -> Result<O
         FileParam { param: "audio".into(), field: "audio".into() },
     ];
     let job = Job { workflow: &workflow, params: p, files };
-    let done = comfyui::run(cx, job, &Options::from_settings(settings)).await?;
+    // Stored as the HTTP service's result is (`lipsync.mp4`), not under
+    // ComfyUI's `lipsync_00001_.mp4`.
+    let opts = Options { store_as: Some(stem.to_string()), ..Options::from_settings(settings) };
+    let done = comfyui::run(cx, job, &opts).await?;
 
     let (image_name, audio_name) = (inputs::open("image")?.name(), inputs::open("audio")?.name());
     let made = done.media.iter().flatten().find_map(|m| {
@@ -117,6 +151,8 @@ pub async fn run(cx: &Invocation, params: &Params, settings: &Value) -> Result<O
     data["seed"] = json!(params.seed.unsigned_abs());
     data["steps"] = json!(params.steps);
     data["frames_requested"] = json!(frames);
+    data["width"] = json!(width);
+    data["height"] = json!(height);
     data["sound_seconds"] = json!((seconds * 1000.0).round() / 1000.0);
     data["service"] = json!(done.backend);
     data["image"] = json!(image_name);
@@ -130,7 +166,20 @@ pub async fn run(cx: &Invocation, params: &Params, settings: &Value) -> Result<O
 
 #[cfg(test)]
 mod tests {
-    use super::frames_for;
+    use super::{fit, frames_for};
+
+    #[test]
+    fn the_portrait_keeps_its_aspect_at_the_workflows_pixel_count() {
+        let t = (640, 640);
+        assert_eq!(fit(Some((720, 1280)), None, None, t), (Some(480), Some(848)), "9:16 portrait");
+        assert_eq!(fit(Some((1000, 1000)), None, None, t), (Some(640), Some(640)));
+        assert_eq!(fit(Some((1920, 1080)), None, None, t), (Some(848), Some(480)));
+        assert_eq!(fit(Some((720, 1280)), Some(512), None, t), (Some(512), Some(912)), "height follows width");
+        assert_eq!(fit(Some((720, 1280)), None, Some(1280), t), (Some(720), Some(1280)));
+        assert_eq!(fit(Some((720, 1280)), Some(320), Some(320), t), (Some(320), Some(320)), "asked for: kept");
+        assert_eq!(fit(None, None, None, t), (None, None), "no portrait size: the workflow's");
+        assert_eq!(fit(Some((100, 8000)), None, None, t), (Some(16), Some(1280)), "capped like the service");
+    }
 
     #[test]
     fn frames_cover_the_sound_in_wan_counts() {

@@ -97,6 +97,8 @@ pub(crate) enum Val {
     Latent(Lat),
     Audio(Aud),
     Video(Vid),
+    /// A FLOAT output (a video's frame rate).
+    Number(f64),
     Other,
 }
 
@@ -121,7 +123,11 @@ impl Args<'_> {
         self.literal.get(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))).unwrap_or(d)
     }
     fn float(&self, k: &str, d: f64) -> f64 {
-        self.literal.get(k).and_then(Value::as_f64).unwrap_or(d)
+        let linked = || match self.get(k) {
+            Some(Val::Number(n)) => Some(*n),
+            _ => None,
+        };
+        self.literal.get(k).and_then(Value::as_f64).or_else(linked).unwrap_or(d)
     }
     fn str(&self, k: &str, d: &str) -> String {
         self.literal.get(k).and_then(Value::as_str).unwrap_or(d).to_string()
@@ -276,8 +282,18 @@ pub(crate) async fn run(
             };
             out(vec![Val::Video(Vid::Made { images, fps: a.float("fps", 30.0), audio })])
         }
+        // nodes_images.py: `s_in[batch_index:batch_index + length]`, both
+        // clamped to the batch.
+        "ImageFromBatch" => {
+            let mut img = a.image("image")?;
+            let n = img.pics.len();
+            let from = (a.int("batch_index", 0).max(0) as usize).min(n.saturating_sub(1));
+            let length = (a.int("length", 1).max(1) as usize).min(n - from);
+            img.pics = img.pics[from..from + length].to_vec();
+            out(vec![Val::Image(img)])
+        }
         "GetVideoComponents" => match a.first_video() {
-            Some(Vid::Made { images, audio, .. }) => out(vec![
+            Some(Vid::Made { images, audio, fps }) => out(vec![
                 Val::Image(images.clone()),
                 Val::Audio(audio.clone().unwrap_or(Aud {
                     rate: 44100,
@@ -285,14 +301,38 @@ pub(crate) async fn run(
                     seconds: 0.0,
                     sound: Sound::Silence,
                 })),
-                Val::Other,
+                Val::Number(*fps),
             ]),
-            Some(Vid::File { name, .. }) => Err(run.invalid_video(name)),
+            Some(Vid::File { name, data }) => {
+                let (images, fps) = file_frames(data, sig).ok_or_else(|| run.invalid_video(name))?;
+                // The sound track is not decoded: a clip's length of silence.
+                let seconds = images.pics.len() as f64 / fps;
+                let audio = Aud { rate: 44100, channels: 2, seconds, sound: Sound::Silence };
+                out(vec![Val::Image(images), Val::Audio(audio), Val::Number(fps)])
+            }
             None => Err(fail("KeyError", "'video'")),
         },
         _ if SAVES.contains(&class) => super::save::save(run, class, a).await,
         _ => out(generic(class, a, outputs, sig)),
     }
+}
+
+/// An uploaded video's frames, as PyAV gives them to `GetVideoComponents`,
+/// and its frame rate. The simulator reads H.264 in MP4/MOV (what Wan and
+/// the simulator write, and what phones record); when its decoder gives up
+/// on a stream, stand-in frames of the container's size and count. `None`:
+/// no such video (ComfyUI then fails with PyAV's InvalidDataError).
+fn file_frames(data: &[u8], seed: u64) -> Option<(Img, f64)> {
+    let v = crate::services::decode::mp4_video(data).ok()?;
+    let img = match v.frames {
+        Some(f) if !f.rgb.is_empty() => Img {
+            w: f.width,
+            h: f.height,
+            pics: f.rgb.into_iter().map(|rgb| Pic::Pixels { w: f.width, h: f.height, rgb: Arc::new(rgb) }).collect(),
+        },
+        _ => Img { w: v.width, h: v.height, pics: (0..v.frame_count).map(|i| Pic::Gradient(seed, i)).collect() },
+    };
+    Some((img, v.fps))
 }
 
 const SAVES: &[&str] = &[

@@ -45,7 +45,7 @@
 
 mod common;
 pub use common::{ServiceKind, ServiceSim};
-mod decode;
+pub(crate) mod decode;
 pub mod humo;
 pub mod mmaudio;
 pub mod tts;

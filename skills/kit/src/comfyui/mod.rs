@@ -82,6 +82,11 @@ pub struct Options {
     /// models (`failover-secs`, default 20 s; with one backend the job waits
     /// up to [`follow::LOST_CONTACT`] for it to come back).
     pub failover: Duration,
+    /// The stem to store the job's (first) output file under, as the
+    /// skill's other backends name it (`lipsync.mp4`, not ComfyUI's
+    /// `lipsync_00001_.mp4`); the extension stays the server's. `None`:
+    /// ComfyUI's file names.
+    pub store_as: Option<String>,
 }
 
 impl Options {
@@ -92,6 +97,7 @@ impl Options {
             poll: Duration::from_millis(num("poll-ms").unwrap_or(2000.0).clamp(50.0, 60_000.0) as u64),
             stall: Duration::from_secs_f64(num("stall-secs").unwrap_or(15.0).clamp(0.2, 3600.0)),
             failover: Duration::from_secs_f64(num("failover-secs").unwrap_or(20.0).clamp(0.2, 3600.0)),
+            store_as: None,
         }
     }
 }
@@ -326,10 +332,15 @@ fn outputs_of(finished: &Finished, workflow: &Workflow) -> Vec<OutputFile> {
 async fn download(
     backend: &Backend,
     file: &OutputFile,
-    index: usize,
-    count: usize,
+    (index, count): (usize, usize),
+    store_as: Option<&str>,
 ) -> Result<(Artifact, Option<crate::media::Info>), SkillError> {
     let mime = protocol::mime_for(&file.filename);
+    let stored_name = match (store_as, file.filename.rsplit_once('.')) {
+        (Some(stem), Some((_, ext))) => format!("{stem}.{ext}"),
+        (Some(stem), None) => stem.to_string(),
+        (None, _) => file.filename.clone(),
+    };
     let mut last = None;
     for _attempt in 0..2 {
         let resp = match backend.view(file).await {
@@ -344,7 +355,7 @@ async fn download(
         let span = 0.10 / count as f32;
         let name = file.filename.clone();
         let mut probe = crate::media::Probe::new();
-        let r = artifacts::save_body_with(&file.filename, mime, resp.into_body(), backend.name(), |chunk, done| {
+        let r = artifacts::save_body_with(&stored_name, mime, resp.into_body(), backend.name(), |chunk, done| {
             probe.feed(chunk);
             let p = Progress::stage("download").message(format!("{name}: {done} bytes"));
             match total {
@@ -621,7 +632,8 @@ async fn finish(
     let (mut stored, mut media) = (Vec::new(), Vec::new());
     for (i, f) in outputs.iter().enumerate() {
         cx.check_cancelled()?;
-        let (artifact, info) = download(&backend, f, i, outputs.len()).await?;
+        let store_as = opts.store_as.as_deref().filter(|_| i == 0);
+        let (artifact, info) = download(&backend, f, (i, outputs.len()), store_as).await?;
         stored.push(artifact);
         media.push(info);
     }

@@ -14,6 +14,7 @@
 //! Only the first [`audio::HEAD`] bytes and an MP4's `moov` are kept.
 
 pub mod audio;
+pub mod image;
 pub mod mp4;
 
 use audio::Kind;
