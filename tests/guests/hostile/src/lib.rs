@@ -20,7 +20,7 @@ impl Skill for Hostile {
             version: "0.0.0".into(),
             summary: "Test guest that exhausts host-side resources on purpose.".into(),
             input_schema: r#"{"type":"object","properties":{
-                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","ok"]},
+                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","read","ok"]},
                 "n":{"type":"integer","minimum":0},
                 "url":{"type":"string"},
                 "file":{"type":"string","format":"c41-file"}},"required":["mode"]}"#
@@ -97,6 +97,17 @@ impl Skill for Hostile {
                         other => return Err(fail("request", done, other)),
                     }
                     done += 1;
+                }
+            }
+            Some("read") => {
+                // Read the input through to its end.
+                let file = inputs::open("file").map_err(|e| fail("inputs.open", done, e))?;
+                loop {
+                    let chunk = file.read(1 << 20).map_err(|e| fail("read", done, e))?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    done += chunk.len() as u64;
                 }
             }
             Some("open-later") => {
