@@ -4,8 +4,12 @@
 //! - `load`: loading a component from the compiled-component cache vs
 //!   compiling it with Cranelift.
 //! - `invoke`: one full `c41` invocation of a trivial skill (fresh Store,
-//!   instantiate from the InstancePre, describe-free call) vs the same work
-//!   done by calling a native Rust function through tokio (`spawn` + await).
+//!   instantiate from the InstancePre, describe-free call, run journal) vs
+//!   the same work done by calling a native Rust function through tokio
+//!   (`spawn` + await).
+//! - `invoke-pooled`: the same call as `c41 mcp` makes it (pooling allocator,
+//!   copy-on-write memory images), without the run journal: median and p99
+//!   of 1000 calls.
 //! - `fetch`: hello-http downloading 8 MiB from a loopback server through the
 //!   sandbox (policy check, pinned connect, guest streaming into the artifact
 //!   store) vs a native hyper client reading the same body and writing it to a
@@ -30,12 +34,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// Median of `n` runs of `f`.
+async fn time<F, Fut>(n: usize, f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    percentiles(n, f).await.0
 }
 
-async fn time<F, Fut>(n: usize, mut f: F) -> Duration
+/// Median and 99th percentile of `n` runs of `f`.
+async fn percentiles<F, Fut>(n: usize, mut f: F) -> (Duration, Duration)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
@@ -46,7 +55,8 @@ where
         f().await;
         v.push(t.elapsed());
     }
-    median(v)
+    v.sort();
+    (v[n / 2], v[(n * 99 / 100).min(n - 1)])
 }
 
 fn report(name: &str, measured: Duration, baseline: Duration, what: &str) {
@@ -151,6 +161,51 @@ async fn main() {
     })
     .await;
     report("invoke", invoke, native, "fresh sandboxed instance + call vs a native tokio task");
+
+    // invoke-pooled: what `c41 mcp` does per call (pooling allocator,
+    // copy-on-write memory images, the InstancePre reused), without the run
+    // journal (its fsync is durability, measured apart): median and p99 of
+    // 1000 calls.
+    let loaded =
+        config::parse(&format!("output-dir = \"{}\"\n", out_dir.display()), Path::new("/bench/c41.toml")).unwrap();
+    let pooling = c41::runtime::PoolingOptions { instances: 16, max_memory_bytes: 512 << 20 };
+    let runaway = std::path::PathBuf::from(c41::guests::TEST_GUESTS.iter().find(|(n, _)| *n == "runaway").unwrap().1);
+    let pooled = App::with_state_root(
+        loaded,
+        RuntimeOptions { cache_dir: Some(tmp.path().join("cache")), pooling: Some(pooling) },
+        &[runaway],
+        None,
+    )
+    .await
+    .unwrap();
+    let call = || async {
+        pooled
+            .invoke("test-runaway", json!({"mode": "ok"}), Arc::new(Discard), CancellationToken::new())
+            .await
+            .unwrap();
+    };
+    for _ in 0..50 {
+        call().await;
+    }
+    let calls: usize = std::env::var("CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let (median_pooled, p99_pooled) = percentiles(calls, call).await;
+    let (median_native, p99_native) = percentiles(calls, || async {
+        tokio::spawn(async { std::hint::black_box(serde_json::to_string(&json!({"text": "fine"})).unwrap()) })
+            .await
+            .unwrap();
+    })
+    .await;
+    report(
+        "invoke-pooled",
+        median_pooled,
+        median_native,
+        "median of CALLS (1000): pooled instance + call vs a native tokio task",
+    );
+    report("  p99", p99_pooled, p99_native, "99th percentile of the same calls");
+    // `ONLY_POOLED=1 CALLS=20000 perf record …`: profile this row alone.
+    if std::env::var_os("ONLY_POOLED").is_some() {
+        return;
+    }
 
     // fetch: 8 MiB through the sandbox into the artifact store vs native hyper + file write
     let sandboxed = time(5, || async {

@@ -283,9 +283,11 @@ impl App {
             k.flush().await;
         }
         // The skill's state sets of this invocation, folded with one fsync.
-        let state = self.state.clone();
-        let name = skill.to_string();
-        let _ = tokio::task::spawn_blocking(move || state.flush(&name)).await;
+        if self.state.needs_flush(skill) {
+            let state = self.state.clone();
+            let name = skill.to_string();
+            let _ = tokio::task::spawn_blocking(move || state.flush(&name)).await;
+        }
         if let (Some(log), Some(record)) = (&self.runs, record) {
             let outcome = match &result {
                 Ok(r) => Ok((r.text.clone(), r.artifacts.iter().map(|a| a.path.clone()).collect::<Vec<_>>())),

@@ -19,25 +19,9 @@ RUNS=${RUNS:-3}
 C41=${C41:-target/release/c41}
 [ -x "$C41" ] || { echo "no $C41: cargo build --release -p c41 (or set C41=)" >&2; exit 2; }
 
-work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/www" "$work/out" "$work/cache"
+source tests/bench/common.sh
 head -c $((MB << 20)) /dev/urandom >"$work/www/big.bin"
 
-# A loopback server that streams files (python's http.server, threaded).
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
-server=$!
-for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-
-cat >"$work/c41.toml" <<TOML
-output-dir = "$work/out"
-[services.site]
-url = "http://127.0.0.1:$port"
-kind = "http"
-[skills.hello-http]
-grants = ["site"]
-TOML
 export XDG_CACHE_HOME="$work/cache" XDG_STATE_HOME="$work/state" XDG_DATA_HOME="$work/data"
 c41() { "$C41" --config "$work/c41.toml" run hello-http path=/big.bin >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; }
 # Warm: the component is compiled once and cached, as after `c41 install`.

@@ -142,6 +142,12 @@ impl StateStore {
         })
     }
 
+    /// Whether `skill` has sets not yet folded into its snapshot (so the
+    /// caller can skip a trip to the blocking pool when it has none).
+    pub fn needs_flush(&self, skill: &str) -> bool {
+        self.skills.lock().unwrap().get(skill).is_some_and(|s| s.logged > 0)
+    }
+
     /// Folds `skill`'s log into its snapshot (one fsync), if anything was
     /// logged since the last one. Runs at the end of each invocation.
     pub fn flush(&self, skill: &str) {

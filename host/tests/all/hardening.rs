@@ -407,3 +407,33 @@ fn file_io_runs_on_the_blocking_pool_not_on_the_runtime_thread() {
         assert!(read < 1 << 20, "the runtime thread read {read} bytes itself");
     });
 }
+
+/// Chunks of every size are gathered into batches and written while the
+/// skill goes on: the stored file is exactly what was written, its SHA-256
+/// is right, and a skill that traps with a batch in flight leaves no file.
+#[tokio::test]
+async fn gathered_and_pipelined_writes_store_exactly_what_was_written() {
+    use sha2::Digest;
+    let h = harness(&config(closed_port(), "max-output-mb = 512"), &["hostile"]).await;
+    let (r, _) = h.run("test-hostile", json!({"mode": "chunks", "n": 300})).await;
+    let r = r.expect("stored");
+    let a = &r.artifacts[0];
+    let bytes = std::fs::read(&a.path).unwrap();
+    let expected: Vec<u8> = (0..bytes.len() as u64).map(|b| (b % 251) as u8).collect();
+    assert_eq!(r.text, format!("stored {}", expected.len()));
+    assert!(bytes.len() > 4 << 20, "many batches: {} bytes", bytes.len());
+    assert!(bytes == expected, "the file holds the bytes in order");
+    assert_eq!(a.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
+    assert_eq!(a.bytes, bytes.len() as u64);
+
+    let before = h.output_files();
+    let (r, _) = h.run("test-hostile", json!({"mode": "trap-mid-write", "n": 300})).await;
+    assert!(r.is_err(), "the skill trapped");
+    assert_eq!(h.output_files(), before, "no partial file left behind");
+    // The per-file cap still holds across gathered chunks.
+    let h = harness(&config(closed_port(), "max-artifact-mb = 1"), &["hostile"]).await;
+    let (r, _) = h.run("test-hostile", json!({"mode": "chunks", "n": 300})).await;
+    let (message, _) = limit_error(r);
+    assert!(message.contains("limits.max-artifact-mb"), "{message}");
+    assert!(h.output_files().is_empty(), "{:?}", h.output_files());
+}

@@ -139,6 +139,12 @@ pub(crate) async fn status(backend: &Backend, id: &str) -> Result<Status, CallEr
     }
 }
 
+/// While a job waits in the queue and its socket is live, `/queue` is read
+/// this many times less often: each read lists every queued job with its
+/// whole workflow, and 64 waiting clients reading it every `poll` cost the
+/// server (and c41) more than the jobs themselves.
+const QUEUED_SLOWDOWN: u32 = 4;
+
 /// How long [`cancel_remote`] keeps at it: inside the host's 10 s grace.
 const CANCEL_FOR: Duration = Duration::from_secs(8);
 /// How soon it looks again whether the job left the queue.
@@ -464,7 +470,11 @@ pub async fn follow(
                             Progress::stage("queued").fraction(0.05).message(m.clone()).report();
                             last_place = Some(m);
                         }
-                        next_poll = Instant::now() + opts.poll;
+                        // The place in line comes from `/queue`, which lists
+                        // every queued job in full: with a live socket (which
+                        // says when the job starts) look less often.
+                        let every = if ws.is_some() { opts.poll * QUEUED_SLOWDOWN } else { opts.poll };
+                        next_poll = Instant::now() + every;
                     }
                     Status::Running => {
                         if live.started.is_none() {

@@ -20,7 +20,7 @@ impl Skill for Hostile {
             version: "0.0.0".into(),
             summary: "Test guest that exhausts host-side resources on purpose.".into(),
             input_schema: r#"{"type":"object","properties":{
-                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","read","ok"]},
+                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","read","chunks","trap-mid-write","ok"]},
                 "n":{"type":"integer","minimum":0},
                 "url":{"type":"string"},
                 "file":{"type":"string","format":"c41-file"}},"required":["mode"]}"#
@@ -98,6 +98,28 @@ impl Skill for Hostile {
                     }
                     done += 1;
                 }
+            }
+            Some("chunks") | Some("trap-mid-write") => {
+                // One file from `n` chunks of 1 byte to 100 KiB; byte i of
+                // the file is `i % 251`. `trap-mid-write` panics before finish.
+                let w = artifacts::create("chunks.bin", "").map_err(|e| fail("create", done, e))?;
+                let mut at = 0u64;
+                for i in 0..n {
+                    let len = 1 + (i * 7919) % (100 * 1024);
+                    let chunk: Vec<u8> = (at..at + len).map(|b| (b % 251) as u8).collect();
+                    w.write(&chunk).map_err(|e| fail("artifact write", done, e))?;
+                    at += len;
+                    done += 1;
+                }
+                if cx.str("mode") == Some("trap-mid-write") {
+                    panic!("boom: the skill panicked with {at} bytes written");
+                }
+                let stored = w.finish().map_err(|e| fail("finish", done, e))?;
+                return Ok(Outcome {
+                    text: format!("stored {at}"),
+                    artifacts: vec![stored],
+                    data: json!({"bytes": at}),
+                });
             }
             Some("read") => {
                 // Read the input through to its end.
