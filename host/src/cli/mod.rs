@@ -4,6 +4,7 @@
 //! warnings and errors go to stderr. Exit codes: 0 success, 1 the skill ran
 //! and failed (its error says whose fault), 2 usage, config or input errors.
 
+mod check;
 mod demo;
 mod describe;
 mod doctor;
@@ -76,6 +77,8 @@ pub enum Command {
     Init(init::Args),
     /// Compile every skill now, so the first call of each starts at once.
     Install(install::Args),
+    /// Check a component before you ship it: loads, imports, describe(), name, schema, services.
+    Check(check::Args),
     /// Write an OpenClaw SKILL.md folder per skill (for agents using exec).
     ExportSkills(export::Args),
     /// Serve every skill as an MCP tool over stdio (for OpenClaw).
@@ -120,6 +123,7 @@ impl Cli {
             Command::Grant(a) => a.run(&ctx).await,
             Command::Init(a) => a.run(&ctx).await,
             Command::Install(a) => a.run(&ctx).await,
+            Command::Check(a) => a.run(&ctx).await,
             Command::Sim(a) => a.run(&ctx).await,
             Command::Mcp(a) => a.run(&ctx).await,
             Command::Openclaw(a) => a.run(&ctx).await,

@@ -273,6 +273,11 @@ impl Runtime {
         &self.shared.engine
     }
 
+    /// The compiled-component cache (`c41 check` compiles through it).
+    pub fn cache(&self) -> &ComponentCache {
+        &self.shared.cache
+    }
+
     /// How many times this runtime called a component's `describe()` to
     /// load it, rather than reading the cached answer (tests prove a
     /// looping `describe()` costs its deadline once).
@@ -360,6 +365,21 @@ impl Runtime {
         Ok(d.into())
     }
 }
+
+/// What a component may import: the interfaces `wit/skill.wit`'s world
+/// names (wasi:filesystem and wasi:sockets link for `std` but are denied at
+/// run time). `c41 check` and a test hold components to it.
+pub const DOCUMENTED_IMPORTS: &[&str] = &[
+    "c41:skill/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "wasi:http/types@",
+    "wasi:http/outgoing-handler@",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
 
 /// Bytes of each pooled linear memory reset in place (memset) after a call,
 /// rather than returned to the kernel: about what a Rust skill touches for

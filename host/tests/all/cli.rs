@@ -373,3 +373,35 @@ async fn a_config_header_breaks_a_skills_requests_to_the_simulator() {
     let (r, _) = fine.run("tts", serde_json::json!({"text": "hello"})).await;
     assert_eq!(r.expect("without the header the same call works").artifacts.len(), 1);
 }
+
+/// `c41 check` tells an author what stops users from loading a component:
+/// a taken name fails, denied imports warn, a file that is no component
+/// fails; a clean one is ready. Exit 0 only when nothing failed.
+#[test]
+fn check_reports_what_an_author_must_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "output-dir = \"{out}\"\n");
+    let check = |file: &std::path::Path| {
+        let out = c41(&cfg).arg("check").arg(file).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = check(&guest("impostor"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL  name") && l.contains("`llm-route` is a built-in")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("ok    describe") && l.contains("6.6.6")), "{text}");
+
+    let (code, text) = check(&guest("escape"));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("warn  imports") && l.contains("wasi:sockets/tcp")), "{text}");
+    assert!(text.contains("ready: `c41 --component") && text.contains("run test-escape"), "{text}");
+
+    let (code, text) = check(&guest("hello-http"));
+    assert_eq!(code, Some(0), "the built-in's own bytes: {text}");
+    assert!(text.contains("this is the built-in skill itself"), "{text}");
+
+    let bogus = dir.path().join("notes.wasm");
+    std::fs::write(&bogus, b"not wasm at all").unwrap();
+    let (code, text) = check(&bogus);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.starts_with("FAIL  component") && text.contains("not a component"), "{text}");
+}

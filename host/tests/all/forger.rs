@@ -302,17 +302,6 @@ async fn partials_of_a_killed_host_are_swept_and_never_taken_as_input() {
 
 /// What `wit/skill.wit` says a component may import: the `c41:skill`
 /// interfaces, and the WASI packages the host links.
-const DOCUMENTED: &[&str] = &[
-    "c41:skill/",
-    "wasi:io/",
-    "wasi:clocks/",
-    "wasi:random/",
-    "wasi:cli/",
-    "wasi:http/types@",
-    "wasi:http/outgoing-handler@",
-    "wasi:filesystem/",
-    "wasi:sockets/",
-];
 
 #[test]
 fn components_import_only_what_the_wit_documents() {
@@ -325,7 +314,7 @@ fn components_import_only_what_the_wit_documents() {
         let imports: Vec<String> = component.component_type().imports(engine).map(|(n, _)| n.to_string()).collect();
         for import in &imports {
             assert!(
-                DOCUMENTED.iter().any(|d| import.starts_with(d)),
+                c41::runtime::DOCUMENTED_IMPORTS.iter().any(|d| import.starts_with(d)),
                 "{name} imports {import}, which the WIT does not document"
             );
         }
