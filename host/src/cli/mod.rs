@@ -14,6 +14,7 @@ mod init;
 mod install;
 mod list;
 mod mcp;
+mod new;
 mod openclaw;
 pub mod output;
 pub mod progress;
@@ -79,6 +80,8 @@ pub enum Command {
     Install(install::Args),
     /// Check a component before you ship it: loads, imports, describe(), name, schema, services.
     Check(check::Args),
+    /// Start a new skill crate (Cargo.toml, src/lib.rs with a test, README, config snippet).
+    New(new::Args),
     /// Write an OpenClaw SKILL.md folder per skill (for agents using exec).
     ExportSkills(export::Args),
     /// Serve every skill as an MCP tool over stdio (for OpenClaw).
@@ -124,6 +127,7 @@ impl Cli {
             Command::Init(a) => a.run(&ctx).await,
             Command::Install(a) => a.run(&ctx).await,
             Command::Check(a) => a.run(&ctx).await,
+            Command::New(a) => a.run(&ctx).await,
             Command::Sim(a) => a.run(&ctx).await,
             Command::Mcp(a) => a.run(&ctx).await,
             Command::Openclaw(a) => a.run(&ctx).await,

@@ -405,3 +405,72 @@ fn check_reports_what_an_author_must_fix() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.starts_with("FAIL  component") && text.contains("not a component"), "{text}");
 }
+
+/// An author's path from an empty folder outside the repository: `c41 new`
+/// writes a crate whose own test passes, which builds to a component that
+/// `c41 check` passes and `c41 run` runs with the service the config
+/// grants it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_skill_builds_tests_checks_and_runs_from_an_empty_folder() {
+    let (addr, seen) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "output-dir = \"{out}\"\n");
+    let crate_dir = dir.path().join("weather");
+    let out = c41(&cfg).args(["new", "weather", "--service", "http", "--dir"]).arg(&crate_dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cargo build --target wasm32-wasip2 --release"));
+    for f in ["Cargo.toml", "src/lib.rs", "README.md", "c41.example.toml", "rust-toolchain.toml"] {
+        assert!(crate_dir.join(f).is_file(), "{f}");
+    }
+    // A second `new` into the same folder is refused, naming it.
+    let again = c41(&cfg).args(["new", "weather", "--dir"]).arg(&crate_dir).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // The workspace's lock file: the same dependency versions, no network.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    std::fs::copy(root.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let cargo = || {
+        let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        c.current_dir(&crate_dir).env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
+        c
+    };
+    let tested = cargo().arg("test").env("CARGO_TARGET_DIR", target.join("authors")).output().unwrap();
+    let said = String::from_utf8_lossy(&tested.stdout);
+    assert!(tested.status.success(), "{said}{}", String::from_utf8_lossy(&tested.stderr));
+    assert!(said.contains("tests::greets_by_name ... ok"), "{said}");
+    // The component, built beside the repo's own guests (their dependencies
+    // are compiled there already).
+    let guests = target.join("wasm-guests");
+    let built = cargo()
+        .args(["build", "--target", "wasm32-wasip2", "--release"])
+        .env("CARGO_TARGET_DIR", &guests)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let wasm = guests.join("wasm32-wasip2/release/weather.wasm");
+
+    let checked = c41(&cfg).arg("check").arg(&wasm).output().unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(0), "{said}");
+    assert!(said.contains("`weather` is well-formed and free"), "{said}");
+
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "output-dir = \"{{out}}\"\n[services.site]\nurl = \"http://{addr}\"\nkind = \"http\"\n\
+             [skills.weather]\ncomponent = \"{}\"\ngrants = [\"site\"]\n",
+            wasm.display()
+        ),
+    );
+    let ran = c41(&cfg).args(["run", "weather", "who=studio", "--json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&ran.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}{}", String::from_utf8_lossy(&ran.stdout), String::from_utf8_lossy(&ran.stderr))
+    });
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["text"], "Hello, studio!", "{v}");
+    assert_eq!(v["data"]["service"]["status"], 200, "{v}");
+    assert!(!seen.paths.lock().unwrap().is_empty(), "the skill asked the granted service");
+}
