@@ -82,6 +82,14 @@ impl Args {
         } else {
             say(Some(true), "imports", format!("{} imports, all in wit/skill.wit's world", imports.len()));
         }
+        // Which c41:skill it was built against (see "Versions" in the WIT).
+        let mut versions: Vec<&str> =
+            imports.iter().filter_map(|i| i.strip_prefix("c41:skill/")?.split_once('@').map(|(_, v)| v)).collect();
+        versions.sort();
+        versions.dedup();
+        if !versions.is_empty() {
+            say(Some(true), "wit", format!("built against c41:skill@{}", versions.join(", @")));
+        }
 
         let origin = Origin::File(self.component.canonicalize().unwrap_or_else(|_| self.component.clone()));
         let limits = config.limits_for("");

@@ -398,6 +398,7 @@ fn check_reports_what_an_author_must_fix() {
     let (code, text) = check(&guest("hello-http"));
     assert_eq!(code, Some(0), "the built-in's own bytes: {text}");
     assert!(text.contains("this is the built-in skill itself"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("ok    wit") && l.contains("c41:skill@0.1.0")), "{text}");
 
     let bogus = dir.path().join("notes.wasm");
     std::fs::write(&bogus, b"not wasm at all").unwrap();
