@@ -21,8 +21,11 @@ pub struct Args {
     pub component: PathBuf,
 }
 
-/// Service kinds the built-in skills and `c41 doctor` know.
-const KNOWN_KINDS: &[&str] = &["http", "comfyui", "ollama", "openai", "tts", "mmaudio", "humo"];
+/// Whether c41 knows service `kind`: plain `http`, or one `c41 doctor` can
+/// health-check (the kinds the built-in skills use).
+fn known_kind(kind: &str) -> bool {
+    kind == "http" || super::doctor::health_path(kind).is_some()
+}
 
 impl Args {
     pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -152,7 +155,7 @@ impl Args {
             say(Some(true), "services", "declares none: it reaches no network".into());
         }
         for kind in &d.services {
-            if KNOWN_KINDS.contains(&kind.as_str()) {
+            if known_kind(kind) {
                 say(Some(true), "services", format!("`{kind}`: users grant it a [services] entry of that kind"));
             } else {
                 say(

@@ -20,7 +20,7 @@ pub struct Args {
 /// The path that shows a service of `kind` is up.
 /// `None` for kinds without one: any HTTP answer below 500 then shows the
 /// server is up.
-fn health_path(kind: &str) -> Option<&'static str> {
+pub(super) fn health_path(kind: &str) -> Option<&'static str> {
     match kind {
         "comfyui" => Some("/system_stats"),
         "ollama" => Some("/api/version"),

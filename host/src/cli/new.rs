@@ -33,11 +33,12 @@ fn built_kit() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../skills/kit")
 }
 
+/// A skill name `describe()` accepts that also makes a good crate name:
+/// starts with a letter, ends without a hyphen, at most 64 bytes.
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
+    crate::runtime::describe::valid_name(name)
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-')
 }
 

@@ -104,10 +104,7 @@ fn decode(data: &[u8]) -> Option<RawDescription> {
 /// a valid JSON Schema.
 pub fn check(raw: RawDescription, origin: &Origin) -> Result<(SkillDescription, InputSchema), LoadError> {
     let bad = |message: String| LoadError::Description { origin: origin.clone(), message };
-    let valid_name = !raw.name.is_empty()
-        && raw.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !raw.name.starts_with('-');
-    if !valid_name {
+    if !valid_name(&raw.name) {
         return Err(bad(format!("name {:?} must be lowercase letters, digits and hyphens", raw.name)));
     }
     let mut input_schema: serde_json::Value =
@@ -124,6 +121,14 @@ pub fn check(raw: RawDescription, origin: &Origin) -> Result<(SkillDescription, 
         services: raw.services,
     };
     Ok((description, schema))
+}
+
+/// Whether `name` can be a skill's name: lowercase letters, digits and
+/// hyphens, not starting with a hyphen.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
 }
 
 /// Most bytes kept of a description's `summary`, `output` and each schema
