@@ -58,10 +58,13 @@ fn main() {
     };
 
     let mut code = String::new();
-    code.push_str("/// The built-in skills, compiled to components: (crate name, bytes).\n");
-    code.push_str("pub const BUILTIN: &[(&str, &[u8])] = &[\n");
+    code.push_str("/// The built-in skills, compiled to components: (crate name, bytes, hex\n");
+    code.push_str("/// SHA-256 of the bytes, so that a start need not hash them).\n");
+    code.push_str("pub const BUILTIN: &[(&str, &[u8], &str)] = &[\n");
     for pkg in BUILTIN {
-        writeln!(code, "    ({pkg:?}, include_bytes!({:?})),", path_of(pkg).display().to_string()).unwrap();
+        let path = path_of(pkg);
+        let sha256 = hex_sha256(&std::fs::read(&path).unwrap());
+        writeln!(code, "    ({pkg:?}, include_bytes!({:?}), {sha256:?}),", path.display().to_string()).unwrap();
     }
     code.push_str("];\n");
     code.push_str("/// Paths of the built components the tests load: (crate name, path).\n");
@@ -96,4 +99,10 @@ fn ensure_wasm_target() {
             "the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed; install it and build again"
         );
     }
+}
+
+/// Lowercase hex SHA-256, as `c41` writes pins.
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -10,7 +10,7 @@
 use c41::app::App;
 use c41::config;
 use c41::events::{Event, EventSink};
-use c41::runtime::RuntimeOptions;
+use c41::runtime::{PoolingOptions, RuntimeOptions};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -127,15 +127,24 @@ async fn main() {
          [skills.llm-route]\ngrants = [\"llama\"]\n",
         tmp.path().join("out").display()
     );
-    let loaded = config::parse(&text, Path::new("/bench/c41.toml")).unwrap();
-    let options = RuntimeOptions { cache_dir: Some(tmp.path().join("cache")), pooling: None };
-    let app = App::with_state_root(loaded, options, &[], Some(tmp.path().join("state"))).await.unwrap();
-    // Warm both (model in memory, prompt cache, the component compiled).
-    sandboxed(&app).await;
+    let app = |pooling| {
+        let loaded = config::parse(&text, Path::new("/bench/c41.toml")).unwrap();
+        let options = RuntimeOptions { cache_dir: Some(tmp.path().join("cache")), pooling };
+        App::with_state_root(loaded, options, &[], Some(tmp.path().join("state")))
+    };
+    // What `c41 run` builds (a fresh instance per call), and what `c41 mcp`
+    // builds (pooled instances).
+    let unpooled = app(None).await.unwrap();
+    let pooled = app(Some(PoolingOptions { instances: 8, max_memory_bytes: 256 << 20 })).await.unwrap();
+    // Warm all three (model in memory, prompt cache, the component compiled,
+    // the model list kept in the skill's state).
+    sandboxed(&unpooled).await;
+    sandboxed(&pooled).await;
     native(port).await;
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours, mut ours_pooled, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        ours.push(sandboxed(&app).await);
+        ours.push(sandboxed(&unpooled).await);
+        ours_pooled.push(sandboxed(&pooled).await);
         theirs.push(native(port).await);
     }
     let _ = child.kill();
@@ -143,12 +152,14 @@ async fn main() {
     let ms = |v: &[Stream]| median(v.iter().map(|s| s.first.as_secs_f64() * 1e3).collect());
     let rate = |v: &[Stream]| median(v.iter().map(Stream::per_second).collect());
     let tokens = |v: &[Stream]| median(v.iter().map(|s| s.tokens as f64).collect());
-    println!(
-        "ttft          {:>8.2} ms vs native {:>8.2} ms  added {:>6.2} ms",
-        ms(&ours),
-        ms(&theirs),
-        ms(&ours) - ms(&theirs)
-    );
+    for (name, v) in [("ttft", &ours), ("ttft pooled", &ours_pooled)] {
+        println!(
+            "{name:<13} {:>8.2} ms vs native {:>8.2} ms  added {:>6.2} ms",
+            ms(v),
+            ms(&theirs),
+            ms(v) - ms(&theirs)
+        );
+    }
     println!(
         "tokens/s      {:>8.1}    vs native {:>8.1}     ratio {:>5.3}x  ({} vs {} deltas, {runs} runs each)",
         rate(&ours),

@@ -79,7 +79,7 @@ async fn main() {
     let compile_all = {
         let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
         let started = Instant::now();
-        for (_, bytes) in c41::guests::BUILTIN {
+        for (_, bytes, _) in c41::guests::BUILTIN {
             let skill = runtime.load(*bytes, Origin::Builtin, &Limits::default()).await.unwrap();
             skill.prepare().await.unwrap();
         }

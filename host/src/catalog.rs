@@ -14,6 +14,7 @@
 
 use crate::config::{Limits, LoadedConfig};
 use crate::runtime::{LoadError, LoadedSkill, Origin, Runtime};
+use bytes::Bytes;
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 
@@ -54,8 +55,9 @@ impl Catalog {
     /// (`--component`).
     pub async fn load(runtime: &Runtime, config: &LoadedConfig, extra: &[PathBuf]) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
-        for (_, bytes) in crate::guests::BUILTIN {
-            let skill = runtime.load(*bytes, Origin::Builtin, &config.limits_for("")).await?;
+        for (_, bytes, sha256) in crate::guests::BUILTIN {
+            let (bytes, sha256) = (Bytes::from_static(bytes), sha256.to_string());
+            let skill = runtime.load_hashed(bytes, sha256, Origin::Builtin, &config.limits_for("")).await?;
             catalog.skills.insert(skill.description.name.clone(), skill);
         }
         for (name, sc) in &config.config.skills {

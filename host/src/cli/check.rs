@@ -50,7 +50,8 @@ impl Args {
             }
         };
         let runtime = Runtime::new(RuntimeOptions::with_default_cache()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let component = match runtime.cache().load(runtime.engine(), &bytes) {
+        let sha256 = crate::config::pins::sha256_hex(&bytes);
+        let component = match runtime.cache().load(runtime.engine(), &bytes, &sha256) {
             Ok((c, _)) => c,
             Err(e) => {
                 say(Some(false), "component", format!("not a component this host can run: {e:#}"));
@@ -119,8 +120,8 @@ impl Args {
             ),
         );
 
-        let builtin = crate::guests::BUILTIN.iter().find(|(name, _)| *name == d.name);
-        let itself = builtin.is_some_and(|(_, b)| crate::config::pins::sha256_hex(b) == skill.sha256);
+        let builtin = crate::guests::BUILTIN.iter().find(|(name, ..)| *name == d.name);
+        let itself = builtin.is_some_and(|(.., sha256)| *sha256 == skill.sha256);
         if crate::catalog::RESERVED.contains(&d.name.as_str()) {
             say(Some(false), "name", format!("`{}` is reserved for c41 mcp's own tools; choose another", d.name));
         } else if itself {

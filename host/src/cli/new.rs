@@ -51,7 +51,7 @@ impl Args {
             );
             return Ok(ExitCode::from(2));
         }
-        if crate::guests::BUILTIN.iter().any(|(n, _)| *n == self.name) {
+        if crate::guests::BUILTIN.iter().any(|(n, ..)| *n == self.name) {
             eprintln!("error: `{}` is a built-in skill's name; c41 would refuse to load another under it", self.name);
             return Ok(ExitCode::from(2));
         }

@@ -12,7 +12,6 @@
 
 use super::cache_perms::{check, ensure_private_dir};
 use super::describe::DescribeRecord;
-use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
@@ -48,15 +47,14 @@ impl ComponentCache {
             .or_else(|| dirs::cache_dir().map(|d| d.join("c41").join("components")))
     }
 
-    /// The cache entry of `bytes`, without its extension (none without a
-    /// cache directory).
-    fn entry(&self, engine: &Engine, bytes: &[u8]) -> Option<PathBuf> {
+    /// The cache entry of a component whose bytes hash to `sha256` (hex),
+    /// without its extension (none without a cache directory).
+    fn entry(&self, engine: &Engine, sha256: &str) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let engine_key = format!("{:016x}", h.finish());
-        let sha = hex::encode(Sha256::digest(bytes));
-        Some(dir.join(engine_key).join(sha))
+        Some(dir.join(engine_key).join(sha256))
     }
 
     /// The directories of `path` are the user's own (created 0700 if need be).
@@ -66,8 +64,8 @@ impl ComponentCache {
 
     /// What `describe()` answered for `bytes` last time, if the cache has it
     /// (in a directory and file that are the user's own).
-    pub fn description(&self, engine: &Engine, bytes: &[u8]) -> Option<DescribeRecord> {
-        let path = self.entry(engine, bytes)?.with_extension("describe.json");
+    pub fn description(&self, engine: &Engine, sha256: &str) -> Option<DescribeRecord> {
+        let path = self.entry(engine, sha256)?.with_extension("describe.json");
         if !path.exists() || self.private(&path).and_then(|()| check(&path, false)).is_err() {
             return None;
         }
@@ -82,8 +80,8 @@ impl ComponentCache {
     }
 
     /// Keep what `describe()` answered for `bytes`.
-    pub fn store_description(&self, engine: &Engine, bytes: &[u8], record: &DescribeRecord) {
-        let Some(path) = self.entry(engine, bytes).map(|p| p.with_extension("describe.json")) else { return };
+    pub fn store_description(&self, engine: &Engine, sha256: &str, record: &DescribeRecord) {
+        let Some(path) = self.entry(engine, sha256).map(|p| p.with_extension("describe.json")) else { return };
         if let Err(why) = self.private(&path) {
             tracing::warn!("not caching the description: {why}");
             return;
@@ -94,9 +92,10 @@ impl ComponentCache {
         }
     }
 
-    /// The compiled component for `bytes`, from the cache when possible.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let Some(path) = self.entry(engine, bytes).map(|p| p.with_extension("cwasm")) else {
+    /// The compiled component for `bytes` (which hash to `sha256`), from the
+    /// cache when possible.
+    pub fn load(&self, engine: &Engine, bytes: &[u8], sha256: &str) -> wasmtime::Result<(Component, CacheOutcome)> {
+        let Some(path) = self.entry(engine, sha256).map(|p| p.with_extension("cwasm")) else {
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
         };
         // Native code is loaded from here: only from directories that are

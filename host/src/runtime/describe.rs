@@ -63,15 +63,30 @@ pub fn describe_limits(configured: &Limits) -> Limits {
 
 /// The description embedded in `bytes` (section [`SECTION`], in the component
 /// or any module inside it); `None` when there is none or it is malformed.
+///
+/// Every start reads the built-ins' sections, so the walk skips what it need
+/// not read: function bodies are stepped over whole (a full parse of the
+/// built-ins was a tenth of a `c41 run`).
 pub fn embedded(bytes: &[u8]) -> Option<RawDescription> {
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        if let Ok(wasmparser::Payload::CustomSection(reader)) = payload
-            && reader.name() == SECTION
-        {
-            return decode(reader.data());
+    use wasmparser::{Chunk, Parser, Payload};
+    let (mut parser, mut outer, mut rest) = (Parser::new(0), Vec::new(), bytes);
+    loop {
+        let Chunk::Parsed { consumed, payload } = parser.parse(rest, true).ok()? else { return None };
+        rest = &rest[consumed..];
+        match payload {
+            Payload::CustomSection(reader) if reader.name() == SECTION => return decode(reader.data()),
+            Payload::CodeSectionStart { size, .. } => {
+                parser.skip_section();
+                rest = rest.get(size as usize..)?;
+            }
+            // The skill's core module sits inside the component.
+            Payload::ModuleSection { parser: inner, .. } | Payload::ComponentSection { parser: inner, .. } => {
+                outer.push(std::mem::replace(&mut parser, inner));
+            }
+            Payload::End(_) => parser = outer.pop()?,
+            _ => {}
         }
     }
-    None
 }
 
 fn decode(data: &[u8]) -> Option<RawDescription> {

@@ -123,6 +123,8 @@ pub struct LoadedSkill {
 struct LazyComponent {
     shared: Arc<Shared>,
     bytes: Bytes,
+    /// Hex SHA-256 of `bytes`: the pin, and the compile cache's key.
+    sha256: String,
     origin: Origin,
     compiled: tokio::sync::OnceCell<(SkillPre<InvocationCtx>, CacheOutcome)>,
 }
@@ -134,9 +136,9 @@ impl LazyComponent {
         let component_err = |message: String| LoadError::Component { origin: self.origin.clone(), message };
         self.compiled
             .get_or_try_init(|| async {
-                let (shared, bytes) = (self.shared.clone(), self.bytes.clone());
+                let (shared, bytes, sha) = (self.shared.clone(), self.bytes.clone(), self.sha256.clone());
                 let (component, outcome) =
-                    tokio::task::spawn_blocking(move || shared.cache.load(&shared.engine, &bytes))
+                    tokio::task::spawn_blocking(move || shared.cache.load(&shared.engine, &bytes, &sha))
                         .await
                         .map_err(|e| component_err(format!("compiling: {e}")))?
                         .map_err(|e| component_err(format!("{e:#}")))?;
@@ -296,9 +298,25 @@ impl Runtime {
         origin: Origin,
         limits: &Limits,
     ) -> Result<LoadedSkill, LoadError> {
+        let bytes = bytes.into();
+        let sha256 = crate::config::pins::sha256_hex(&bytes);
+        self.load_hashed(bytes, sha256, origin, limits).await
+    }
+
+    /// [`load`](Self::load) for bytes whose SHA-256 is known already: the
+    /// built-ins', hashed when `c41` was built, so that a start does not hash
+    /// some 10 MB of components again.
+    pub async fn load_hashed(
+        &self,
+        bytes: Bytes,
+        sha256: String,
+        origin: Origin,
+        limits: &Limits,
+    ) -> Result<LoadedSkill, LoadError> {
         let component = Arc::new(LazyComponent {
             shared: self.shared.clone(),
-            bytes: bytes.into(),
+            bytes,
+            sha256: sha256.clone(),
             origin: origin.clone(),
             compiled: tokio::sync::OnceCell::new(),
         });
@@ -311,16 +329,15 @@ impl Runtime {
             None => self.describe(&component, limits).await?,
         };
         let (description, schema) = describe::check(raw, &origin)?;
-        let sha256 = crate::config::pins::sha256_hex(&component.bytes);
         Ok(LoadedSkill { description, schema, origin, sha256, component })
     }
 
     /// The component's own `describe()`, from the cache or by calling it.
     async fn describe(&self, component: &LazyComponent, limits: &Limits) -> Result<RawDescription, LoadError> {
         let limits = describe::describe_limits(limits);
-        let (engine, cache, bytes) = (&self.shared.engine, &self.shared.cache, &component.bytes);
+        let (engine, cache, sha) = (&self.shared.engine, &self.shared.cache, &component.sha256);
         let failed = |message: String| LoadError::Description { origin: component.origin.clone(), message };
-        let record = match cache.description(engine, bytes).filter(|r| r.applies_to(&limits)) {
+        let record = match cache.description(engine, sha).filter(|r| r.applies_to(&limits)) {
             Some(record) => record,
             None => {
                 let (pre, _) = component.prepare().await?;
@@ -329,7 +346,7 @@ impl Runtime {
                     Ok(d) => DescribeRecord::Described(d.into()),
                     Err(e) => DescribeRecord::failed(format!("{e:#}"), &limits),
                 };
-                cache.store_description(engine, bytes, &record);
+                cache.store_description(engine, sha, &record);
                 record
             }
         };
@@ -347,9 +364,11 @@ impl Runtime {
         bytes: impl Into<Bytes>,
         limits: &Limits,
     ) -> Result<RawDescription, LoadError> {
+        let bytes = bytes.into();
         let component = LazyComponent {
             shared: self.shared.clone(),
-            bytes: bytes.into(),
+            sha256: crate::config::pins::sha256_hex(&bytes),
+            bytes,
             origin: Origin::Builtin,
             compiled: tokio::sync::OnceCell::new(),
         };

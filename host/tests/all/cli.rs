@@ -179,7 +179,7 @@ fn demo_runs_every_builtin_skill_against_the_simulator() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
     assert!(stderr.contains("SIMULATED"), "the demo says the backends are simulated: {stderr}");
-    for (name, _) in c41::guests::BUILTIN {
+    for (name, ..) in c41::guests::BUILTIN {
         assert!(stdout.contains(&format!("== {name}:")), "demo ran {name}:\n{stdout}");
     }
     // HuMo and MMAudio also inside ComfyUI, as the workstation runs them.
@@ -269,7 +269,7 @@ fn export_skills_writes_an_openclaw_skill_per_skill() {
     let cfg = write_config(dir.path(), "output-dir = \"{out}\"\n");
     let out = c41(&cfg).arg("export-skills").arg(dir.path().join("skills")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for (name, _) in c41::guests::BUILTIN {
+    for (name, ..) in c41::guests::BUILTIN {
         let md = std::fs::read_to_string(dir.path().join("skills").join(name).join("SKILL.md")).unwrap();
         let front = md.strip_prefix("---\n").and_then(|r| r.split_once("\n---\n")).expect("frontmatter").0;
         assert!(front.lines().any(|l| l == format!("name: {name}")), "{front}");

@@ -256,6 +256,55 @@ async fn prefers_a_loaded_model_and_reports_cold_loads() {
 }
 
 #[tokio::test]
+async fn model_lists_are_reused_across_calls_until_a_load_may_change_them() {
+    let s = sims().await;
+    let h = route_harness(&s, "").await;
+    assert!(s.a.preload("gpt-oss"));
+    let coding = json!({"messages": [{"role": "user", "content": "refactor this"}], "task": "coding"});
+    let listed = || listed_of(&s);
+
+    let (r, _) = h.run("llm-route", coding.clone()).await;
+    assert_eq!(ok(r).data["cold_load"], false);
+    assert_eq!(listed(), (2, 1), "the first call asks /api/tags, /api/ps and /v1/models");
+
+    // A warm answer changes nothing: the next call routes on what it knew.
+    let (r, _) = h.run("llm-route", coding.clone()).await;
+    let d = ok(r).data;
+    assert_eq!((d["model"].as_str(), d["cold_load"].as_bool()), (Some("gpt-oss"), Some(false)), "{d}");
+    assert_eq!(d["backends"][0]["loaded"], json!(["gpt-oss:latest"]), "the kept list is reported as before");
+    assert_eq!(listed(), (2, 1), "no second discovery within inventory-cache-ms");
+
+    // A cold load may push other models out: that backend is asked again.
+    let (r, _) = h.run("llm-route", json!({"messages": [{"role": "user", "content": "x"}], "task": "reasoning"})).await;
+    assert_eq!(ok(r).data["cold_load"], true);
+    let (r, _) = h.run("llm-route", coding.clone()).await;
+    ok(r);
+    assert_eq!(listed(), (4, 1), "only the backend that loaded is asked again");
+
+    // A failed attempt forgets the list as well.
+    s.a.fail_next(1, 500);
+    let (r, _) = h.run("llm-route", coding.clone()).await;
+    ok(r);
+    let before = listed();
+    let (r, _) = h.run("llm-route", coding.clone()).await;
+    ok(r);
+    assert_eq!(listed().0, before.0 + 2, "asked again after the failure");
+
+    // 0 turns the cache off.
+    let s = sims().await;
+    let h = route_harness(&s, "inventory-cache-ms = 0\n").await;
+    for _ in 0..2 {
+        let (r, _) = h.run("llm-route", coding.clone()).await;
+        ok(r);
+    }
+    assert_eq!(listed_of(&s), (4, 2));
+}
+
+fn listed_of(s: &Sims) -> (usize, usize) {
+    (s.a.listings(), s.b.listings())
+}
+
+#[tokio::test]
 async fn falls_back_when_a_model_is_missing() {
     let s = sims().await;
     let h = route_harness(&s, "").await;

@@ -125,7 +125,7 @@ async fn skills_are_tools_with_streamed_progress_and_media_lines() {
 
         let (list, _) = s.call(2, "tools/list", json!({}));
         let tools = list["result"]["tools"].as_array().unwrap();
-        for (name, _) in c41::guests::BUILTIN {
+        for (name, ..) in c41::guests::BUILTIN {
             let tool = tools.iter().find(|t| t["name"] == *name).unwrap_or_else(|| panic!("{name} is a tool"));
             assert_eq!(tool["inputSchema"]["type"], "object", "{name} has its schema");
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 async fn every_builtin_fast_path_description_equals_its_describe() {
     let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(crate::common::cache_dir()), pooling: None }).unwrap();
     assert!(!c41::guests::BUILTIN.is_empty());
-    for (crate_name, bytes) in c41::guests::BUILTIN {
+    for (crate_name, bytes, _) in c41::guests::BUILTIN {
         let fast = describe::embedded(bytes).unwrap_or_else(|| panic!("{crate_name}: no embedded description"));
         let called = runtime.describe_by_calling(*bytes, &Limits::default()).await.unwrap();
         assert_eq!(fast, called, "{crate_name}");
@@ -27,9 +27,11 @@ async fn every_builtin_fast_path_description_equals_its_describe() {
 async fn builtins_load_without_compiling() {
     let cache = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cache.path().to_path_buf()), pooling: None }).unwrap();
-    for (crate_name, bytes) in c41::guests::BUILTIN {
+    for (crate_name, bytes, sha256) in c41::guests::BUILTIN {
         let skill = runtime.load(*bytes, Origin::Builtin, &Limits::default()).await.unwrap();
         assert_eq!(skill.description.name, *crate_name);
+        // What the catalog trusts instead of hashing each start.
+        assert_eq!(skill.sha256, *sha256, "{crate_name}: the hash build.rs recorded");
     }
     let cached: Vec<_> = walk(cache.path());
     assert!(cached.is_empty(), "loading compiled or described something: {cached:?}");

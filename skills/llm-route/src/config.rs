@@ -53,6 +53,11 @@ pub struct Settings {
     /// this long (kept by the host across calls; 0 turns it off). A call
     /// whose every backend is cooling down tries them anyway.
     pub cooldown_secs: u64,
+    /// How long a backend's model list (and which are loaded) is reused by
+    /// later calls instead of asked again, in milliseconds (kept by the host
+    /// across calls; 0 asks every call). A failed attempt on a backend
+    /// forgets its list at once, as does a cold load (it may unload others).
+    pub inventory_cache_ms: u64,
     /// Ollama `keep_alive` for every request (`"30m"`, `-1` = forever);
     /// per-model `keep-alive` overrides it.
     pub keep_alive: Option<Value>,
@@ -75,6 +80,7 @@ impl Default for Settings {
             between_bytes_timeout_secs: 120,
             connect_timeout_secs: 5,
             cooldown_secs: 30,
+            inventory_cache_ms: 2000,
             keep_alive: None,
         }
     }

@@ -34,6 +34,37 @@ fn cooldown_key(url: &str) -> String {
     format!("cooldown/{url}")
 }
 
+/// Where a backend's model list is kept between calls (`inventory-cache-ms`):
+/// it is forgotten as soon as a call may have changed what is loaded.
+fn inventory_key(url: &str) -> String {
+    format!("inventory/{url}")
+}
+
+/// A backend's listing as an earlier call saw it, if still fresh.
+fn cached_inventory(s: &Settings, svc: &settings::Service, kind: Kind) -> Option<Backend> {
+    if s.inventory_cache_ms == 0 {
+        return None;
+    }
+    let v: Value = serde_json::from_str(&state::get(&inventory_key(&svc.url))?).ok()?;
+    let names = |k: &str| v.get(k).and_then(|l| serde_json::from_value::<Vec<String>>(l.clone()).ok());
+    Some(Backend {
+        name: svc.name.clone(),
+        kind,
+        url: svc.url.clone(),
+        listed: names("listed"),
+        loaded: names("loaded"),
+        down: None,
+    })
+}
+
+/// Keep a reachable backend's listing for later calls.
+fn remember_inventory(s: &Settings, b: &Backend) {
+    if s.inventory_cache_ms > 0 && b.down.is_none() {
+        let v = json!({"listed": b.listed, "loaded": b.loaded});
+        state::set(&inventory_key(&b.url), &v.to_string(), Duration::from_millis(s.inventory_cache_ms));
+    }
+}
+
 struct LlmRoute;
 
 const SCHEMA: &str = r#"{
@@ -172,7 +203,12 @@ impl Skill for LlmRoute {
         let mut backends = Vec::new();
         for svc in &services {
             let kind = if svc.kind == "ollama" { Kind::Ollama } else { Kind::OpenAi };
+            if let Some(b) = cached_inventory(&s, svc, kind) {
+                backends.push(b);
+                continue;
+            }
             let b = net::discover(svc, kind, net::Timeouts::for_discovery(&s)).await?;
+            remember_inventory(&s, &b);
             if let Some(why) = &b.down {
                 log::warn("backend unreachable", &[("backend", &b.name), ("error", why)]);
                 if s.cooldown_secs > 0 {
@@ -339,6 +375,12 @@ impl Skill for LlmRoute {
                         ))
                         .report();
                     state::clear(&cooldown_key(&b.url));
+                    // A model that was not loaded may have pushed others
+                    // out of memory (Ollama, a llama-server router with
+                    // `--models-max`): the next call asks again.
+                    if cold != Some(false) {
+                        state::clear(&inventory_key(&b.url));
+                    }
                     return Ok(Outcome { text, artifacts: Vec::new(), data });
                 }
                 Err(Stop::Abort(e)) => return Err(e),
@@ -349,6 +391,9 @@ impl Skill for LlmRoute {
                         &[("model", &c.model), ("backend", &b.name), ("outcome", f.outcome), ("error", &f.message)],
                     );
                     attempts.push(attempt_json(c, &backends, f.outcome, Some(&f), ms));
+                    // What it has may have changed (a model removed, the
+                    // server restarted): the next call asks again.
+                    state::clear(&inventory_key(&b.url));
                     if f.cools_backend() {
                         cooled[bi] = Some(format!("cooling down after `{}`", f.outcome));
                         if s.cooldown_secs > 0 {

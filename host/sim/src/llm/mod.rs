@@ -384,6 +384,12 @@ impl LlmSim {
         self.shared.in_flight()
     }
 
+    /// Model listings served so far (`GET /api/tags`, `/api/ps`,
+    /// `/v1/models`): what a client's discovery costs the server.
+    pub fn listings(&self) -> usize {
+        self.shared.listings.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Cold loads abandoned because the client disconnected mid-load.
     pub fn aborted_loads(&self) -> usize {
         self.shared.aborted_loads()
@@ -398,6 +404,9 @@ async fn request_fault(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    if matches!(req.uri().path(), "/api/tags" | "/api/ps" | "/v1/models") {
+        shared.listings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     let gate = crate::control::Gate {
         delay: shared.first_byte_delay(),
         // Armed failures are the inference requests' own (see `admit`).

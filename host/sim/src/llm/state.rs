@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     /// Cold loads given up because the client went away (the future was
     /// dropped mid-load), counted so a test can wait for that event.
     aborted_loads: AtomicUsize,
+    /// Model listings served (`/api/tags`, `/api/ps`, `/v1/models`).
+    pub listings: AtomicUsize,
     ids: AtomicU64,
     down: watch::Sender<bool>,
 }
@@ -123,6 +125,7 @@ impl Shared {
             load_lock: tokio::sync::Mutex::new(()),
             in_flight: AtomicUsize::new(0),
             aborted_loads: AtomicUsize::new(0),
+            listings: AtomicUsize::new(0),
             ids: AtomicU64::new(1),
             down: watch::channel(false).0,
         }
