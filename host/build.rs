@@ -13,7 +13,7 @@ use std::process::Command;
 /// Crates compiled into the binary as built-in skills: (package, file stem).
 const BUILTIN: &[&str] = &["hello-http", "llm-route", "comfyui-image", "comfyui-video", "tts", "audio-gen", "lip-sync"];
 /// Crates only the tests load.
-const TEST_GUESTS: &[&str] = &["runaway", "escape", "hostile", "impostor", "forger", "describe-hog"];
+const TEST_GUESTS: &[&str] = &["runaway", "escape", "hostile", "impostor", "forger", "describe-hog", "old-wit"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -22,6 +22,13 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=C41_GUEST_PROFILE");
+    // The version of the c41:skill package the host implements.
+    let wit = std::fs::read_to_string(root.join("wit/skill.wit")).unwrap();
+    let version = wit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("package c41:skill@")?.strip_suffix(';'))
+        .expect("wit/skill.wit declares `package c41:skill@X.Y.Z;`");
+    println!("cargo:rustc-env=C41_WIT_VERSION={version}");
 
     let target_dir =
         env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("wasm-guests");

@@ -28,6 +28,17 @@ pub enum Event {
     TextDelta(String),
     /// `progress.text-reset`: the streamed text so far is void; why.
     TextReset(String),
+    /// `log.log`: a record the skill wrote, cleaned to one line (it also goes
+    /// to the host's own log). For tests and tools that watch a run; the CLI
+    /// and MCP leave it to the host's log.
+    Log {
+        /// `trace`, `debug`, `info`, `warn` or `error`.
+        level: &'static str,
+        /// The message.
+        message: String,
+        /// The fields as `key=value key=value`.
+        fields: String,
+    },
 }
 
 /// Receives a skill's events as they happen. Implementations must be cheap:
@@ -337,7 +348,7 @@ impl EventSink for Outbox {
                 let cost = self.budget.cost(reason.len());
                 Self::push_text(&mut s, format!("\n[the text above is void: {reason}; starting over]\n"), cost);
             }
-            Event::Preview { .. } => return,
+            Event::Preview { .. } | Event::Log { .. } => return,
         }
         drop(s);
         self.wake.notify_one();

@@ -240,7 +240,9 @@ pub fn resolve_files(
         allowed.push(store.dir().to_path_buf());
     }
     for (field, is_array) in schema.file_fields() {
-        let Some(value) = input.get_mut(&field) else { continue };
+        // Absent and null alike mean no file (schemas derived from an
+        // `Option` allow null).
+        let Some(value) = input.get_mut(&field).filter(|v| !v.is_null()) else { continue };
         if is_array {
             if let Value::Array(items) = value {
                 for (i, item) in items.iter_mut().enumerate() {

@@ -28,6 +28,7 @@ pub mod preview;
 pub mod runs;
 pub mod runtime;
 pub mod sandbox;
+pub mod serve;
 pub mod skill_text;
 pub mod studio;
 

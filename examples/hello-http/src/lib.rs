@@ -3,60 +3,60 @@
 //! body as an artifact. Copy this crate to start your own skill.
 
 use c41_kit::artifacts;
+use c41_kit::http::ServiceClient;
 use c41_kit::progress::Progress;
+use c41_kit::schema::JsonSchema;
 use c41_kit::settings;
-use c41_kit::wstd::http::{Body, Client, Request};
+use c41_kit::wstd::http::{Body, Request};
 use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, json};
+use serde::Deserialize;
 
 struct HelloHttp;
 
-const SCHEMA: &str = r#"{
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "path": {
-      "type": "string",
-      "description": "Path to fetch on the granted `http` service, e.g. /index.html.",
-      "default": "/"
-    },
-    "url": {
-      "type": "string",
-      "description": "A full URL to fetch instead of `path`. The sandbox refuses any URL outside the granted service."
-    },
-    "name": {
-      "type": "string",
-      "description": "File name for the stored artifact (default: the last path segment)."
-    }
-  }
-}"#;
+// The schema agents see (`input.schema.json`) is derived from this type:
+// its doc comments are the descriptions.
+/// What to fetch, and what to call the file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    /// Path to fetch on the granted `http` service, e.g. /index.html.
+    #[serde(default = "root")]
+    path: String,
+    /// A full URL to fetch instead of `path`. The sandbox refuses any URL outside the granted service.
+    url: Option<String>,
+    /// File name for the stored artifact (default: the last path segment).
+    name: Option<String>,
+}
+
+fn root() -> String {
+    "/".into()
+}
 
 impl Skill for HelloHttp {
     const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
         name: "hello-http",
         version: env!("CARGO_PKG_VERSION"),
         summary: "Fetch a URL from a granted HTTP service and store the body as a file.",
-        input_schema: SCHEMA,
+        input_schema: include_str!("../input.schema.json"),
         output: "text: what was fetched; one artifact: the response body; data: {url, status, bytes, content_type}",
         services: &["http"],
     });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
+        let input: Input = cx.input()?;
         let service = settings::require_service("http")?;
-        let url = match cx.str("url") {
-            Some(url) => url.to_string(),
-            None => format!("{}{}", service.url, cx.str("path").unwrap_or("/")),
+        let url = match input.url {
+            Some(url) => url,
+            None => format!("{}{}", service.url, input.path),
         };
         Progress::stage("connect").fraction(0.0).message(format!("GET {url}")).report();
 
+        // The kit's client: a failure becomes an error naming the service
+        // (a non-2xx status with the body's text).
+        let client = ServiceClient::new(service.clone());
         let request = Request::get(&url).body(Body::empty()).map_err(|e| SkillError::invalid("url", e.to_string()))?;
-        let response = Client::new()
-            .send(request)
-            .await
-            .map_err(|e| SkillError::backend(&service.name, None, format!("GET {url}: {e:#}")))?;
+        let response = client.send(request).await?;
         let status = response.status().as_u16();
-        if !response.status().is_success() {
-            return Err(SkillError::backend(&service.name, Some(status), format!("GET {url}")));
-        }
         let content_type = response
             .headers()
             .get("content-type")
@@ -65,8 +65,8 @@ impl Skill for HelloHttp {
             .unwrap_or_default();
         let expected = response.body().content_length();
 
-        let name = match cx.str("name") {
-            Some(n) => n.to_string(),
+        let name = match input.name {
+            Some(n) => n,
             None => url
                 .rsplit('/')
                 .next()
@@ -98,3 +98,6 @@ impl Skill for HelloHttp {
 }
 
 c41_kit::skill!(HelloHttp);
+
+// `C41_BLESS=1 cargo test -p hello-http` rewrites input.schema.json.
+c41_kit::input_schema_test!(Input);

@@ -32,35 +32,41 @@ pub struct Args {
 
 impl Args {
     pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let config = ctx.config()?;
-        // A long-running server: pre-reserve instance slots with the pooling
-        // allocator, sized for the largest memory limit in the config.
-        let skills: Vec<String> = config.config.skills.keys().cloned().collect();
-        let max_memory = skills
-            .iter()
-            .map(|s| config.limits_for(s).memory_bytes)
-            .chain([config.limits_for("").memory_bytes])
-            .max()
-            .unwrap_or(512 << 20);
-        let options = RuntimeOptions {
-            pooling: Some(PoolingOptions { instances: self.max_concurrent, max_memory_bytes: max_memory }),
-            ..RuntimeOptions::with_default_cache()
-        };
-        let app = Arc::new(App::new(config, options, &ctx.components).await?);
-        super::shutdown::on_signals(&app);
+        let app = long_running_app(ctx, self.max_concurrent).await?;
         tracing::info!(skills = app.catalog.iter().count(), "serving skills over MCP on stdio");
-        // The tools are listed from their descriptions alone; compile the
-        // components behind the first answers, so a first call rarely waits.
-        let warm = app.clone();
-        tokio::spawn(async move {
-            for skill in warm.catalog.iter() {
-                if let Err(e) = skill.prepare().await {
-                    tracing::warn!(skill = %skill.description.name, "cannot compile: {e}");
-                }
-            }
-        });
         let service = McpServer::new(app).serve(crate::mcp::framing::stdio()).await?;
         service.waiting().await?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The app of a long-running server (`c41 mcp`, `c41 serve`): instance slots
+/// pre-reserved with the pooling allocator (sized for the largest memory
+/// limit in the config), stopped gracefully on SIGTERM/SIGHUP, and every
+/// component compiled in the background so that a first call rarely waits
+/// (the tools are listed from their descriptions alone).
+pub(super) async fn long_running_app(ctx: &Ctx, max_concurrent: u32) -> anyhow::Result<Arc<App>> {
+    let config = ctx.config()?;
+    let skills: Vec<String> = config.config.skills.keys().cloned().collect();
+    let max_memory = skills
+        .iter()
+        .map(|s| config.limits_for(s).memory_bytes)
+        .chain([config.limits_for("").memory_bytes])
+        .max()
+        .unwrap_or(512 << 20);
+    let options = RuntimeOptions {
+        pooling: Some(PoolingOptions { instances: max_concurrent, max_memory_bytes: max_memory }),
+        ..RuntimeOptions::with_default_cache()
+    };
+    let app = Arc::new(App::new(config, options, &ctx.components).await?);
+    super::shutdown::on_signals(&app);
+    let warm = app.clone();
+    tokio::spawn(async move {
+        for skill in warm.catalog.iter() {
+            if let Err(e) = skill.prepare().await {
+                tracing::warn!(skill = %skill.description.name, "cannot compile: {e}");
+            }
+        }
+    });
+    Ok(app)
 }

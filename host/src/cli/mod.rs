@@ -20,6 +20,7 @@ pub mod output;
 pub mod progress;
 mod run;
 mod runs;
+mod serve;
 mod shutdown;
 mod sim;
 
@@ -86,6 +87,8 @@ pub enum Command {
     ExportSkills(export::Args),
     /// Serve every skill as an MCP tool over stdio (for OpenClaw).
     Mcp(mcp::Args),
+    /// Serve every skill over MCP on HTTP, for every agent and script on this machine.
+    Serve(serve::Args),
     /// Set OpenClaw up to use c41: its MCP server entry and/or SKILL.md folders.
     Openclaw(openclaw::Args),
     /// Run the simulated studio (ComfyUI, Ollama, MMAudio, HuMo, TTS) in the foreground.
@@ -130,6 +133,7 @@ impl Cli {
             Command::New(a) => a.run(&ctx).await,
             Command::Sim(a) => a.run(&ctx).await,
             Command::Mcp(a) => a.run(&ctx).await,
+            Command::Serve(a) => a.run(&ctx).await,
             Command::Openclaw(a) => a.run(&ctx).await,
             Command::ExportSkills(a) => a.run(&ctx).await,
             Command::Demo(a) => a.run(&ctx).await,

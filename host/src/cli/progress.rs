@@ -140,6 +140,8 @@ impl EventSink for CliProgress {
                     self.write_stdout(&delta);
                 }
             }
+            // Already in the host's log (stderr, `RUST_LOG`).
+            Event::Log { .. } => {}
             // The text already printed cannot be taken back: mark the break
             // in the same stream, where whoever reads the text will see it.
             Event::TextReset(reason) => {

@@ -48,6 +48,9 @@ pub struct Config {
     /// How `c41 mcp` answers agents.
     #[serde(default)]
     pub mcp: McpConfig,
+    /// The daemon, `c41 serve`.
+    #[serde(default)]
+    pub serve: ServeConfig,
 }
 
 /// One service a skill may be granted.
@@ -188,6 +191,38 @@ impl McpConfig {
     /// How long a tool call waits for its run before answering `running`.
     pub fn answer_within(&self) -> Duration {
         self.answer_within_secs.as_ref().map(|s| Duration::from_secs(*s.get_ref())).unwrap_or(DEFAULT_ANSWER_WITHIN)
+    }
+}
+
+/// `[serve]`: the daemon (`c41 serve`) that serves the skills over MCP on
+/// HTTP to every agent and script on the machine.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeConfig {
+    /// Where it listens (default [`DEFAULT_LISTEN`]); `--listen` overrides.
+    pub listen: Option<Spanned<String>>,
+    /// The token every request must carry as `Authorization: Bearer
+    /// <token>`. Required to listen on anything but loopback.
+    pub token: Option<Spanned<String>>,
+    /// Like `token`, read from this environment variable.
+    pub token_env: Option<Spanned<String>>,
+}
+
+/// A `token`, else the value of the variable `token-env` names.
+fn token_of(token: &Option<Spanned<String>>, token_env: &Option<Spanned<String>>) -> Option<String> {
+    token
+        .as_ref()
+        .map(|t| t.get_ref().clone())
+        .or_else(|| token_env.as_ref().and_then(|v| std::env::var(v.get_ref()).ok()))
+}
+
+/// Where `c41 serve` listens unless told otherwise: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7411";
+
+impl ServeConfig {
+    /// `token`, else the value of the `token-env` variable.
+    pub fn token(&self) -> Option<String> {
+        token_of(&self.token, &self.token_env).filter(|t| !t.is_empty())
     }
 }
 
@@ -431,10 +466,7 @@ impl ServiceConfig {
 
     /// `token`, else the value of the `token-env` variable.
     fn token_value(&self) -> Option<String> {
-        self.token
-            .as_ref()
-            .map(|t| t.get_ref().clone())
-            .or_else(|| self.token_env.as_ref().and_then(|v| std::env::var(v.get_ref()).ok()))
+        token_of(&self.token, &self.token_env)
     }
 
     /// The first header (or token) that cannot be sent as an HTTP header:

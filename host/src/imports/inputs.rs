@@ -23,6 +23,10 @@ pub struct InputFile {
 }
 
 impl Host for InvocationCtx {
+    async fn fields(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.inputs.fields())
+    }
+
     async fn open(&mut self, field: String) -> wasmtime::Result<Result<Resource<InputFile>, InputError>> {
         let Some(input) = self.inputs.get(&field) else {
             let known = self.inputs.fields().join(", ");

@@ -44,6 +44,14 @@ impl Host for InvocationCtx {
             Level::Warn => tracing::warn!(target: "c41::skill", skill, fields, "{message}"),
             Level::Error => tracing::error!(target: "c41::skill", skill, fields, "{message}"),
         }
+        let level = match level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        self.events.emit(&self.skill, crate::events::Event::Log { level, message, fields });
         Ok(())
     }
 }

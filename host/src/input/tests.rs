@@ -87,4 +87,10 @@ fn file_inputs_resolve_inside_allowed_dirs_only() {
 
     let mut input = json!({"prompt": "x", "image": "artifact:deadbeefdeadbeef"});
     assert_eq!(resolve_files(&s, &mut input, &policy).unwrap_err().field(), "image");
+
+    // Null is no file, as absent is (a schema derived from an `Option`
+    // allows it, and agents send it for "not given").
+    let mut input = json!({"prompt": "x", "image": null});
+    assert!(resolve_files(&s, &mut input, &policy).unwrap().fields().is_empty());
+    assert_eq!(input["image"], Value::Null);
 }

@@ -11,12 +11,6 @@ fn c41(config: &std::path::Path) -> Command {
     cmd
 }
 
-fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
-    let p = dir.join("c41.toml");
-    std::fs::write(&p, text.replace("{out}", &dir.join("out").display().to_string())).unwrap();
-    p
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_prints_media_lines_and_json() {
     let (addr, _) = serve().await;
@@ -398,7 +392,8 @@ fn check_reports_what_an_author_must_fix() {
     let (code, text) = check(&guest("hello-http"));
     assert_eq!(code, Some(0), "the built-in's own bytes: {text}");
     assert!(text.contains("this is the built-in skill itself"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("ok    wit") && l.contains("c41:skill@0.1.0")), "{text}");
+    let current = concat!("c41:skill@", env!("C41_WIT_VERSION"));
+    assert!(text.lines().any(|l| l.starts_with("ok    wit") && l.contains(current)), "{text}");
 
     let bogus = dir.path().join("notes.wasm");
     std::fs::write(&bogus, b"not wasm at all").unwrap();
@@ -416,11 +411,41 @@ async fn a_new_skill_builds_tests_checks_and_runs_from_an_empty_folder() {
     let (addr, seen) = serve().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "output-dir = \"{out}\"\n");
-    let crate_dir = dir.path().join("weather");
-    let out = c41(&cfg).args(["new", "weather", "--service", "http", "--dir"]).arg(&crate_dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let authors = target.join("authors");
+    let cargo = |at: &std::path::Path| {
+        let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        c.current_dir(at).env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
+        c.env("CARGO_TARGET_DIR", &authors);
+        c
+    };
+
+    // The kit as a crate of its own, as `cargo package` makes it: what an
+    // author downloads. Unpacked outside the repository, it has to build
+    // with the WIT it carries.
+    let packaged = cargo(root).args(["package", "-p", "c41-kit", "--no-verify", "--allow-dirty"]).output().unwrap();
+    assert!(packaged.status.success(), "{}", String::from_utf8_lossy(&packaged.stderr));
+    let version = env!("CARGO_PKG_VERSION");
+    let tarball = authors.join(format!("package/c41-kit-{version}.crate"));
+    let unpacked = Command::new("tar").arg("xzf").arg(&tarball).arg("-C").arg(dir.path()).status().unwrap();
+    assert!(unpacked.success());
+    let kit = dir.path().join(format!("c41-kit-{version}"));
+    assert!(kit.join("wit/skill.wit").is_file(), "the package carries its WIT");
+
+    // `c41 new NAME --service KIND` with the packaged kit: the crate's folder
+    // and what the command printed.
+    let new_crate = |name: &str, kind: &str| {
+        let at = dir.path().join(name);
+        let out = c41(&cfg).args(["new", name, "--service", kind, "--dir"]).arg(&at).arg("--kit").arg(&kit).output();
+        let out = out.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (at, out)
+    };
+    let (crate_dir, out) = new_crate("weather", "http");
     assert!(String::from_utf8_lossy(&out.stdout).contains("cargo build --target wasm32-wasip2 --release"));
-    for f in ["Cargo.toml", "src/lib.rs", "README.md", "c41.example.toml", "rust-toolchain.toml"] {
+    for f in ["Cargo.toml", "src/lib.rs", "input.schema.json", "tests/sandbox.rs", "README.md", "c41.example.toml"] {
         assert!(crate_dir.join(f).is_file(), "{f}");
     }
     // A second `new` into the same folder is refused, naming it.
@@ -429,29 +454,18 @@ async fn a_new_skill_builds_tests_checks_and_runs_from_an_empty_folder() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 
     // The workspace's lock file: the same dependency versions, no network.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     std::fs::copy(root.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let cargo = || {
-        let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        c.current_dir(&crate_dir).env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
-        c
-    };
-    let tested = cargo().arg("test").env("CARGO_TARGET_DIR", target.join("authors")).output().unwrap();
+    // `cargo test` as the author runs it: the unit tests natively, then the
+    // component built and run in the real host against a mock service.
+    let tested = cargo(&crate_dir).arg("test").output().unwrap();
     let said = String::from_utf8_lossy(&tested.stdout);
     assert!(tested.status.success(), "{said}{}", String::from_utf8_lossy(&tested.stderr));
-    assert!(said.contains("tests::greets_by_name ... ok"), "{said}");
-    // The component, built beside the repo's own guests (their dependencies
-    // are compiled there already).
-    let guests = target.join("wasm-guests");
-    let built = cargo()
-        .args(["build", "--target", "wasm32-wasip2", "--release"])
-        .env("CARGO_TARGET_DIR", &guests)
-        .output()
-        .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    let wasm = guests.join("wasm32-wasip2/release/weather.wasm");
+    for test in ["tests::greets_by_name", "input_schema_is_current", "runs_in_the_sandbox"] {
+        assert!(said.contains(&format!("{test} ... ok")), "{test}: {said}");
+    }
+    // The component the sandbox test built.
+    let wasm = authors.join("wasm32-wasip2/release/weather.wasm");
+    assert!(wasm.is_file());
 
     let checked = c41(&cfg).arg("check").arg(&wasm).output().unwrap();
     let said = String::from_utf8_lossy(&checked.stdout);
@@ -474,4 +488,14 @@ async fn a_new_skill_builds_tests_checks_and_runs_from_an_empty_folder() {
     assert_eq!(v["text"], "Hello, studio!", "{v}");
     assert_eq!(v["data"]["service"]["status"], 200, "{v}");
     assert!(!seen.paths.lock().unwrap().is_empty(), "the skill asked the granted service");
+
+    // A skill of a kind the built-in simulators serve is tested against the
+    // simulated studio instead of a mock.
+    let (sim_crate, _) = new_crate("local-llm", "ollama");
+    assert!(std::fs::read_to_string(sim_crate.join("tests/sandbox.rs")).unwrap().contains("simulated_studio()"));
+    std::fs::copy(root.join("Cargo.lock"), sim_crate.join("Cargo.lock")).unwrap();
+    let tested = cargo(&sim_crate).arg("test").output().unwrap();
+    let said = String::from_utf8_lossy(&tested.stdout);
+    assert!(tested.status.success(), "{said}{}", String::from_utf8_lossy(&tested.stderr));
+    assert!(said.contains("runs_in_the_sandbox ... ok"), "{said}");
 }

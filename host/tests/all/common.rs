@@ -1,19 +1,17 @@
-//! Shared helpers: a loopback HTTP server that records what it saw, and an
-//! [`App`] built from a config string.
+//! Shared helpers: a loopback HTTP server that records what it saw, and a
+//! host built from a config string by `c41-test`, the authors' harness.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
-use c41::app::{App, RunError};
-use c41::config::{self, LoadedConfig};
+use c41::app::RunError;
 use c41::events::{Event, Recorder};
-use c41::runtime::{InvokeError, Invoked, RuntimeOptions};
+use c41::runtime::{InvokeError, Invoked};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use tokio_util::sync::CancellationToken;
 
 /// The path of a test guest component built by build.rs.
 pub fn guest(name: &str) -> PathBuf {
@@ -73,47 +71,45 @@ pub async fn serve() -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
+/// A config file `c41.toml` in `dir` (`{out}` is `dir/out`): a real file,
+/// so the grants lock can sit beside it.
+pub fn write_config(dir: &std::path::Path, text: &str) -> PathBuf {
+    let p = dir.join("c41.toml");
+    std::fs::write(&p, text.replace("{out}", &dir.join("out").display().to_string())).unwrap();
+    p
+}
+
 /// A port on 127.0.0.1 that nothing listens on.
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
 
-/// A test host: a temp output dir and a config.
-pub struct Harness {
-    pub app: App,
-    pub out: tempfile::TempDir,
-    /// This harness's own skill state and run journal, kept for as long as
-    /// the harness: no test sees another's (llm-route's cooldowns, a ComfyUI
-    /// skill's submitted job).
-    _state: tempfile::TempDir,
+/// A test host: the harness skill authors use ([`c41_test::Harness`]), with
+/// `run` giving the parts the tests here were written against.
+pub struct Harness(pub c41_test::Harness);
+
+impl std::ops::Deref for Harness {
+    type Target = c41_test::Harness;
+    fn deref(&self) -> &c41_test::Harness {
+        &self.0
+    }
 }
 
-/// Build an App from config text (`{out}` is replaced by the output dir)
-/// with the given test guests loaded.
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut c41_test::Harness {
+        &mut self.0
+    }
+}
+
+/// Build a host from config text (`{out}` is replaced by the output dir)
+/// with the given test guests loaded and granted as by `c41 grant`.
 pub async fn harness(config_text: &str, guests: &[&str]) -> Harness {
-    let out = tempfile::tempdir().unwrap();
-    let text = config_text.replace("{out}", &out.path().display().to_string());
-    let loaded: LoadedConfig = config::parse(&text, Path::new("/test/c41.toml")).expect("test config parses");
-    let options = RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };
-    let components: Vec<PathBuf> = guests.iter().map(|g| guest(g)).collect();
-    let state = tempfile::tempdir().unwrap();
-    let mut app =
-        App::with_state_root(loaded, options, &components, Some(state.path().to_path_buf())).await.expect("app builds");
-    // As if the user had run `c41 grant` for each test guest.
-    let pins: Vec<(String, c41::config::pins::Pin)> = app
-        .catalog
-        .iter()
-        .filter_map(|s| match &s.origin {
-            c41::runtime::Origin::File(p) => Some((
-                s.description.name.clone(),
-                c41::config::pins::Pin { component: p.clone(), sha256: s.sha256.clone() },
-            )),
-            c41::runtime::Origin::Builtin => None,
-        })
-        .collect();
-    app.config.pins.extend(pins);
-    Harness { app, out, _state: state }
+    let mut b = c41_test::Harness::builder().config(config_text).cache_dir(cache_dir());
+    for g in guests {
+        b = b.component(guest(g));
+    }
+    Harness(b.start().await)
 }
 
 impl Harness {
@@ -123,19 +119,7 @@ impl Harness {
         skill: &str,
         input: Value,
     ) -> (Result<c41::runtime::Invoked, c41::app::RunError>, Arc<Recorder>) {
-        let rec = Arc::new(Recorder::default());
-        let r = self.app.invoke(skill, input, rec.clone(), CancellationToken::new()).await;
-        (r, rec)
-    }
-
-    /// Files in the output dir (names), sorted.
-    pub fn output_files(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.out.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
+        self.0.run(skill, input).await.into_parts()
     }
 }
 

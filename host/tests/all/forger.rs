@@ -143,6 +143,7 @@ async fn escape_sequences_never_reach_the_terminal() {
                 assert_eq!((stage.as_str(), message.as_deref()), ("st[Hage next", Some("msg")));
                 stage.clone() + message.as_deref().unwrap_or("")
             }
+            Event::Log { message, fields, .. } => format!("{message}{fields}"),
             Event::Preview { .. } => continue,
         };
         assert!(!shown.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{shown:?}");

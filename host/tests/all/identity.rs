@@ -12,13 +12,6 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A config file `c41.toml` in `dir` (a real file, so the grants lock can sit beside it).
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("c41.toml");
-    std::fs::write(&p, text.replace("{out}", &dir.join("out").display().to_string())).unwrap();
-    p
-}
-
 async fn app(config: &Path, components: &[PathBuf]) -> anyhow::Result<App> {
     let loaded = config::load(Some(config))?;
     let options = RuntimeOptions { cache_dir: Some(cache_dir()), pooling: None };

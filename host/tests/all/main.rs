@@ -3,6 +3,7 @@
 //! HTTP to servers on loopback, the real sandbox.
 
 mod audio_gen;
+mod authors;
 mod cli;
 mod comfyui;
 mod common;
@@ -19,5 +20,6 @@ mod openclaw;
 mod openclaw_install;
 mod resume_config;
 mod sandbox;
+mod serve;
 mod startup;
 mod tts;

@@ -37,18 +37,7 @@ async fn openclaw_calls_the_c41_mcp_tool_and_delivers_the_image() {
     let _one_at_a_time = AGENT.lock().await;
     let Scene { studio: _studio, dir, workspace, out_dir, cfg } = Scene::new().await;
 
-    let model = FakeModel::start(Arc::new(|req: &Value| {
-        match last_tool_result(req) {
-            // First turn: call the c41 image tool, by the name OpenClaw gave it.
-            None => match tool_names(req).into_iter().find(|n| n.ends_with("comfyui-image")) {
-                Some(name) => Turn::Call(name, json!({"prompt": "a red fox", "width": 256, "height": 256})),
-                None => Turn::Say(format!("fake model: no comfyui-image tool in {:?}", tool_names(req))),
-            },
-            // Then: deliver what the tool returned, as the tool told us to.
-            Some((_, text)) => Turn::Say(format!("Here is your red fox.\n{}", media_lines(&text).join("\n"))),
-        }
-    }))
-    .await;
+    let model = FakeModel::start(red_fox()).await;
 
     let home = dir.path().join("home");
     let config = write_openclaw_config(&home, model.addr, c41_mcp_server(&cfg));
@@ -549,7 +538,20 @@ pub(crate) enum Turn {
     Say(String),
 }
 
-type Script = Arc<dyn Fn(&Value) -> Turn + Send + Sync>;
+pub(crate) type Script = Arc<dyn Fn(&Value) -> Turn + Send + Sync>;
+
+/// A model asked for a red fox: it calls the c41 image tool by the name
+/// OpenClaw gave it, then delivers what the tool returned, as the tool told
+/// it to (its `MEDIA:` line in the final reply).
+pub(crate) fn red_fox() -> Script {
+    Arc::new(|req: &Value| match last_tool_result(req) {
+        None => match tool_names(req).into_iter().find(|n| n.ends_with("comfyui-image")) {
+            Some(name) => Turn::Call(name, json!({"prompt": "a red fox", "width": 256, "height": 256})),
+            None => Turn::Say(format!("fake model: no comfyui-image tool in {:?}", tool_names(req))),
+        },
+        Some((_, text)) => Turn::Say(format!("Here is your red fox.\n{}", media_lines(&text).join("\n"))),
+    })
+}
 
 /// An OpenAI-compatible chat-completions server on loopback that answers
 /// each request with what the script says and records the request bodies.

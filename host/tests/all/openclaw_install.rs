@@ -8,7 +8,6 @@ use crate::openclaw::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
 
 /// `c41 --config CFG openclaw install ARGS` with HOME = `home`.
 fn install(home: &Path, cfg: &Path, args: &[&str]) -> Output {
@@ -35,14 +34,7 @@ async fn openclaw_install_sets_up_a_real_openclaw_in_one_command() {
     let _one_at_a_time = AGENT.lock().await;
     let Scene { studio: _studio, dir, workspace, out_dir, cfg } = Scene::new().await;
 
-    let model = FakeModel::start(Arc::new(|req: &Value| match last_tool_result(req) {
-        None => match tool_names(req).into_iter().find(|n| n.ends_with("comfyui-image")) {
-            Some(name) => Turn::Call(name, json!({"prompt": "a red fox", "width": 256, "height": 256})),
-            None => Turn::Say(format!("fake model: no comfyui-image tool in {:?}", tool_names(req))),
-        },
-        Some((_, text)) => Turn::Say(format!("Here is your red fox.\n{}", media_lines(&text).join("\n"))),
-    }))
-    .await;
+    let model = FakeModel::start(red_fox()).await;
 
     // The user's OpenClaw config: a model, another MCP server, and someone
     // else's `c41` entry.

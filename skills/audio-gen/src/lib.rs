@@ -20,8 +20,10 @@ use c41_kit::http::ServiceClient;
 use c41_kit::media::Probe;
 use c41_kit::multipart::Form;
 use c41_kit::progress::Progress;
+use c41_kit::schema::JsonSchema;
 use c41_kit::wstd::http::Body;
 use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, artifacts, inputs, json, settings};
+use serde::Deserialize;
 
 use params::{Mode, Params};
 
@@ -30,49 +32,38 @@ pub const SERVICE_KIND: &str = "mmaudio";
 
 struct AudioGen;
 
-const SCHEMA: &str = r#"{
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["prompt"],
-  "properties": {
-    "prompt": {
-      "type": "string", "minLength": 1, "maxLength": 2000,
-      "description": "What should be heard, as concrete sounds: \"rain on a tin roof, distant thunder\", \"footsteps on gravel, a dog barks twice\". With a video, describe the sound of what happens in it."
-    },
-    "negative_prompt": {
-      "type": "string", "maxLength": 2000,
-      "description": "Sounds to keep out, e.g. \"music, speech\". Default: none."
-    },
-    "video": {
-      "type": "string", "format": "c41-file",
-      "description": "A video to give a soundtrack (MP4 or MOV with H.264): a file path or an artifact reference (artifact:<sha256>), e.g. a comfyui-video result. The result is then this video with the generated sound, cut to `seconds` if longer. Without it, the result is an audio file (FLAC)."
-    },
-    "seconds": {
-      "type": "number", "exclusiveMinimum": 0, "maximum": 30,
-      "description": "Length of the sound in seconds (at most 30). With a video, the clip is cut to this length; a shorter clip keeps its own length. Default: 8 (or the configured settings.seconds)."
-    },
-    "steps": {
-      "type": "integer", "minimum": 1, "maximum": 1000,
-      "description": "Sampling steps: more is slower and a little cleaner. Default: 25 (or settings.steps)."
-    },
-    "cfg": {
-      "type": "number", "minimum": 0, "maximum": 20,
-      "description": "How strictly the sound follows the prompt (classifier-free guidance). Default: 4.5 (or settings.cfg)."
-    },
-    "seed": {
-      "type": "integer", "minimum": 0, "maximum": 9007199254740991,
-      "description": "Sampling seed; the same seed, prompt and settings give the same sound. Random when absent; the seed used is returned in data.seed."
-    },
-    "check": {
-      "type": "boolean",
-      "description": "Only check which MMAudio workflows each granted ComfyUI backend can run (node types and model files) and say what is missing; runs nothing, needs no other input. `c41 doctor` uses it."
-    },
-    "name": {
-      "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
-      "description": "Stem of the output file name (the extension is added). Default: `sound`, or `<video name>-sound` with a video."
-    }
-  }
-}"#;
+// The input. The schema agents see (`input.schema.json`) is derived from
+// this type; `C41_BLESS=1 cargo test` rewrites it after a change.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// What should be heard, as concrete sounds: "rain on a tin roof, distant thunder", "footsteps on gravel, a dog barks twice". With a video, describe the sound of what happens in it.
+    #[schemars(length(min = 1, max = 2000))]
+    pub prompt: String,
+    /// Sounds to keep out, e.g. "music, speech". Default: none.
+    #[schemars(length(max = 2000))]
+    pub negative_prompt: Option<String>,
+    /// A video to give a soundtrack (MP4 or MOV with H.264): a file path or an artifact reference (artifact:<sha256>), e.g. a comfyui-video result. The result is then this video with the generated sound, cut to `seconds` if longer. Without it, the result is an audio file (FLAC).
+    #[schemars(extend("format" = "c41-file"))]
+    pub video: Option<String>,
+    /// Length of the sound in seconds (at most 30). With a video, the clip is cut to this length; a shorter clip keeps its own length. Default: 8 (or the configured settings.seconds).
+    #[schemars(range(max = 30), extend("exclusiveMinimum" = 0))]
+    pub seconds: Option<f64>,
+    /// Sampling steps: more is slower and a little cleaner. Default: 25 (or settings.steps).
+    #[schemars(range(min = 1, max = 1000))]
+    pub steps: Option<u64>,
+    /// How strictly the sound follows the prompt (classifier-free guidance). Default: 4.5 (or settings.cfg).
+    #[schemars(range(min = 0, max = 20))]
+    pub cfg: Option<f64>,
+    /// Sampling seed; the same seed, prompt and settings give the same sound. Random when absent; the seed used is returned in data.seed.
+    #[schemars(range(min = 0, max = 9007199254740991i64))]
+    pub seed: Option<u64>,
+    /// Only check which MMAudio workflows each granted ComfyUI backend can run (node types and model files) and say what is missing; runs nothing, needs no other input. `c41 doctor` uses it.
+    pub check: Option<bool>,
+    /// Stem of the output file name (the extension is added). Default: `sound`, or `<video name>-sound` with a video.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"))]
+    pub name: Option<String>,
+}
 
 fn header(resp: &c41_kit::wstd::http::Response<Body>, name: &str) -> Option<String> {
     resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
@@ -83,7 +74,7 @@ impl Skill for AudioGen {
         name: "audio-gen",
         version: env!("CARGO_PKG_VERSION"),
         summary: "Generate sound effects and ambience from a text prompt, or add a generated soundtrack to a video (MMAudio: its HTTP service, or inside ComfyUI).",
-        input_schema: SCHEMA,
+        input_schema: include_str!("../input.schema.json"),
         output: "text: how many seconds of sound were made, for which prompt, with which seed, and the file; \
                      artifacts: one file, a FLAC (text-to-audio) or the video as MP4 with the new sound track (video-to-audio); \
                      data: {prompt, negative_prompt, seconds (requested), measured_seconds (read from the file), sample_rate, \
@@ -226,3 +217,5 @@ impl Skill for AudioGen {
 }
 
 c41_kit::skill!(AudioGen);
+
+c41_kit::input_schema_test!(Input);

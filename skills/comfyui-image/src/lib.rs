@@ -4,7 +4,9 @@
 //! skill's input to workflow parameters and the result to an outcome.
 
 use c41_kit::comfyui::{self, Job, Library, Options};
+use c41_kit::schema::JsonSchema;
 use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, Value, json, settings};
+use serde::Deserialize;
 use serde_json::Map;
 
 struct ComfyImage;
@@ -25,60 +27,48 @@ const BUILTINS: &[(&str, &str, &str)] = &[
 
 const DEFAULT_WORKFLOW: &str = "flux2-dev";
 
-const SCHEMA: &str = r#"{
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["prompt"],
-  "properties": {
-    "prompt": {
-      "type": "string", "minLength": 1, "maxLength": 8000,
-      "description": "What the image shows, in plain English; be concrete about subject, setting, light and style."
-    },
-    "negative_prompt": {
-      "type": "string", "maxLength": 8000,
-      "description": "What to avoid. Only workflows with a negative prompt use it; flux2-dev and z-image-turbo have none and list it in data.ignored."
-    },
-    "width": {
-      "type": "integer", "minimum": 256, "maximum": 2048, "multipleOf": 16,
-      "description": "Image width in pixels (multiple of 16). Default: the workflow's own (1024 for the built-ins)."
-    },
-    "height": {
-      "type": "integer", "minimum": 256, "maximum": 2048, "multipleOf": 16,
-      "description": "Image height in pixels (multiple of 16). Default: the workflow's own (1024 for the built-ins)."
-    },
-    "seed": {
-      "type": "integer", "minimum": 0, "maximum": 9007199254740991,
-      "description": "Noise seed; the same seed, prompt and settings give the same image. Random when absent; the seed used is returned in data.seed."
-    },
-    "steps": {
-      "type": "integer", "minimum": 1, "maximum": 100,
-      "description": "Sampler steps. Default: the workflow's own (flux2-dev 20, z-image-turbo 8). More is slower, rarely better past the default."
-    },
-    "cfg": {
-      "type": "number", "minimum": 0, "maximum": 30,
-      "description": "Prompt adherence. Default: the workflow's own (flux2-dev guidance 4.0, z-image-turbo cfg 1.0; keep 1.0 for turbo models)."
-    },
-    "count": {
-      "type": "integer", "minimum": 1, "maximum": 8,
-      "description": "Number of images, generated as one batch (one seed). Default: the workflow's own (1 for the built-ins)."
-    },
-    "check": {
-      "type": "boolean",
-      "description": "Only check which workflows each granted ComfyUI backend can run (node types and model files present) and say what is missing and how to fix it; runs nothing. `c41 doctor` uses it."
-    },
-    "workflow": {
-      "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-      "description": "Workflow name. Built-in: flux2-dev (Flux 2 Dev, best quality; the default unless the config sets settings.workflow), z-image-turbo (Z-Image Turbo, fast). The config may add more under settings.workflows."
-    }
-  }
-}"#;
+// The input. The schema agents see (`input.schema.json`) is derived from
+// this type; `C41_BLESS=1 cargo test` rewrites it after a change.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// What the image shows, in plain English; be concrete about subject, setting, light and style.
+    #[schemars(length(min = 1, max = 8000))]
+    pub prompt: String,
+    /// What to avoid. Only workflows with a negative prompt use it; flux2-dev and z-image-turbo have none and list it in data.ignored.
+    #[schemars(length(max = 8000))]
+    pub negative_prompt: Option<String>,
+    /// Image width in pixels (multiple of 16). Default: the workflow's own (1024 for the built-ins).
+    #[schemars(range(min = 256, max = 2048), extend("multipleOf" = 16))]
+    pub width: Option<u64>,
+    /// Image height in pixels (multiple of 16). Default: the workflow's own (1024 for the built-ins).
+    #[schemars(range(min = 256, max = 2048), extend("multipleOf" = 16))]
+    pub height: Option<u64>,
+    /// Noise seed; the same seed, prompt and settings give the same image. Random when absent; the seed used is returned in data.seed.
+    #[schemars(range(min = 0, max = 9007199254740991i64))]
+    pub seed: Option<u64>,
+    /// Sampler steps. Default: the workflow's own (flux2-dev 20, z-image-turbo 8). More is slower, rarely better past the default.
+    #[schemars(range(min = 1, max = 100))]
+    pub steps: Option<u64>,
+    /// Prompt adherence. Default: the workflow's own (flux2-dev guidance 4.0, z-image-turbo cfg 1.0; keep 1.0 for turbo models).
+    #[schemars(range(min = 0, max = 30))]
+    pub cfg: Option<f64>,
+    /// Number of images, generated as one batch (one seed). Default: the workflow's own (1 for the built-ins).
+    #[schemars(range(min = 1, max = 8))]
+    pub count: Option<u64>,
+    /// Only check which workflows each granted ComfyUI backend can run (node types and model files present) and say what is missing and how to fix it; runs nothing. `c41 doctor` uses it.
+    pub check: Option<bool>,
+    /// Workflow name. Built-in: flux2-dev (Flux 2 Dev, best quality; the default unless the config sets settings.workflow), z-image-turbo (Z-Image Turbo, fast). The config may add more under settings.workflows.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))]
+    pub workflow: Option<String>,
+}
 
 impl Skill for ComfyImage {
     const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
         name: "comfyui-image",
         version: env!("CARGO_PKG_VERSION"),
         summary: "Generate images from a text prompt with ComfyUI (Flux 2 Dev, Z-Image Turbo or a configured workflow).",
-        input_schema: SCHEMA,
+        input_schema: include_str!("../input.schema.json"),
         output: "text: what was generated, where and with which seed; artifacts: the image files (PNG as the workflow saves them), in order; \
                      data: {seed, workflow, backend, prompt_id, width, height, steps, count, params (every bound parameter's value), ignored (inputs this workflow does not use), \
                      files: [{server_name, subfolder, path, mime, bytes, sha256}], timings: {prepare_ms, queued_ms, run_ms, download_ms, total_ms}}",
@@ -137,3 +127,5 @@ impl Skill for ComfyImage {
 }
 
 c41_kit::skill!(ComfyImage);
+
+c41_kit::input_schema_test!(Input);

@@ -6,7 +6,9 @@
 //! start image is given, and shapes the outcome.
 
 use c41_kit::comfyui::{self, FileParam, Job, Library, Options};
+use c41_kit::schema::JsonSchema;
 use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, Value, json, settings};
+use serde::Deserialize;
 use serde_json::Map;
 
 struct ComfyVideo;
@@ -28,65 +30,50 @@ const BUILTINS: &[(&str, &str, &str)] = &[
 const DEFAULT_T2V: &str = "wan22-t2v";
 const DEFAULT_I2V: &str = "wan22-i2v";
 
-const SCHEMA: &str = r#"{
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["prompt"],
-  "properties": {
-    "prompt": {
-      "type": "string", "minLength": 1, "maxLength": 8000,
-      "description": "What happens in the clip: subject, action, camera movement, style."
-    },
-    "negative_prompt": {
-      "type": "string", "maxLength": 8000,
-      "description": "What to avoid. Default: the workflow's own (blurry, low quality, static, distorted, watermark, text)."
-    },
-    "image": {
-      "type": "string", "format": "c41-file",
-      "description": "Start image for image→video: a file path or an artifact reference (artifact:<sha256>), e.g. a comfyui-image result. Selects the image→video workflow (wan22-i2v) unless `workflow` is given."
-    },
-    "seconds": {
-      "type": "number", "exclusiveMinimum": 0, "maximum": 20,
-      "description": "Clip length in seconds; converted to frames at `fps` and rounded to what the model accepts (Wan: 4n+1 frames). Give `seconds` or `frames`, not both. Default: 81 frames (about 5 s at 16 fps)."
-    },
-    "frames": {
-      "type": "integer", "minimum": 1, "maximum": 321,
-      "description": "Clip length in frames (Wan: 4n+1, other counts are rounded to the nearest). Give `seconds` or `frames`, not both. Default: 81."
-    },
-    "fps": {
-      "type": "integer", "minimum": 4, "maximum": 60,
-      "description": "Frames per second of the saved video. Default: the workflow's own (Wan 2.2 14B is trained at 16 fps)."
-    },
-    "width": {
-      "type": "integer", "minimum": 128, "maximum": 1920, "multipleOf": 16,
-      "description": "Video width in pixels (multiple of 16). Default: the workflow's own (832 for the built-ins). 832×480 or 480×832 are the model's native sizes; 1280×720 is slower."
-    },
-    "height": {
-      "type": "integer", "minimum": 128, "maximum": 1920, "multipleOf": 16,
-      "description": "Video height in pixels (multiple of 16). Default: the workflow's own (480 for the built-ins)."
-    },
-    "seed": {
-      "type": "integer", "minimum": 0, "maximum": 9007199254740991,
-      "description": "Noise seed. Random when absent; the seed used is returned in data.seed."
-    },
-    "steps": {
-      "type": "integer", "minimum": 2, "maximum": 100,
-      "description": "Sampler steps, split between the high- and low-noise passes. Default: the workflow's own (20)."
-    },
-    "cfg": {
-      "type": "number", "minimum": 0, "maximum": 30,
-      "description": "Prompt adherence. Default: the workflow's own (3.5)."
-    },
-    "check": {
-      "type": "boolean",
-      "description": "Only check which workflows each granted ComfyUI backend can run (node types and model files present) and say what is missing and how to fix it; runs nothing. `c41 doctor` uses it."
-    },
-    "workflow": {
-      "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-      "description": "Workflow name. Built-in: wan22-t2v (text→video; the default without `image`, or settings.workflow), wan22-i2v (image→video; the default with `image`, or settings.image-workflow). The config may add more under settings.workflows."
-    }
-  }
-}"#;
+// The input. The schema agents see (`input.schema.json`) is derived from
+// this type; `C41_BLESS=1 cargo test` rewrites it after a change.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// What happens in the clip: subject, action, camera movement, style.
+    #[schemars(length(min = 1, max = 8000))]
+    pub prompt: String,
+    /// What to avoid. Default: the workflow's own (blurry, low quality, static, distorted, watermark, text).
+    #[schemars(length(max = 8000))]
+    pub negative_prompt: Option<String>,
+    /// Start image for image→video: a file path or an artifact reference (artifact:<sha256>), e.g. a comfyui-image result. Selects the image→video workflow (wan22-i2v) unless `workflow` is given.
+    #[schemars(extend("format" = "c41-file"))]
+    pub image: Option<String>,
+    /// Clip length in seconds; converted to frames at `fps` and rounded to what the model accepts (Wan: 4n+1 frames). Give `seconds` or `frames`, not both. Default: 81 frames (about 5 s at 16 fps).
+    #[schemars(range(max = 20), extend("exclusiveMinimum" = 0))]
+    pub seconds: Option<f64>,
+    /// Clip length in frames (Wan: 4n+1, other counts are rounded to the nearest). Give `seconds` or `frames`, not both. Default: 81.
+    #[schemars(range(min = 1, max = 321))]
+    pub frames: Option<u64>,
+    /// Frames per second of the saved video. Default: the workflow's own (Wan 2.2 14B is trained at 16 fps).
+    #[schemars(range(min = 4, max = 60))]
+    pub fps: Option<u64>,
+    /// Video width in pixels (multiple of 16). Default: the workflow's own (832 for the built-ins). 832×480 or 480×832 are the model's native sizes; 1280×720 is slower.
+    #[schemars(range(min = 128, max = 1920), extend("multipleOf" = 16))]
+    pub width: Option<u64>,
+    /// Video height in pixels (multiple of 16). Default: the workflow's own (480 for the built-ins).
+    #[schemars(range(min = 128, max = 1920), extend("multipleOf" = 16))]
+    pub height: Option<u64>,
+    /// Noise seed. Random when absent; the seed used is returned in data.seed.
+    #[schemars(range(min = 0, max = 9007199254740991i64))]
+    pub seed: Option<u64>,
+    /// Sampler steps, split between the high- and low-noise passes. Default: the workflow's own (20).
+    #[schemars(range(min = 2, max = 100))]
+    pub steps: Option<u64>,
+    /// Prompt adherence. Default: the workflow's own (3.5).
+    #[schemars(range(min = 0, max = 30))]
+    pub cfg: Option<f64>,
+    /// Only check which workflows each granted ComfyUI backend can run (node types and model files present) and say what is missing and how to fix it; runs nothing. `c41 doctor` uses it.
+    pub check: Option<bool>,
+    /// Workflow name. Built-in: wan22-t2v (text→video; the default without `image`, or settings.workflow), wan22-i2v (image→video; the default with `image`, or settings.image-workflow). The config may add more under settings.workflows.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))]
+    pub workflow: Option<String>,
+}
 
 /// The nearest frame count of the form `k * step + 1` (at least 1).
 fn round_frames(frames: u64, step: u32) -> u64 {
@@ -100,7 +87,7 @@ impl Skill for ComfyVideo {
         name: "comfyui-video",
         version: env!("CARGO_PKG_VERSION"),
         summary: "Generate a short video from a text prompt, or animate a start image, with ComfyUI (Wan 2.2 14B or a configured workflow).",
-        input_schema: SCHEMA,
+        input_schema: include_str!("../input.schema.json"),
         output: "text: what was generated, where, its length and seed; artifacts: the video file(s) as the workflow saves them (mp4, webm or animated webp); \
                      data: {seed, workflow, backend, prompt_id, frames, fps, seconds, width, height, frames_requested?, params, ignored, uploads, \
                      files: [{server_name, subfolder, path, mime, bytes, sha256}], timings: {prepare_ms, queued_ms, run_ms, download_ms, total_ms}}",
@@ -211,3 +198,5 @@ impl Skill for ComfyVideo {
 }
 
 c41_kit::skill!(ComfyVideo);
+
+c41_kit::input_schema_test!(Input);

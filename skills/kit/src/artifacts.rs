@@ -73,7 +73,7 @@ pub async fn save_body(
 
 /// Like [`save_body`], but `on_chunk` sees each chunk's bytes and the
 /// running total, so a skill can read the file as it passes (a
-/// [`media::Probe`](crate::media::Probe), progress) without buffering it.
+/// `media::Probe`, progress) without buffering it.
 /// An error from `on_chunk` stops the download and stores nothing.
 pub async fn save_body_with(
     name: &str,

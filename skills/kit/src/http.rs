@@ -1,29 +1,140 @@
-//! Small HTTP helpers over `wstd::http` that turn every failure into a
-//! [`SkillError::Backend`] naming the service, so skills never hand-roll
-//! error mapping.
+//! The one HTTP client of the kit, over `wstd::http`: every skill and the
+//! ComfyUI client send through [`exchange`] (timeouts, and a failure sorted
+//! into [`HttpError`]: no answer of which [`TransportKind`], or a non-2xx
+//! status with its body), and most use [`ServiceClient`] on top, which turns
+//! failures into a [`SkillError::Backend`] naming the service.
 //!
-//! A request the sandbox refuses surfaces here as a connection error; the host
-//! records the refusal itself and shows the user the URL and the missing
-//! grant, so skills need not guess.
+//! A request the sandbox refuses surfaces here as [`TransportKind::Denied`];
+//! the host records the refusal itself and shows the user the URL and the
+//! missing grant, so skills need not guess.
 
 use crate::SkillError;
+#[cfg(feature = "multipart")]
 use crate::multipart::Form;
 use crate::settings::Service;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wstd::http::{Body, Client, Method, Request, Response};
+use std::time::Duration;
+use wstd::http::{Body, Client, ErrorCode, Method, Request, Response};
 
-/// A client bound to one granted service: paths are joined to its base URL.
+/// The timeouts of a request; `None` waits as long as the host's deadline
+/// allows (a HuMo render can take many minutes before its first byte).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timeouts {
+    /// To open the connection.
+    pub connect: Option<Duration>,
+    /// Until the response head arrives.
+    pub first_byte: Option<Duration>,
+    /// The longest pause inside the body.
+    pub between_bytes: Option<Duration>,
+}
+
+/// Why a request got no HTTP answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// A timeout: connecting, waiting for the head, or between body bytes.
+    Timeout,
+    /// The sandbox refused it (no grant covers the URL).
+    Denied,
+    /// Refused, reset, unreachable: the server is down or not there.
+    Unreachable,
+}
+
+/// A request that failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpError {
+    /// No HTTP answer.
+    Transport {
+        /// What kind of failure.
+        kind: TransportKind,
+        /// The request: `GET http://…`.
+        what: String,
+        /// The transport's error.
+        error: String,
+    },
+    /// A non-2xx answer.
+    Status {
+        /// The status code.
+        status: u16,
+        /// The body's text (empty when it could not be read).
+        body: String,
+    },
+}
+
+impl HttpError {
+    /// From a transport error of `what` (`GET http://…`).
+    pub fn transport(what: &str, e: &wstd::http::Error) -> Self {
+        let error = format!("{e:#}");
+        let kind = match e.downcast_ref::<ErrorCode>() {
+            Some(
+                ErrorCode::ConnectionTimeout
+                | ErrorCode::ConnectionReadTimeout
+                | ErrorCode::ConnectionWriteTimeout
+                | ErrorCode::HttpResponseTimeout
+                | ErrorCode::DnsTimeout,
+            ) => TransportKind::Timeout,
+            Some(ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited) => TransportKind::Denied,
+            _ if error.to_lowercase().contains("timeout") || error.contains("TimedOut") => TransportKind::Timeout,
+            _ => TransportKind::Unreachable,
+        };
+        HttpError::Transport { kind, what: what.to_string(), error }
+    }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Transport { what, error, .. } => write!(f, "{what}: {error}"),
+            HttpError::Status { status, body } => write!(f, "{status}: {}", body.trim()),
+        }
+    }
+}
+
+/// Send `req` with `timeouts`. A 2xx answer is returned with its body
+/// unread; a non-2xx answer becomes [`HttpError::Status`] with its body's
+/// text unless `any_status` asks for the response whatever its status (for
+/// services whose error bodies the caller reads itself).
+pub async fn exchange(req: Request<Body>, timeouts: Timeouts, any_status: bool) -> Result<Response<Body>, HttpError> {
+    let what = format!("{} {}", req.method(), req.uri());
+    let mut client = Client::new();
+    if let Some(t) = timeouts.connect {
+        client.set_connect_timeout(t);
+    }
+    if let Some(t) = timeouts.first_byte {
+        client.set_first_byte_timeout(t);
+    }
+    if let Some(t) = timeouts.between_bytes {
+        client.set_between_bytes_timeout(t);
+    }
+    let resp = client.send(req).await.map_err(|e| HttpError::transport(&what, &e))?;
+    let status = resp.status();
+    if any_status || status.is_success() {
+        return Ok(resp);
+    }
+    let mut body = resp.into_body();
+    let body = body.contents().await.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    Err(HttpError::Status { status: status.as_u16(), body })
+}
+
+/// A client bound to one granted service: paths are joined to its base URL,
+/// and failures become errors naming the service.
 #[derive(Debug, Clone)]
 pub struct ServiceClient {
     /// The granted service.
     pub service: Service,
+    /// The timeouts of every request (none by default).
+    pub timeouts: Timeouts,
 }
 
 impl ServiceClient {
-    /// A client for `service`.
+    /// A client for `service`, without timeouts of its own.
     pub fn new(service: Service) -> Self {
-        Self { service }
+        Self { service, timeouts: Timeouts::default() }
+    }
+
+    /// The same client with other timeouts.
+    pub fn with_timeouts(&self, timeouts: Timeouts) -> Self {
+        Self { service: self.service.clone(), timeouts }
     }
 
     /// The absolute URL of `path` (which starts with `/`).
@@ -39,22 +150,17 @@ impl ServiceClient {
     /// services whose error bodies the skill explains itself (FastAPI's
     /// `detail`, OpenAI's `error.param`). Only a failed connection is an error.
     pub async fn send_any(&self, req: Request<Body>) -> Result<Response<Body>, SkillError> {
-        let what = format!("{} {}", req.method(), req.uri());
-        Client::new().send(req).await.map_err(|e| self.fail(None, format!("{what}: {e:#}")))
+        exchange(req, self.timeouts, true).await.map_err(|e| self.fail(None, e.to_string()))
     }
 
     /// Send a request; a non-2xx status becomes a backend error carrying the
     /// body's text.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Body>, SkillError> {
         let what = format!("{} {}", req.method(), req.uri());
-        let resp = self.send_any(req).await?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
-        let mut body = resp.into_body();
-        let text = body.str_contents().await.map(str::to_owned).unwrap_or_default();
-        Err(self.fail(Some(status.as_u16()), format!("{what}: {}", text.trim())))
+        exchange(req, self.timeouts, false).await.map_err(|e| match e {
+            HttpError::Status { status, body } => self.fail(Some(status), format!("{what}: {}", body.trim())),
+            transport => self.fail(None, transport.to_string()),
+        })
     }
 
     /// GET `path`.
@@ -96,6 +202,7 @@ impl ServiceClient {
 
     /// A `POST` of `form` to `path`, with its exact `Content-Length`; input
     /// files in the form are streamed from the host as the body is sent.
+    #[cfg(feature = "multipart")]
     pub fn form_request(&self, path: &str, form: Form) -> Result<Request<Body>, SkillError> {
         form.into_request(&self.url(path), false).map_err(|e| self.fail(None, e))
     }
@@ -103,11 +210,13 @@ impl ServiceClient {
     /// Like [`form_request`](Self::form_request), but with the body built in
     /// memory and sent whole (see [`Form::into_request`]). Input files in the
     /// form are read whole into guest memory.
+    #[cfg(feature = "multipart")]
     pub fn buffered_form_request(&self, path: &str, form: Form) -> Result<Request<Body>, SkillError> {
         form.into_request(&self.url(path), true).map_err(|e| self.fail(None, e))
     }
 
     /// POST a multipart form to `path` (see [`form_request`](Self::form_request)).
+    #[cfg(feature = "multipart")]
     pub async fn post_form(&self, path: &str, form: Form) -> Result<Response<Body>, SkillError> {
         let req = self.form_request(path, form)?;
         self.send(req).await

@@ -20,6 +20,19 @@ fn to_skill_error(field: &str, e: InputError) -> SkillError {
     }
 }
 
+/// The file inputs of this call, as [`open`] takes them (`image`,
+/// `frames/0`, `frames/1`): the schema's file fields in its order, an
+/// array's items in theirs. Needs a host of `c41:skill@0.1.1` or newer.
+///
+/// ```no_run
+/// // Every frame of an array input, in order.
+/// let frames: Vec<String> =
+///     c41_kit::inputs::fields().into_iter().filter(|f| f.starts_with("frames/")).collect();
+/// ```
+pub fn fields() -> Vec<String> {
+    wit::fields()
+}
+
 /// Open the file input at `field` (`image`, `frames/0`).
 pub fn open(field: &str) -> Result<File, SkillError> {
     let inner = wit::open(field).map_err(|e| to_skill_error(field, e))?;
@@ -46,6 +59,7 @@ impl File {
     /// What the file is (container, length, sizes), read through to its end
     /// without keeping it: an MP4's index may sit at the end. `None` when
     /// it is no media file the probe knows.
+    #[cfg(feature = "media")]
     pub fn probe(&mut self) -> Result<Option<crate::media::Info>, SkillError> {
         let mut probe = crate::media::Probe::new();
         loop {

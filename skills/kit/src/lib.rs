@@ -1,19 +1,62 @@
 //! The guest side of c41: everything a skill component needs besides its own
 //! logic, written once so skills never copy a client or a helper.
 //!
-//! A skill is a type implementing [`Skill`], exported with [`skill!`]:
+//! A skill is a type implementing [`Skill`], exported with [`skill!`]. Its
+//! input is a type: the schema agents see is derived from it
+//! ([`schema::input_schema`], kept in a file the component embeds) and
+//! [`Invocation::input`] parses it with field-named errors.
 //!
-//! ```ignore
-//! struct Hello;
-//! impl c41_kit::Skill for Hello {
-//!     const DESCRIPTION: Option<c41_kit::StaticDescription> =
-//!         Some(c41_kit::StaticDescription { /* name, schema, services */ });
-//!     async fn invoke(cx: c41_kit::Invocation) -> Result<c41_kit::Outcome, c41_kit::SkillError> {
-//!         /* read cx.input, call services, stream artifacts */
+//! ```no_run
+//! use c41_kit::progress::Progress;
+//! use c41_kit::schema::JsonSchema;
+//! use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, json, settings};
+//! use serde::Deserialize;
+//!
+//! /// The city to forecast.
+//! #[derive(Deserialize, JsonSchema)]
+//! #[serde(deny_unknown_fields)]
+//! struct Input {
+//!     /// A city name.
+//!     #[schemars(length(min = 1, max = 200))]
+//!     city: String,
+//! }
+//!
+//! struct Weather;
+//!
+//! impl Skill for Weather {
+//!     const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
+//!         name: "weather",
+//!         version: "0.1.0",
+//!         summary: "Today's weather for a city.",
+//!         // In a real crate: include_str!("../input.schema.json"), kept
+//!         // current by `schema::assert_current` in a unit test.
+//!         input_schema: r#"{"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}"#,
+//!         output: "text: the forecast",
+//!         services: &["http"],
+//!     });
+//!
+//!     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
+//!         let input: Input = cx.input()?;
+//!         let service = settings::require_service("http")?;
+//!         Progress::stage("ask").fraction(0.5).message(format!("asking {}", service.name)).report();
+//!         let client = c41_kit::http::ServiceClient::new(service);
+//!         let now: c41_kit::Value = client.get_json(&format!("/now?city={}", input.city)).await?;
+//!         Ok(Outcome { text: format!("{}: {}", input.city, now["sky"]), artifacts: vec![], data: json!(now) })
 //!     }
 //! }
-//! c41_kit::skill!(Hello);
+//!
+//! c41_kit::skill!(Weather);
+//! # fn main() {}
 //! ```
+//!
+//! **Features.** The core is always there: [`Skill`] and [`skill!`],
+//! [`settings`], [`inputs`], [`artifacts`], [`progress`], [`log`],
+//! [`state`], [`websocket`], [`schema`] and one HTTP client for granted
+//! services ([`http::ServiceClient`]). What a weather skill does not need is
+//! behind a feature: `media` (image, audio and MP4 probes), `multipart`
+//! (form bodies that stream input files), `fastapi` and `openai` (those
+//! services' error bodies, explained field by field), `comfyui` (the
+//! ComfyUI client; turns on `media` and `multipart`).
 //!
 //! The kit runs `invoke` on wstd's single-threaded executor, so skills write
 //! ordinary async Rust and use `wstd::http` for outgoing requests (standard
@@ -21,17 +64,23 @@
 #![deny(missing_docs)]
 
 pub mod artifacts;
+#[cfg(feature = "comfyui")]
 pub mod comfyui;
 pub mod describe;
 pub mod error;
+#[cfg(feature = "fastapi")]
 pub mod fastapi;
 pub mod http;
 pub mod inputs;
 pub mod log;
+#[cfg(feature = "media")]
 pub mod media;
+#[cfg(feature = "multipart")]
 pub mod multipart;
+#[cfg(feature = "openai")]
 pub mod openai;
 pub mod progress;
+pub mod schema;
 pub mod settings;
 pub mod state;
 pub mod websocket;
@@ -41,7 +90,9 @@ pub mod websocket;
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        // The crate's own copy of the top-level `wit/`, so that the kit
+        // builds wherever it is (a test keeps the two identical).
+        path: "wit",
         world: "skill",
         pub_export_macro: true,
         export_macro_name: "__export_skill_world",
@@ -54,6 +105,17 @@ pub use describe::StaticDescription;
 pub use error::SkillError;
 pub use serde_json::{Value, json};
 pub use wstd;
+
+/// A random lowercase uuid4 (the host's randomness): job ids a server
+/// insists on, multipart boundaries.
+pub fn uuid4() -> String {
+    let mut b = [0u8; 16];
+    wstd::rand::get_random_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
 
 /// What a skill returns on success.
 #[derive(Debug, Clone, Default)]
@@ -76,6 +138,18 @@ pub struct Invocation {
 }
 
 impl Invocation {
+    /// The input as `T`, typically the type whose schema the skill
+    /// describes ([`schema::input_schema`]). The host has checked the input
+    /// against that schema already, so this fails only where the type is
+    /// stricter; the error names the field (`size.width`, `images[2]`).
+    pub fn input<T: serde::de::DeserializeOwned>(&self) -> Result<T, SkillError> {
+        serde_path_to_error::deserialize(&self.input).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            SkillError::invalid(field, e.into_inner().to_string())
+        })
+    }
+
     /// A string field of the input, if present.
     pub fn str(&self, field: &str) -> Option<&str> {
         self.input.get(field).and_then(Value::as_str)
@@ -144,6 +218,14 @@ pub trait Skill {
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError>;
 }
 
+/// The running skill's name (for messages that point into the config).
+static SKILL_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The name of the skill this component runs as, once `invoke` started.
+pub fn skill_name() -> &'static str {
+    SKILL_NAME.get().map(String::as_str).unwrap_or("this-skill")
+}
+
 /// Glue between the generated export and a [`Skill`]; used by [`skill!`].
 #[doc(hidden)]
 pub fn __run<S: Skill>(
@@ -153,6 +235,8 @@ pub fn __run<S: Skill>(
         Ok(v) => v,
         Err(e) => return Err(SkillError::invalid("", format!("input is not JSON: {e}")).into()),
     };
+    let name = S::DESCRIPTION.map(|d| d.name.to_string()).unwrap_or_else(|| S::describe().name);
+    let _ = SKILL_NAME.set(name);
     let cx = Invocation { input, id: request.invocation_id };
     let outcome = wstd::runtime::block_on(S::invoke(cx)).map_err(bindings::c41::skill::types::SkillError::from)?;
     Ok(bindings::c41::skill::types::Outcome {

@@ -64,7 +64,7 @@ fn quoted(s: &str) -> String {
 impl Form {
     /// An empty form with a fresh random boundary.
     pub fn new() -> Self {
-        Self::with_boundary(format!("c41-{}", crate::comfyui::uuid4().replace('-', "")))
+        Self::with_boundary(format!("c41-{}", crate::uuid4().replace('-', "")))
     }
 
     fn with_boundary(boundary: String) -> Self {

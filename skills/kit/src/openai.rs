@@ -6,7 +6,7 @@
 //! OpenAI answers `{"error": {"message", "type", "param", "code"}}`;
 //! Kokoro-FastAPI wraps a similar object in FastAPI's `detail`
 //! (`{"detail": {"error": "validation_error", "message": ..., "type": ...}}`).
-//! Pydantic's 422 lists are [`fastapi`](crate::fastapi)'s.
+//! Pydantic's 422 lists are the `fastapi` module's.
 
 use serde_json::Value;
 

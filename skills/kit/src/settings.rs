@@ -30,6 +30,19 @@ pub fn get<T: serde::de::DeserializeOwned>(key: &str) -> Option<T> {
     wit::get(key).and_then(|s| serde_json::from_str(&s).ok())
 }
 
+/// The skill's settings (`[skills.NAME.settings]` in the c41 config) as
+/// `T`; a setting of the wrong shape is a `denied` error naming the key and
+/// the config table, since only the user can fix it.
+pub fn parse<T: serde::de::DeserializeOwned>() -> Result<T, SkillError> {
+    serde_path_to_error::deserialize(all()).map_err(|e| {
+        let key = e.path().to_string();
+        SkillError::Denied {
+            target: format!("[skills.{}.settings]", crate::skill_name()),
+            reason: format!("setting `{key}` in the c41 config: {}", e.into_inner()),
+        }
+    })
+}
+
 /// All settings as a JSON object.
 pub fn all() -> serde_json::Value {
     serde_json::from_str(&wit::all()).unwrap_or_default()

@@ -22,6 +22,8 @@
 mod on_comfyui;
 mod plan;
 
+use c41_kit::schema::JsonSchema;
+use serde::Deserialize;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::Poll;
@@ -46,53 +48,41 @@ const CANCEL_POLL: Duration = Duration::from_millis(200);
 /// Most bytes of an error reply kept for the message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-const SCHEMA: &str = r#"{
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["image", "audio"],
-  "properties": {
-    "image": {
-      "type": "string", "format": "c41-file",
-      "description": "The portrait to animate: a PNG or JPEG file path, or an artifact reference (artifact:<sha256>) such as a comfyui-image result. A face seen from the front, head and shoulders, works best."
-    },
-    "audio": {
-      "type": "string", "format": "c41-file",
-      "description": "The speech (or song) the face lip-syncs to: a WAV, FLAC or MP3 file path, or an artifact reference (artifact:<sha256>) such as a tts result. At most 30 seconds; the video is exactly as long as the sound. On ComfyUI the clip has 4n+1 frames covering the sound, at most settings.max-frames (default 97: 3.9 s at 25 fps, what HuMo was trained on); a longer sound is refused."
-    },
-    "prompt": {
-      "type": "string", "minLength": 1, "maxLength": 4000,
-      "description": "Describes the scene and the speaker's manner, e.g. \"a woman speaking calmly to the camera, soft studio light\". Default: settings.prompt, else \"a person talking\"."
-    },
-    "width": {
-      "type": "integer", "minimum": 16, "maximum": 1280, "multipleOf": 16,
-      "description": "Video width in pixels, a multiple of 16. Default: from the portrait (scaled to fit 1280, rounded down to a multiple of 16); with only `height` given, it follows the portrait's aspect ratio. On ComfyUI likewise, at about the workflow's own pixel count (640×640: a 9:16 portrait makes 480×848)."
-    },
-    "height": {
-      "type": "integer", "minimum": 16, "maximum": 1280, "multipleOf": 16,
-      "description": "Video height in pixels, a multiple of 16. Default: from the portrait, like `width`."
-    },
-    "fps": {
-      "type": "integer", "minimum": 1, "maximum": 60,
-      "description": "Frames per second of the video. Default: settings.fps, else 25 (HuMo's native rate)."
-    },
-    "seed": {
-      "type": "integer", "minimum": -9007199254740991, "maximum": 9007199254740991,
-      "description": "Sampling seed; the same inputs and seed give the same video. Change it for a different take. Default: 0."
-    },
-    "steps": {
-      "type": "integer", "minimum": 1, "maximum": 200,
-      "description": "Sampling steps: more is slower and cleaner. Default: settings.steps, else 50."
-    },
-    "check": {
-      "type": "boolean",
-      "description": "Only check which HuMo workflows each granted ComfyUI backend can run (node types and model files) and say what is missing; runs nothing, needs no other input. `c41 doctor` uses it."
-    },
-    "name": {
-      "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9 _.-]*$", "maxLength": 100,
-      "description": "File name stem of the video (\"anna-intro\" saves anna-intro.mp4). Default: lipsync."
-    }
-  }
-}"#;
+// The input. The schema agents see (`input.schema.json`) is derived from
+// this type; `C41_BLESS=1 cargo test` rewrites it after a change.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The portrait to animate: a PNG or JPEG file path, or an artifact reference (artifact:<sha256>) such as a comfyui-image result. A face seen from the front, head and shoulders, works best.
+    #[schemars(extend("format" = "c41-file"))]
+    pub image: String,
+    /// The speech (or song) the face lip-syncs to: a WAV, FLAC or MP3 file path, or an artifact reference (artifact:<sha256>) such as a tts result. At most 30 seconds; the video is exactly as long as the sound. On ComfyUI the clip has 4n+1 frames covering the sound, at most settings.max-frames (default 97: 3.9 s at 25 fps, what HuMo was trained on); a longer sound is refused.
+    #[schemars(extend("format" = "c41-file"))]
+    pub audio: String,
+    /// Describes the scene and the speaker's manner, e.g. "a woman speaking calmly to the camera, soft studio light". Default: settings.prompt, else "a person talking".
+    #[schemars(length(min = 1, max = 4000))]
+    pub prompt: Option<String>,
+    /// Video width in pixels, a multiple of 16. Default: from the portrait (scaled to fit 1280, rounded down to a multiple of 16); with only `height` given, it follows the portrait's aspect ratio. On ComfyUI likewise, at about the workflow's own pixel count (640×640: a 9:16 portrait makes 480×848).
+    #[schemars(range(min = 16, max = 1280), extend("multipleOf" = 16))]
+    pub width: Option<u64>,
+    /// Video height in pixels, a multiple of 16. Default: from the portrait, like `width`.
+    #[schemars(range(min = 16, max = 1280), extend("multipleOf" = 16))]
+    pub height: Option<u64>,
+    /// Frames per second of the video. Default: settings.fps, else 25 (HuMo's native rate).
+    #[schemars(range(min = 1, max = 60))]
+    pub fps: Option<u64>,
+    /// Sampling seed; the same inputs and seed give the same video. Change it for a different take. Default: 0.
+    #[schemars(range(min = -9007199254740991i64, max = 9007199254740991i64))]
+    pub seed: Option<i64>,
+    /// Sampling steps: more is slower and cleaner. Default: settings.steps, else 50.
+    #[schemars(range(min = 1, max = 200))]
+    pub steps: Option<u64>,
+    /// Only check which HuMo workflows each granted ComfyUI backend can run (node types and model files) and say what is missing; runs nothing, needs no other input. `c41 doctor` uses it.
+    pub check: Option<bool>,
+    /// File name stem of the video ("anna-intro" saves anna-intro.mp4). Default: lipsync.
+    #[schemars(length(max = 100), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$"))]
+    pub name: Option<String>,
+}
 
 struct LipSync;
 
@@ -101,7 +91,7 @@ impl Skill for LipSync {
         name: "lip-sync",
         version: env!("CARGO_PKG_VERSION"),
         summary: "Make a talking-portrait video: animate one portrait image so it lip-syncs to one sound file (speech or song), with HuMo on the workstation (its HTTP service, or inside ComfyUI).",
-        input_schema: SCHEMA,
+        input_schema: include_str!("../input.schema.json"),
         output: "text: what was lip-synced to what, the clip's length, fps, frames and size; one artifact: the MP4 (H.264 video + AAC audio, \
                      lipsync.mp4 or <name>.mp4); data: {prompt, width, height (null when taken from the image), fps, seed, steps, bytes, service, \
                      image, audio, output: {width, height, frames, seconds, video_codec, audio_codec} or null}",
@@ -299,3 +289,5 @@ async fn until_cancelled<T>(
 }
 
 c41_kit::skill!(LipSync);
+
+c41_kit::input_schema_test!(Input);

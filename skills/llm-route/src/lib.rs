@@ -22,6 +22,7 @@ mod stream;
 
 use ask::Ask;
 use c41_kit::progress::{self, Progress};
+use c41_kit::schema::JsonSchema;
 use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, Value, json, log, settings, state};
 use config::Settings;
 use net::{Failure, Stop};
@@ -67,50 +68,37 @@ fn remember_inventory(s: &Settings, b: &Backend) {
 
 struct LlmRoute;
 
-const SCHEMA: &str = r#"{
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["messages"],
-  "properties": {
-    "messages": {
-      "type": "array",
-      "minItems": 1,
-      "description": "The conversation, OpenAI or Ollama style: {role: system|user|assistant|tool, content (string or OpenAI content parts), tool_calls?, tool_call_id?, tool_name?, images? (base64)}. Tool results from an earlier turn go in as role `tool` messages.",
-      "items": {
-        "type": "object",
-        "required": ["role"],
-        "properties": {
-          "role": {"type": "string", "enum": ["system", "user", "assistant", "tool", "developer"]},
-          "content": {"type": ["string", "array", "null"]},
-          "tool_calls": {"type": "array"},
-          "tool_call_id": {"type": "string"},
-          "tool_name": {"type": "string"},
-          "images": {"type": "array", "items": {"type": "string"}}
-        }
-      }
-    },
-    "task": {
-      "type": "string",
-      "description": "Force a task class (a route name from the config, e.g. coding, creative, fast, reasoning, balanced) instead of classifying the request."
-    },
-    "model": {
-      "type": "string",
-      "description": "Use this model (or alias, e.g. `coder`, `fast`, or a route name) instead of routing. Still falls back across backends that have it."
-    },
-    "tools": {
-      "type": "array",
-      "description": "Tools the model may call, OpenAI style: [{type: function, function: {name, description, parameters}}]. Calls come back in data.tool_calls."
-    },
-    "format": {
-      "type": ["string", "object"],
-      "description": "Structured output: \"json\", or a JSON schema the reply must match."
-    },
-    "temperature": {"type": "number", "minimum": 0, "maximum": 2, "description": "Sampling temperature (backend default if unset)."},
-    "max_tokens": {"type": "integer", "minimum": 1, "description": "Cap on generated tokens."},
-    "stream": {"type": "boolean", "default": true, "description": "Stream reply tokens to the caller as they arrive (the CLI prints them live, MCP gets progress). The outcome holds the whole reply either way."},
-    "think": {"type": ["boolean", "string"], "enum": [true, false, "low", "medium", "high"], "description": "Ask a reasoning model to think first (Ollama `think`, OpenAI `reasoning_effort`); the reasoning comes back in data.thinking."}
-  }
-}"#;
+// The input. The schema agents see (`input.schema.json`) is derived from
+// this type; `C41_BLESS=1 cargo test` rewrites it after a change.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The conversation, OpenAI or Ollama style: {role: system|user|assistant|tool, content (string or OpenAI content parts), tool_calls?, tool_call_id?, tool_name?, images? (base64)}. Tool results from an earlier turn go in as role `tool` messages.
+    #[schemars(extend("type" = "array", "minItems" = 1, "items" = {"type": "object", "required": ["role"], "properties": {"role": {"type": "string", "enum": ["system", "user", "assistant", "tool", "developer"]}, "content": {"type": ["string", "array", "null"]}, "tool_calls": {"type": "array"}, "tool_call_id": {"type": "string"}, "tool_name": {"type": "string"}, "images": {"type": "array", "items": {"type": "string"}}}}))]
+    pub messages: Vec<Value>,
+    /// Force a task class (a route name from the config, e.g. coding, creative, fast, reasoning, balanced) instead of classifying the request.
+    pub task: Option<String>,
+    /// Use this model (or alias, e.g. `coder`, `fast`, or a route name) instead of routing. Still falls back across backends that have it.
+    pub model: Option<String>,
+    /// Tools the model may call, OpenAI style: [{type: function, function: {name, description, parameters}}]. Calls come back in data.tool_calls.
+    #[schemars(extend("type" = "array"))]
+    pub tools: Option<Value>,
+    /// Structured output: "json", or a JSON schema the reply must match.
+    #[schemars(extend("type" = ["string", "object"]))]
+    pub format: Option<Value>,
+    /// Sampling temperature (backend default if unset).
+    #[schemars(range(min = 0, max = 2))]
+    pub temperature: Option<f64>,
+    /// Cap on generated tokens.
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
+    /// Stream reply tokens to the caller as they arrive (the CLI prints them live, MCP gets progress). The outcome holds the whole reply either way.
+    #[schemars(extend("default" = true))]
+    pub stream: Option<bool>,
+    /// Ask a reasoning model to think first (Ollama `think`, OpenAI `reasoning_effort`); the reasoning comes back in data.thinking.
+    #[schemars(extend("type" = ["boolean", "string"], "enum" = [true, false, "low", "medium", "high"]))]
+    pub think: Option<Value>,
+}
 
 const OUTPUT: &str = "text: the model's reply. data: {model, model_id, backend, backend_kind, task, reason, \
 classification: {class, rule (input.task|model|hint|code|keyword|length|classifier|default), reason, ...}, cold_load, load_ms, \
@@ -119,19 +107,6 @@ usage: {prompt_tokens, completion_tokens}, tokens_per_second, finish_reason, too
 thinking?, backends: [{name, kind, up, loaded}], routes: the routes, aliases and default route in force}. \
 Routes come from [skills.llm-route.settings] in the c41 config (routes, aliases, default-route, models, classifier); \
 backends are the granted `ollama` and `openai` services.";
-
-#[derive(Debug, Deserialize)]
-struct Input {
-    messages: Vec<Value>,
-    task: Option<String>,
-    model: Option<String>,
-    tools: Option<Value>,
-    format: Option<Value>,
-    temperature: Option<f64>,
-    max_tokens: Option<u64>,
-    stream: Option<bool>,
-    think: Option<Value>,
-}
 
 /// One attempt, as reported in the outcome.
 fn attempt_json(c: &Candidate, backends: &[Backend], outcome: &str, f: Option<&Failure>, ms: u64) -> Value {
@@ -176,7 +151,7 @@ impl Skill for LlmRoute {
         name: "llm-route",
         version: env!("CARGO_PKG_VERSION"),
         summary: "Chat with the local LLM that fits the task: routes coding, creative, reasoning, fast and balanced requests to the configured models on Ollama and OpenAI-compatible servers, prefers loaded models, falls back on failures, streams tokens live.",
-        input_schema: SCHEMA,
+        input_schema: include_str!("../input.schema.json"),
         output: OUTPUT,
         services: &["ollama", "openai"],
     });
@@ -184,8 +159,7 @@ impl Skill for LlmRoute {
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
         let started = Instant::now();
         let s = Settings::from_json(settings::all()).map_err(settings_error)?;
-        let input: Input =
-            serde_json::from_value(cx.input.clone()).map_err(|e| SkillError::invalid("", e.to_string()))?;
+        let input: Input = cx.input()?;
         let forward = input.stream.unwrap_or(true);
 
         let services: Vec<_> =
@@ -460,3 +434,5 @@ impl Skill for LlmRoute {
 }
 
 c41_kit::skill!(LlmRoute);
+
+c41_kit::input_schema_test!(Input);

@@ -7,8 +7,9 @@ use crate::config::Settings;
 use crate::route::{Backend, Candidate, Kind};
 use crate::stream::{Event, Lines, Reply, Sse};
 use crate::{ollama, openai};
+use c41_kit::http::{self, HttpError, TransportKind};
 use c41_kit::wstd::future::FutureExt as _;
-use c41_kit::wstd::http::{Body, BodyExt as _, Client, ErrorCode, Method, Request, Response};
+use c41_kit::wstd::http::{Body, BodyExt as _, Method, Request, Response};
 use c41_kit::{SkillError, settings::Service};
 use serde_json::Value;
 use std::future::Future;
@@ -90,22 +91,24 @@ impl Failure {
         Failure::new(outcome, Some(status), message)
     }
 
-    /// From a transport error (no HTTP status).
+    /// From a failed request, as the kit's client sorts it.
+    fn from_http(e: HttpError) -> Self {
+        match e {
+            HttpError::Status { status, body } => Failure::from_status(status, &body),
+            HttpError::Transport { kind, .. } => {
+                let outcome = match kind {
+                    TransportKind::Timeout => "timeout",
+                    TransportKind::Denied => "denied",
+                    TransportKind::Unreachable => "down",
+                };
+                Failure::new(outcome, None, e.to_string())
+            }
+        }
+    }
+
+    /// From a transport error (no HTTP status) while `what` went on.
     fn from_transport(what: &str, e: &c41_kit::wstd::http::Error) -> Self {
-        let text = format!("{what}: {e:#}");
-        let outcome = match e.downcast_ref::<ErrorCode>() {
-            Some(
-                ErrorCode::ConnectionTimeout
-                | ErrorCode::ConnectionReadTimeout
-                | ErrorCode::ConnectionWriteTimeout
-                | ErrorCode::HttpResponseTimeout
-                | ErrorCode::DnsTimeout,
-            ) => "timeout",
-            Some(ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited) => "denied",
-            _ if text.to_lowercase().contains("timeout") || text.contains("TimedOut") => "timeout",
-            _ => "down",
-        };
-        Failure::new(outcome, None, text)
+        Failure::from_http(HttpError::transport(what, e))
     }
 }
 
@@ -140,14 +143,6 @@ pub async fn cancellable<F: Future>(fut: F) -> Result<F::Output, SkillError> {
     }
 }
 
-fn client(t: Timeouts) -> Client {
-    let mut c = Client::new();
-    c.set_connect_timeout(t.connect);
-    c.set_first_byte_timeout(t.first_byte);
-    c.set_between_bytes_timeout(t.between_bytes);
-    c
-}
-
 async fn send(url: &str, method: Method, body: Option<Vec<u8>>, t: Timeouts) -> Result<Response<Body>, Stop> {
     let what = format!("{method} {url}");
     let mut req = Request::builder().method(method).uri(url);
@@ -157,19 +152,13 @@ async fn send(url: &str, method: Method, body: Option<Vec<u8>>, t: Timeouts) -> 
     let req = req
         .body(body.map(Body::from).unwrap_or_else(Body::empty))
         .map_err(|e| Stop::Failed(Failure::new("rejected", None, format!("{what}: bad request: {e}"))))?;
-    let resp = cancellable(client(t).send(req)).await.map_err(Stop::Abort)?;
-    let resp = resp.map_err(|e| Failure::from_transport(&what, &e))?;
-    let status = resp.status().as_u16();
-    if (200..300).contains(&status) {
-        return Ok(resp);
-    }
-    let mut body = resp.into_body();
-    let text = cancellable(body.contents())
-        .await
-        .map_err(Stop::Abort)?
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default();
-    Err(Failure::from_status(status, &text).into())
+    let timeouts = http::Timeouts {
+        connect: Some(t.connect),
+        first_byte: Some(t.first_byte),
+        between_bytes: Some(t.between_bytes),
+    };
+    let resp = cancellable(http::exchange(req, timeouts, false)).await.map_err(Stop::Abort)?;
+    resp.map_err(|e| Failure::from_http(e).into())
 }
 
 async fn get_json(url: &str, t: Timeouts) -> Result<Value, Stop> {

@@ -13,8 +13,10 @@ mod speech;
 use c41_kit::http::ServiceClient;
 use c41_kit::media::Probe;
 use c41_kit::progress::Progress;
+use c41_kit::schema::JsonSchema;
 use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, Value, artifacts, json, settings};
 use errors::{Lookup, SPEECH_PATH};
+use serde::Deserialize;
 use speech::Speech;
 
 /// The service kind this skill needs.
@@ -22,48 +24,41 @@ const SERVICE_KIND: &str = "tts";
 
 struct Tts;
 
-const SCHEMA: &str = r#"{
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["text"],
-  "properties": {
-    "text": {
-      "type": "string", "minLength": 1, "maxLength": 4096,
-      "description": "The words to speak, exactly as they should be read (1 to 4096 characters). Punctuation shapes the pauses; split longer scripts into several calls."
-    },
-    "voice": {
-      "type": "string", "minLength": 1, "maxLength": 100,
-      "description": "Voice name. OpenAI's eleven: alloy (neutral), ash, ballad, coral, echo, fable, onyx (deep), nova, sage, shimmer, verse. Local servers have their own (Kokoro: af_heart, am_adam, bf_emma, ...); an unknown voice is refused with the list the server has. Default: the config's settings.voice, else alloy."
-    },
-    "model": {
-      "type": "string", "minLength": 1, "maxLength": 200,
-      "description": "Speech model: tts-1 (fast), tts-1-hd (higher quality), gpt-4o-mini-tts (follows `instructions`); local servers may name theirs differently (Kokoro: kokoro). Default: the config's settings.model, else tts-1."
-    },
-    "format": {
-      "type": "string", "enum": ["mp3", "wav", "flac", "pcm"],
-      "description": "Audio file format: mp3 (small, plays everywhere), wav (16-bit PCM, for editing), flac (lossless, compressed), pcm (raw 16-bit little-endian 24 kHz mono samples, no header). Default: the config's settings.format, else mp3."
-    },
-    "speed": {
-      "type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0,
-      "description": "Speaking rate: 1.0 is normal, 0.5 half as fast, 2.0 twice as fast."
-    },
-    "instructions": {
-      "type": "string", "minLength": 1, "maxLength": 4096,
-      "description": "How to say it (tone, accent, emotion), e.g. \"warm and slow, like a bedtime story\". Only models like gpt-4o-mini-tts follow it; tts-1 and most local servers ignore it."
-    },
-    "name": {
-      "type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^/\\\\]+$",
-      "description": "File name stem for the audio, e.g. \"intro\" gives intro.mp3 (the extension follows `format`). Default: speech."
-    }
-  }
-}"#;
+// The input. The schema agents see (`input.schema.json`) is derived from
+// this type; `C41_BLESS=1 cargo test -p tts` rewrites it after a change.
+/// Text to speak, and how.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The words to speak, exactly as they should be read (1 to 4096 characters). Punctuation shapes the pauses; split longer scripts into several calls.
+    #[schemars(length(min = 1, max = 4096))]
+    pub text: String,
+    /// Voice name. OpenAI's eleven: alloy (neutral), ash, ballad, coral, echo, fable, onyx (deep), nova, sage, shimmer, verse. Local servers have their own (Kokoro: af_heart, am_adam, bf_emma, ...); an unknown voice is refused with the list the server has. Default: the config's settings.voice, else alloy.
+    #[schemars(length(min = 1, max = 100))]
+    pub voice: Option<String>,
+    /// Speech model: tts-1 (fast), tts-1-hd (higher quality), gpt-4o-mini-tts (follows `instructions`); local servers may name theirs differently (Kokoro: kokoro). Default: the config's settings.model, else tts-1.
+    #[schemars(length(min = 1, max = 200))]
+    pub model: Option<String>,
+    /// Audio file format: mp3 (small, plays everywhere), wav (16-bit PCM, for editing), flac (lossless, compressed), pcm (raw 16-bit little-endian 24 kHz mono samples, no header). Default: the config's settings.format, else mp3.
+    #[schemars(extend("enum" = ["mp3", "wav", "flac", "pcm"]))]
+    pub format: Option<String>,
+    /// Speaking rate: 1.0 is normal, 0.5 half as fast, 2.0 twice as fast.
+    #[schemars(range(min = 0.25, max = 4.0), extend("default" = 1.0))]
+    pub speed: Option<f64>,
+    /// How to say it (tone, accent, emotion), e.g. "warm and slow, like a bedtime story". Only models like gpt-4o-mini-tts follow it; tts-1 and most local servers ignore it.
+    #[schemars(length(min = 1, max = 4096))]
+    pub instructions: Option<String>,
+    /// File name stem for the audio, e.g. "intro" gives intro.mp3 (the extension follows `format`). Default: speech.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"^[^/\\]+$"))]
+    pub name: Option<String>,
+}
 
 impl Skill for Tts {
     const DESCRIPTION: Option<StaticDescription> = Some(StaticDescription {
         name: "tts",
         version: env!("CARGO_PKG_VERSION"),
         summary: "Speak text aloud: turn text into an audio file (mp3, wav, flac or pcm) with a chosen voice on the studio's text-to-speech server.",
-        input_schema: SCHEMA,
+        input_schema: include_str!("../input.schema.json"),
         output: "text: what was spoken, by which voice and model, how long and in what format, and where; one artifact: the audio file \
                      (audio/mpeg, audio/wav, audio/flac or audio/pcm); data: {voice, model, format, speed, characters, bytes, seconds (null when \
                      the file does not say), service}. Settings: voice, model, format (defaults for the matching inputs).",
@@ -71,6 +66,9 @@ impl Skill for Tts {
     });
 
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError> {
+        // Field-named errors for what the schema cannot say; `resolve`
+        // reads the same fields with the settings' defaults.
+        let _: Input = cx.input()?;
         let service = settings::require_service(SERVICE_KIND)?;
         let speech = speech::resolve(&cx.input, &settings::all())?;
         let client = ServiceClient::new(service.clone());
@@ -199,7 +197,7 @@ mod tests {
 
     #[test]
     fn schema_is_json_and_leaves_settings_defaults_to_the_skill() {
-        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        let schema: Value = serde_json::from_str(include_str!("../input.schema.json")).unwrap();
         assert_eq!(schema["additionalProperties"], false);
         let props = schema["properties"].as_object().unwrap();
         // The host fills in schema defaults before the skill runs, which
@@ -213,3 +211,5 @@ mod tests {
         assert!(props["voice"].get("enum").is_none(), "local servers have other voices");
     }
 }
+
+c41_kit::input_schema_test!(Input);

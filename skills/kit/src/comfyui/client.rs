@@ -7,12 +7,13 @@ use super::protocol::{
     HistoryEntry, JobInfo, OutputFile, PromptAccepted, PromptInfo, PromptRequest, Queue, UploadReply, encode_query,
 };
 use crate::SkillError;
+use crate::http::{self, HttpError, Timeouts};
 use crate::settings::Service;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::cell::Cell;
 use std::time::Duration;
-use wstd::http::{Body, Client, Method, Request, Response};
+use wstd::http::{Body, Method, Request, Response};
 
 /// LAN backends answer a connect in milliseconds; a dead one should cost
 /// little before we fall back to the next.
@@ -129,24 +130,15 @@ impl Backend {
         self.send(req, timeout).await
     }
 
-    /// Sends `req` with the client's timeouts; a non-2xx status becomes
-    /// [`CallError::Status`] with the body's text.
+    /// Sends `req` with the client's timeouts (`timeout` until the head);
+    /// a non-2xx status becomes [`CallError::Status`] with the body's text.
     async fn send(&self, req: Request<Body>, timeout: Duration) -> Result<Response<Body>, CallError> {
-        let mut client = Client::new();
-        client.set_connect_timeout(CONNECT_TIMEOUT);
-        client.set_first_byte_timeout(timeout);
-        client.set_between_bytes_timeout(STALL_TIMEOUT);
-        let resp = client.send(req).await.map_err(|e| CallError::Unreachable(format!("{e:#}")))?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
-        let mut body = resp.into_body();
-        let text = match body.contents().await {
-            Ok(b) => String::from_utf8_lossy(b).into_owned(),
-            Err(_) => String::new(),
-        };
-        Err(CallError::Status(status.as_u16(), text))
+        let timeouts =
+            Timeouts { connect: Some(CONNECT_TIMEOUT), first_byte: Some(timeout), between_bytes: Some(STALL_TIMEOUT) };
+        http::exchange(req, timeouts, false).await.map_err(|e| match e {
+            HttpError::Transport { error, .. } => CallError::Unreachable(error),
+            HttpError::Status { status, body } => CallError::Status(status, body),
+        })
     }
 
     async fn read_text(resp: Response<Body>) -> Result<String, CallError> {

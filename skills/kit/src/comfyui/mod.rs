@@ -59,15 +59,8 @@ pub fn chosen_over(own: &str, skill: &str, settings: &Value) -> Result<bool, Ski
 /// user's own inputs apart.
 pub const UPLOAD_SUBFOLDER: &str = "c41";
 
-/// A random lowercase uuid4: ComfyUI ≥ 0.38 accepts no other `prompt_id`.
-pub fn uuid4() -> String {
-    let mut b = [0u8; 16];
-    wstd::rand::get_random_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-}
+/// ComfyUI ≥ 0.38 accepts no `prompt_id` but a lowercase uuid4.
+pub use crate::uuid4;
 
 /// Knobs from the skill's settings (`poll-ms`, `stall-secs`).
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ impl Skill for Hostile {
             version: "0.0.0".into(),
             summary: "Test guest that exhausts host-side resources on purpose.".into(),
             input_schema: r#"{"type":"object","properties":{
-                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","read","chunks","trap-mid-write","ok"]},
+                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","read","chunks","trap-mid-write","input-fields","ok"]},
                 "n":{"type":"integer","minimum":0},
                 "url":{"type":"string"},
                 "file":{"type":"string","format":"c41-file"}},"required":["mode"]}"#
@@ -119,6 +119,14 @@ impl Skill for Hostile {
                     text: format!("stored {at}"),
                     artifacts: vec![stored],
                     data: json!({"bytes": at}),
+                });
+            }
+            Some("input-fields") => {
+                // `inputs.fields`, the first addition of c41:skill@0.1.1.
+                return Ok(Outcome {
+                    text: String::new(),
+                    artifacts: vec![],
+                    data: json!({"fields": inputs::fields()}),
                 });
             }
             Some("read") => {
