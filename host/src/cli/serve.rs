@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::config::DEFAULT_LISTEN;
 use crate::serve::{Guard, check_listen, router};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -61,7 +61,7 @@ impl Args {
             return Ok(ExitCode::from(2));
         }
         if self.install {
-            return install(config.path.as_deref(), &listen);
+            return install(config.path.as_deref(), &ctx.components, &listen);
         }
         let app = super::mcp::long_running_app(ctx, self.max_concurrent).await?;
         let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -81,12 +81,16 @@ impl Args {
     }
 }
 
-/// Write the login service file for this OS and say how to start it.
-fn install(config: Option<&Path>, listen: &SocketAddr) -> anyhow::Result<ExitCode> {
+/// Write the login service file for this OS and say how to start it: the
+/// same `c41` with the same config and `--component`s, by absolute path.
+fn install(config: Option<&Path>, components: &[PathBuf], listen: &SocketAddr) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()?;
     let mut args = vec![exe.display().to_string()];
     if let Some(c) = config {
         args.extend(["--config".into(), std::path::absolute(c)?.display().to_string()]);
+    }
+    for c in components {
+        args.extend(["--component".into(), std::path::absolute(c)?.display().to_string()]);
     }
     args.extend(["serve".into(), "--listen".into(), listen.to_string()]);
     let (path, text, start) = if cfg!(target_os = "macos") {

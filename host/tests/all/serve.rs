@@ -213,7 +213,8 @@ fn install_writes_the_login_service_and_starts_nothing() {
     let out = Command::new(env!("CARGO_BIN_EXE_c41"))
         .arg("--config")
         .arg(&cfg)
-        .args(["serve", "--install", "--listen", "127.0.0.1:7499"])
+        .args(["serve", "--install", "--listen", "127.0.0.1:7499", "--component", "mine.wasm"])
+        .current_dir(dir.path())
         .env("HOME", &home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
         .output()
@@ -222,7 +223,9 @@ fn install_writes_the_login_service_and_starts_nothing() {
     assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
     let unit = home.join(".config/systemd/user/c41-serve.service");
     let text = std::fs::read_to_string(&unit).unwrap();
-    assert!(text.contains(&format!("--config {} serve --listen 127.0.0.1:7499", cfg.display())), "{text}");
+    let mine = dir.path().join("mine.wasm");
+    let args = format!("--config {} --component {} serve --listen 127.0.0.1:7499", cfg.display(), mine.display());
+    assert!(text.contains(&args), "the same config and components, by absolute path: {text}");
     assert!(said.contains(&unit.display().to_string()) && said.contains("Nothing was started"), "{said}");
 }
 
