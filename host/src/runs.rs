@@ -216,6 +216,25 @@ impl RunLog {
         mine
     }
 
+    /// Records that this process is now the daemon (`c41 serve`) keeping
+    /// this journal, and returns the pid of the daemon before it, if one ran:
+    /// its interrupted runs are this daemon's to resume.
+    pub fn take_over_daemon(&self) -> Option<u32> {
+        let path = self.dir.join(".serve-pid");
+        let before = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok());
+        if let Err(e) = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| crate::files::write_atomically(&path, std::process::id().to_string().as_bytes()))
+        {
+            tracing::warn!(dir = %self.dir.display(), "cannot record the daemon's pid: {e}");
+        }
+        before.filter(|&pid| pid != std::process::id())
+    }
+
+    /// The runs process `pid` left interrupted (a signal, or a crash).
+    pub fn interrupted_runs_of(&self, pid: u32) -> Vec<RunRecord> {
+        self.list().into_iter().filter(|r| r.pid == pid && r.status() == Status::Interrupted).collect()
+    }
+
     /// Writes `rec` atomically (temp file, fsync, rename). The journal is a
     /// convenience: failing to write it is logged, never fatal to the run.
     fn write(&self, rec: &RunRecord) {

@@ -9,6 +9,9 @@
 //! - `/health`: `{"ok": true, "skills": N}`, for service managers and
 //!   scripts that wait for the daemon.
 //!
+//! A daemon that starts again resumes the runs the one before it left
+//! interrupted (a SIGTERM records them so; see `c41 serve`), under their ids.
+//!
 //! Every request passes [`Guard`] first: the `Host` must name this daemon and
 //! a browser's `Origin` must be this daemon's own (a web page elsewhere must
 //! not drive it through DNS rebinding), and when a token is configured the
@@ -113,10 +116,9 @@ async fn guard(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Res
     }
 }
 
-/// The daemon's routes for `app`, behind `guard`; `stop` ends every MCP
-/// session.
-pub fn router(app: Arc<App>, guard: Guard, stop: CancellationToken) -> axum::Router {
-    let server = McpServer::new(app.clone());
+/// The daemon's routes for `app`'s MCP `server`, behind `guard`; `stop`
+/// ends every MCP session.
+pub fn router(app: &App, server: McpServer, guard: Guard, stop: CancellationToken) -> axum::Router {
     // The guard checks Host and Origin for every route; rmcp's own checks
     // would only repeat them for /mcp.
     let config = StreamableHttpServerConfig::default()

@@ -3,6 +3,7 @@
 
 use super::Ctx;
 use crate::config::DEFAULT_LISTEN;
+use crate::mcp::McpServer;
 use crate::serve::{Guard, check_listen, router};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 const AFTER_HELP: &str = "\
 One process for every agent session and script: the runtime, the run journal and the runs are
-shared, and a run goes on when the client that started it goes away.
+shared, and a run goes on when the client that started it goes away. SIGTERM records running runs
+as interrupted; the next `c41 serve` on the same journal resumes them under their ids (a ComfyUI
+job is followed on the server, not submitted again), so `wait` on such an id still answers.
 
 MCP over Streamable HTTP at http://ADDR/mcp. OpenClaw:
   mcp.servers.c41 = {url: \"http://127.0.0.1:7411/mcp\", transport: \"streamable-http\"}
@@ -74,7 +77,16 @@ impl Args {
             }
         };
         let bound = listener.local_addr()?;
-        let routes = router(app, Guard::new(&bound, token), CancellationToken::new());
+        let server = McpServer::new(app.clone());
+        // The daemon before this one (same journal) may have left runs
+        // interrupted: they go on here, under their ids.
+        if let Some(before) = app.runs.as_ref().and_then(|log| log.take_over_daemon()) {
+            let resumed = server.resume_runs_of(before);
+            if !resumed.is_empty() {
+                eprintln!("c41 serve: resuming {} run(s) the last daemon left: {}", resumed.len(), resumed.join(", "));
+            }
+        }
+        let routes = router(&app, server, Guard::new(&bound, token), CancellationToken::new());
         eprintln!("c41 serve: listening on http://{bound} (MCP at http://{bound}/mcp)");
         axum::serve(listener, routes).await?;
         Ok(ExitCode::SUCCESS)

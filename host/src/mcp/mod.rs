@@ -58,6 +58,13 @@ impl McpServer {
         McpServer { app, runs: Arc::default(), answer_within }
     }
 
+    /// Resume the runs daemon process `pid` left interrupted, each under its
+    /// own id, so clients that wait on them get their results; their ids.
+    pub fn resume_runs_of(&self, pid: u32) -> Vec<String> {
+        let Some(log) = self.app.runs.as_ref() else { return Vec::new() };
+        log.interrupted_runs_of(pid).into_iter().map(|r| self.runs.resume(self.app.clone(), r).id.clone()).collect()
+    }
+
     fn skill_tools(&self) -> Vec<Tool> {
         self.app
             .catalog

@@ -13,6 +13,7 @@
 use super::results;
 use crate::app::App;
 use crate::events::{Event, EventSink, Outbox, TextBudget};
+use crate::runs::RunRecord;
 use indexmap::IndexMap;
 use rmcp::model::CallToolResult;
 use serde_json::Value;
@@ -176,8 +177,31 @@ impl Registry {
     /// Start `skill` on `input` in a task of its own and return the run.
     pub fn start(&self, app: Arc<App>, skill: &str, input: Value) -> Arc<Run> {
         let id = uuid::Uuid::new_v4().to_string();
+        self.launch(&id, skill, move |run, events| async move {
+            app.invoke_as(&run.id, &run.skill, input, events, run.cancel.clone()).await
+        })
+    }
+
+    /// Resume `record`, a run an earlier process left interrupted, under its
+    /// own id: a client waiting on that id gets its result (a ComfyUI job is
+    /// followed on the server, not submitted again).
+    pub fn resume(&self, app: Arc<App>, record: RunRecord) -> Arc<Run> {
+        let (id, skill) = (record.id.clone(), record.skill.clone());
+        self.launch(
+            &id,
+            &skill,
+            move |run, events| async move { app.resume(&record, events, run.cancel.clone()).await },
+        )
+    }
+
+    /// Register a run `id` of `skill` and do `work` for it in a task of its own.
+    fn launch<F, W>(&self, id: &str, skill: &str, work: W) -> Arc<Run>
+    where
+        W: FnOnce(Arc<Run>, Arc<dyn EventSink>) -> F + Send + 'static,
+        F: std::future::Future<Output = Result<crate::runtime::Invoked, crate::app::RunError>> + Send,
+    {
         let run = Arc::new(Run {
-            id: id.clone(),
+            id: id.to_string(),
             skill: skill.to_string(),
             started_ms: crate::files::now_ms(),
             created_at: rmcp::task_manager::current_timestamp(),
@@ -191,8 +215,8 @@ impl Registry {
         let task_run = run.clone();
         tokio::spawn(async move {
             let run = task_run;
-            let events = Arc::new(RunEvents(run.clone()));
-            let result = app.invoke_as(&run.id, &run.skill, input, events, run.cancel.clone()).await;
+            let events: Arc<dyn EventSink> = Arc::new(RunEvents(run.clone()));
+            let result = work(run.clone(), events).await;
             run.finish(results::final_result(&run.skill, &run.id, &result));
         });
         run

@@ -258,3 +258,58 @@ async fn openclaw_uses_the_daemon_over_streamable_http() {
     assert_eq!(delivered_media(&run.envelope), vec![png.display().to_string()], "{:#}", run.envelope);
     assert_real_png(&png, &out_dir);
 }
+
+/// A daemon stopped mid-job (SIGTERM, as launchd or systemd stop it)
+/// records the run interrupted; the next daemon on the same journal resumes
+/// it under its id, following the ComfyUI job already on the server, and a
+/// client's `wait` on that id gets the image.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_daemon_resumes_the_runs_the_last_one_left() {
+    use c41_sim::comfyui::{ComfyConfig, ComfySim};
+    let sim =
+        ComfySim::new(ComfyConfig::default().with_delays(std::time::Duration::from_millis(150), Default::default()));
+    let comfy = sim.start("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "output-dir = \"{{out}}\"\n[mcp]\nanswer-within-secs = 1\n[services.comfyui]\nurl = \"http://{comfy}\"\n\
+             [skills.comfyui-image]\ngrants = [\"comfyui\"]\n"
+        ),
+    );
+    let state = dir.path().join("state").display().to_string();
+    let env = [("C41_STATE_DIR", state.as_str())];
+
+    let first = start(&cfg, &["--listen", "127.0.0.1:0"], &env);
+    let mut client = Session::open(first.addr, Vec::new()).await;
+    let args = json!({"prompt": "a lighthouse at dusk", "width": 256, "height": 256, "steps": 20});
+    let answer = client.call("tools/call", json!({"name": "comfyui-image", "arguments": args})).await;
+    let run = answer["result"]["structuredContent"]["run"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string();
+    assert_eq!(answer["result"]["structuredContent"]["status"], "running", "{answer}");
+
+    // Stopped as a service manager stops it, once the job is on the server.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sim.queue_remaining() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the job never reached the server");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut first = first;
+    unsafe { libc::kill(first.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(first.child.wait().unwrap().code(), Some(128 + libc::SIGTERM));
+    assert_eq!(sim.history_len(), 0, "stopped before the job ended");
+    assert_eq!(sim.queue_remaining(), 1, "the job goes on on the server");
+
+    let second = start(&cfg, &["--listen", "127.0.0.1:0"], &env);
+    let mut client = Session::open(second.addr, Vec::new()).await;
+    // `wait` answers within `answer-within-secs`: ask until the run is done.
+    let mut text = String::new();
+    for _ in 0..60 {
+        let done = client.call("tools/call", json!({"name": "wait", "arguments": {"run": run}})).await;
+        text = tool_text(&done);
+        if done["result"]["structuredContent"]["status"] != "running" {
+            break;
+        }
+    }
+    assert!(text.lines().any(|l| l.starts_with("MEDIA:/") && l.ends_with(".png")), "{text}");
+    assert_eq!(sim.history_len(), 1, "one job: followed, not submitted again");
+}

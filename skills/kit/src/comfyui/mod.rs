@@ -483,10 +483,19 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         cx.check_cancelled()?;
         let prompt_id = uuid4();
         let prepare = t0.elapsed();
+        // Remembered before it is sent: a host stopped while the request is
+        // on its way (or before the reply) must find the job on resume, not
+        // submit a second one. A job that never arrived reads as gone then,
+        // and the resumed call starts over.
+        remember(cx, &backend, &prompt_id, &client_id, &uploads);
         match backend.submit(&wf.name, &instance.graph, &prompt_id, &client_id).await {
             Ok(_) => {}
-            Err(SubmitError::Rejected(message)) => return Err(backend.error(Some(400), message)),
+            Err(SubmitError::Rejected(message)) => {
+                forget(cx);
+                return Err(backend.error(Some(400), message));
+            }
             Err(SubmitError::Call(e)) if e.is_retryable() => {
+                forget(cx);
                 log::warn(
                     "comfyui submit failed; trying the next backend",
                     &[("backend", backend.name()), ("error", &e.to_string())],
@@ -494,14 +503,16 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
                 failures.push(format!("{}: {e}", backend.name()));
                 continue;
             }
-            Err(SubmitError::Call(e)) => return Err(backend.fail("submitting the workflow", e)),
+            Err(SubmitError::Call(e)) => {
+                forget(cx);
+                return Err(backend.fail("submitting the workflow", e));
+            }
         }
         log::info(
             "comfyui job submitted",
             &[("backend", backend.name()), ("prompt_id", &prompt_id), ("workflow", &wf.name)],
         );
         Progress::stage("queued").fraction(0.05).message(format!("submitted to {}", backend.name())).report();
-        remember(cx, &backend, &prompt_id, &client_id, &uploads);
         // Dispatches at the same instant (other calls, other processes) all
         // saw the same idle backend. The server's queue settles who was
         // first: a job that finds itself waiting while another backend with
