@@ -98,7 +98,7 @@ impl Args {
         let origin = Origin::File(self.component.canonicalize().unwrap_or_else(|_| self.component.clone()));
         let limits = config.limits_for("");
         let started = Instant::now();
-        let skill = match runtime.load(bytes, origin, &limits).await {
+        let skill = match runtime.load_hashed(bytes.into(), sha256, origin, &limits).await {
             Ok(s) => s,
             Err(e) => {
                 say(Some(false), "describe", format!("{e}"));

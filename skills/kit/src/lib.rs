@@ -143,11 +143,7 @@ impl Invocation {
     /// against that schema already, so this fails only where the type is
     /// stricter; the error names the field (`size.width`, `images[2]`).
     pub fn input<T: serde::de::DeserializeOwned>(&self) -> Result<T, SkillError> {
-        serde_path_to_error::deserialize(&self.input).map_err(|e| {
-            let field = e.path().to_string();
-            let field = if field == "." { String::new() } else { field };
-            SkillError::invalid(field, e.into_inner().to_string())
-        })
+        deserialize_at(&self.input).map_err(|(field, why)| SkillError::invalid(field, why))
     }
 
     /// A string field of the input, if present.
@@ -218,12 +214,29 @@ pub trait Skill {
     async fn invoke(cx: Invocation) -> Result<Outcome, SkillError>;
 }
 
-/// The running skill's name (for messages that point into the config).
+/// The running skill's name (for messages that point into the config),
+/// worked out on first use: a skill without a const `DESCRIPTION` builds its
+/// whole description to learn it, which most invocations never need.
 static SKILL_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static SKILL_NAME_OF: std::sync::OnceLock<fn() -> String> = std::sync::OnceLock::new();
 
 /// The name of the skill this component runs as, once `invoke` started.
 pub fn skill_name() -> &'static str {
-    SKILL_NAME.get().map(String::as_str).unwrap_or("this-skill")
+    SKILL_NAME.get_or_init(|| SKILL_NAME_OF.get().map(|f| f()).unwrap_or_else(|| "this-skill".into()))
+}
+
+fn name_of<S: Skill>() -> String {
+    S::DESCRIPTION.map(|d| d.name.to_string()).unwrap_or_else(|| S::describe().name)
+}
+
+/// Deserialize `value` as `T`; on failure, the path of the offending field
+/// (empty for the whole value) and what is wrong with it.
+pub(crate) fn deserialize_at<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        (path, e.into_inner().to_string())
+    })
 }
 
 /// Glue between the generated export and a [`Skill`]; used by [`skill!`].
@@ -235,8 +248,7 @@ pub fn __run<S: Skill>(
         Ok(v) => v,
         Err(e) => return Err(SkillError::invalid("", format!("input is not JSON: {e}")).into()),
     };
-    let name = S::DESCRIPTION.map(|d| d.name.to_string()).unwrap_or_else(|| S::describe().name);
-    let _ = SKILL_NAME.set(name);
+    let _ = SKILL_NAME_OF.set(name_of::<S>);
     let cx = Invocation { input, id: request.invocation_id };
     let outcome = wstd::runtime::block_on(S::invoke(cx)).map_err(bindings::c41::skill::types::SkillError::from)?;
     Ok(bindings::c41::skill::types::Outcome {

@@ -34,12 +34,9 @@ pub fn get<T: serde::de::DeserializeOwned>(key: &str) -> Option<T> {
 /// `T`; a setting of the wrong shape is a `denied` error naming the key and
 /// the config table, since only the user can fix it.
 pub fn parse<T: serde::de::DeserializeOwned>() -> Result<T, SkillError> {
-    serde_path_to_error::deserialize(all()).map_err(|e| {
-        let key = e.path().to_string();
-        SkillError::Denied {
-            target: format!("[skills.{}.settings]", crate::skill_name()),
-            reason: format!("setting `{key}` in the c41 config: {}", e.into_inner()),
-        }
+    crate::deserialize_at(&all()).map_err(|(key, why)| SkillError::Denied {
+        target: format!("[skills.{}.settings]", crate::skill_name()),
+        reason: format!("setting `{key}` in the c41 config: {why}"),
     })
 }
 
