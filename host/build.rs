@@ -64,23 +64,38 @@ fn main() {
         p
     };
 
+    // The built-ins are embedded from copies in OUT_DIR, hashed there: the
+    // bytes and the recorded hash then come from the same file, whatever
+    // later rebuilds the nested target directory.
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let embedded = |pkg: &str| -> PathBuf {
+        let bytes = std::fs::read(path_of(pkg)).unwrap();
+        let copy = out_dir.join(format!("{}.wasm", pkg.replace('-', "_")));
+        if std::fs::read(&copy).ok().as_deref() != Some(&bytes[..]) {
+            std::fs::write(&copy, &bytes).unwrap();
+        }
+        copy
+    };
     let mut code = String::new();
     code.push_str("/// The built-in skills, compiled to components: (crate name, bytes, hex\n");
     code.push_str("/// SHA-256 of the bytes, so that a start need not hash them).\n");
     code.push_str("pub const BUILTIN: &[(&str, &[u8], &str)] = &[\n");
     for pkg in BUILTIN {
-        let path = path_of(pkg);
+        let path = embedded(pkg);
         let sha256 = hex_sha256(&std::fs::read(&path).unwrap());
         writeln!(code, "    ({pkg:?}, include_bytes!({:?}), {sha256:?}),", path.display().to_string()).unwrap();
     }
     code.push_str("];\n");
     code.push_str("/// Paths of the built components the tests load: (crate name, path).\n");
     code.push_str("pub const TEST_GUESTS: &[(&str, &str)] = &[\n");
-    for pkg in TEST_GUESTS.iter().chain(BUILTIN) {
+    for pkg in TEST_GUESTS {
         writeln!(code, "    ({pkg:?}, {:?}),", path_of(pkg).display().to_string()).unwrap();
     }
+    for pkg in BUILTIN {
+        writeln!(code, "    ({pkg:?}, {:?}),", embedded(pkg).display().to_string()).unwrap();
+    }
     code.push_str("];\n");
-    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("guests.rs");
+    let out = out_dir.join("guests.rs");
     std::fs::write(&out, code).unwrap();
 }
 

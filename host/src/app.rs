@@ -288,7 +288,11 @@ impl App {
             let name = skill.to_string();
             let _ = tokio::task::spawn_blocking(move || state.flush(&name)).await;
         }
-        if let (Some(log), Some(record)) = (&self.runs, record) {
+        if let (Some(log), Some(mut record)) = (&self.runs, record) {
+            // Kept when small: a record is read whole by `c41 runs`.
+            record.data = result.as_ref().ok().map(|r| r.data.clone()).filter(|d| {
+                !d.is_null() && d.as_object().is_none_or(|o| !o.is_empty()) && d.to_string().len() <= 8 * 1024
+            });
             let outcome = match &result {
                 Ok(r) => Ok((r.text.clone(), r.artifacts.iter().map(|a| a.path.clone()).collect::<Vec<_>>())),
                 Err(e) => Err(e.to_string()),

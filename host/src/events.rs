@@ -28,6 +28,10 @@ pub enum Event {
     TextDelta(String),
     /// `progress.text-reset`: the streamed text so far is void; why.
     TextReset(String),
+    /// The skill reached one of its granted services (emitted by the
+    /// sandbox when the service differs from the one reached before): where
+    /// a run is running, for people watching it.
+    Service(String),
     /// `log.log`: a record the skill wrote, cleaned to one line (it also goes
     /// to the host's own log). For tests and tools that watch a run; the CLI
     /// and MCP leave it to the host's log.
@@ -348,7 +352,7 @@ impl EventSink for Outbox {
                 let cost = self.budget.cost(reason.len());
                 Self::push_text(&mut s, format!("\n[the text above is void: {reason}; starting over]\n"), cost);
             }
-            Event::Preview { .. } | Event::Log { .. } => return,
+            Event::Preview { .. } | Event::Log { .. } | Event::Service(_) => return,
         }
         drop(s);
         self.wake.notify_one();

@@ -25,12 +25,14 @@ pub mod imports;
 pub mod input;
 pub mod mcp;
 pub mod preview;
+pub mod queue;
 pub mod runs;
 pub mod runtime;
 pub mod sandbox;
 pub mod serve;
 pub mod skill_text;
 pub mod studio;
+pub mod web;
 
 /// The guest components built by `build.rs`.
 pub mod guests {

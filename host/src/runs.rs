@@ -98,6 +98,10 @@ pub struct RunRecord {
     /// ([`crate::preview`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<PathBuf>,
+    /// The outcome's structured data (the seed a random run used, the
+    /// backend), when small: the page shows it with the run's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
 }
 
 impl RunRecord {
@@ -175,6 +179,7 @@ impl RunLog {
             resumed,
             config: config.map(Path::to_path_buf),
             preview: None,
+            data: None,
         };
         self.write(&rec);
         self.prune();

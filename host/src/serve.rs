@@ -8,6 +8,7 @@
 //!   its client goes away.
 //! - `/health`: `{"ok": true, "skills": N}`, for service managers and
 //!   scripts that wait for the daemon.
+//! - `/`: the studio's page and its API ([`crate::web`]), over the same runs.
 //!
 //! A daemon that starts again resumes the runs the one before it left
 //! interrupted (a SIGTERM records them so; see `c41 serve`), under their ids.
@@ -72,8 +73,10 @@ impl Guard {
         Guard { hosts: Some(names.iter().map(|n| format!("{n}:{port}")).collect()), token }
     }
 
-    /// Why `headers` may not pass, if they may not.
-    fn refuse(&self, headers: &HeaderMap) -> Option<(StatusCode, String)> {
+    /// Why a request with `headers` (and `query`) may not pass, if it may
+    /// not. Besides `Authorization`, the token may come as the page's cookie,
+    /// or once as `?token=` in the link a person opens (which sets the cookie).
+    fn refuse(&self, headers: &HeaderMap, query: Option<&str>) -> Option<(StatusCode, String)> {
         let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
         let host = value(header::HOST).unwrap_or_default();
         if let Some(hosts) = &self.hosts
@@ -88,13 +91,32 @@ impl Guard {
             return Some((StatusCode::FORBIDDEN, format!("Origin {origin:?} is not this daemon's own")));
         }
         if let Some(token) = &self.token {
-            let given = value(header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer "));
-            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-                return Some((StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer <token>` is required".into()));
+            let bearer = value(header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer "));
+            let cookie = headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .find_map(|c| c.trim().strip_prefix(TOKEN_COOKIE)?.strip_prefix('='));
+            let given = [bearer, cookie, query_token(query)];
+            if !given.iter().flatten().any(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                return Some((
+                    StatusCode::UNAUTHORIZED,
+                    "a valid `Authorization: Bearer <token>` is required (a browser: open the page once as /?token=<token>)"
+                        .into(),
+                ));
             }
         }
         None
     }
+}
+
+/// The cookie the page's token is kept in.
+const TOKEN_COOKIE: &str = "c41_token";
+
+/// The `token` parameter of a query string.
+fn query_token(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|kv| kv.strip_prefix("token="))
 }
 
 /// Equal bytes, in a time that does not depend on where they differ.
@@ -103,8 +125,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn guard(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
-    match guard.refuse(req.headers()) {
-        None => next.run(req).await,
+    match guard.refuse(req.headers(), req.uri().query()) {
+        None => {
+            // A link with the token: keep it in a cookie the page's requests
+            // carry (same site only, not readable by scripts).
+            let keep = guard
+                .token
+                .as_ref()
+                .filter(|_| query_token(req.uri().query()).is_some())
+                .map(|t| format!("{TOKEN_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict"));
+            let mut response = next.run(req).await;
+            if let Some(cookie) = keep.and_then(|c| header::HeaderValue::try_from(c).ok()) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response
+        }
         Some((status, why)) => {
             tracing::warn!(uri = %req.uri(), "refused: {why}");
             let mut r = (status, format!("c41 serve: {why}\n")).into_response();
@@ -125,9 +160,10 @@ pub fn router(app: &App, server: McpServer, guard: Guard, stop: CancellationToke
         .disable_allowed_hosts()
         .disable_allowed_origins()
         .with_cancellation_token(stop);
+    let server_for_page = server.clone();
     let mcp = StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config);
     let skills = app.catalog.iter().count();
-    axum::Router::new()
+    crate::web::routes(server_for_page)
         .nest_service("/mcp", mcp)
         .route(
             "/health",
@@ -139,6 +175,12 @@ pub fn router(app: &App, server: McpServer, guard: Guard, stop: CancellationToke
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Guard {
+        fn refuse_h(&self, headers: &HeaderMap) -> Option<(StatusCode, String)> {
+            self.refuse(headers, None)
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -152,30 +194,38 @@ mod tests {
     fn only_this_daemons_host_and_origin_and_the_token_pass() {
         let addr: SocketAddr = "127.0.0.1:7411".parse().unwrap();
         let open = Guard::new(&addr, None);
-        assert!(open.refuse(&headers(&[("host", "127.0.0.1:7411")])).is_none());
-        assert!(open.refuse(&headers(&[("host", "localhost:7411"), ("origin", "http://localhost:7411")])).is_none());
+        assert!(open.refuse_h(&headers(&[("host", "127.0.0.1:7411")])).is_none());
+        assert!(open.refuse_h(&headers(&[("host", "localhost:7411"), ("origin", "http://localhost:7411")])).is_none());
         // DNS rebinding: evil.example resolving to 127.0.0.1.
-        assert_eq!(open.refuse(&headers(&[("host", "evil.example:7411")])).unwrap().0, StatusCode::FORBIDDEN);
-        assert_eq!(open.refuse(&headers(&[("host", "127.0.0.1:7412")])).unwrap().0, StatusCode::FORBIDDEN);
+        assert_eq!(open.refuse_h(&headers(&[("host", "evil.example:7411")])).unwrap().0, StatusCode::FORBIDDEN);
+        assert_eq!(open.refuse_h(&headers(&[("host", "127.0.0.1:7412")])).unwrap().0, StatusCode::FORBIDDEN);
         let cross = headers(&[("host", "127.0.0.1:7411"), ("origin", "https://evil.example")]);
-        assert_eq!(open.refuse(&cross).unwrap().0, StatusCode::FORBIDDEN);
+        assert_eq!(open.refuse_h(&cross).unwrap().0, StatusCode::FORBIDDEN);
 
         // On a wildcard address any name of the machine will do; the token
         // guards, and a browser may still only come from the daemon's page.
         let lan = Guard::new(&"0.0.0.0:7411".parse().unwrap(), Some("t".into()));
         let from_lan = [("host", "studio.local:7411"), ("authorization", "Bearer t")];
-        assert!(lan.refuse(&headers(&from_lan)).is_none());
+        assert!(lan.refuse_h(&headers(&from_lan)).is_none());
         let page =
             [("host", "studio.local:7411"), ("origin", "http://studio.local:7411"), ("authorization", "Bearer t")];
-        assert!(lan.refuse(&headers(&page)).is_none());
+        assert!(lan.refuse_h(&headers(&page)).is_none());
         let other = [("host", "studio.local:7411"), ("origin", "http://evil.example"), ("authorization", "Bearer t")];
-        assert_eq!(lan.refuse(&headers(&other)).unwrap().0, StatusCode::FORBIDDEN);
+        assert_eq!(lan.refuse_h(&headers(&other)).unwrap().0, StatusCode::FORBIDDEN);
 
         let locked = Guard::new(&addr, Some("s3cret".into()));
-        assert_eq!(locked.refuse(&headers(&[("host", "127.0.0.1:7411")])).unwrap().0, StatusCode::UNAUTHORIZED);
+        assert_eq!(locked.refuse_h(&headers(&[("host", "127.0.0.1:7411")])).unwrap().0, StatusCode::UNAUTHORIZED);
         let wrong = headers(&[("host", "127.0.0.1:7411"), ("authorization", "Bearer s3creT")]);
-        assert_eq!(locked.refuse(&wrong).unwrap().0, StatusCode::UNAUTHORIZED);
-        assert!(locked.refuse(&headers(&[("host", "127.0.0.1:7411"), ("authorization", "Bearer s3cret")])).is_none());
+        assert_eq!(locked.refuse_h(&wrong).unwrap().0, StatusCode::UNAUTHORIZED);
+        assert!(locked.refuse_h(&headers(&[("host", "127.0.0.1:7411"), ("authorization", "Bearer s3cret")])).is_none());
+        // The page: the token in a link once, then in its cookie.
+        let host = headers(&[("host", "127.0.0.1:7411")]);
+        assert!(locked.refuse(&host, Some("tab=runs&token=s3cret")).is_none());
+        assert!(locked.refuse(&host, Some("token=s3creT")).is_some());
+        assert!(
+            locked.refuse_h(&headers(&[("host", "127.0.0.1:7411"), ("cookie", "a=b; c41_token=s3cret")])).is_none()
+        );
+        assert!(locked.refuse_h(&headers(&[("host", "127.0.0.1:7411"), ("cookie", "c41_token=nope")])).is_some());
     }
 
     #[test]

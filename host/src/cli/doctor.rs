@@ -59,6 +59,39 @@ pub async fn probe(url: &str, headers: &[(String, String)], timeout: Duration) -
     tokio::time::timeout(timeout, fut).await.map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
 }
 
+/// One configured service, probed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceHealth {
+    /// Its name in the config.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// The URL probed.
+    pub url: String,
+    /// Whether it answered as a healthy server of its kind does.
+    pub ok: bool,
+    /// `200, 12 ms`, or what went wrong.
+    pub detail: String,
+}
+
+/// Probe every service of `config` at once, each within `timeout`.
+pub async fn service_health(config: &LoadedConfig, timeout: Duration) -> Vec<ServiceHealth> {
+    let probes = config.config.services.iter().map(|(name, svc)| async move {
+        let kind = svc.kind();
+        let health = health_path(&kind);
+        let url = format!("{}{}", svc.url.get_ref().trim_end_matches('/'), health.unwrap_or("/"));
+        let healthy = |status: u16| if health.is_some() { status < 400 } else { status < 500 };
+        let started = Instant::now();
+        let (ok, detail) = match probe(&url, &svc.auth_headers(), timeout).await {
+            Ok((status, _)) if healthy(status) => (true, format!("{status}, {} ms", started.elapsed().as_millis())),
+            Ok((status, body)) => (false, format!("answered {status}: {}", body.trim())),
+            Err(e) => (false, e),
+        };
+        ServiceHealth { name: name.clone(), kind: kind.to_string(), url, ok, detail }
+    });
+    futures::future::join_all(probes).await
+}
+
 impl Args {
     pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let mut problems = 0;
@@ -79,24 +112,13 @@ impl Args {
             }
         }
         println!();
-        for (name, svc) in &config.config.services {
-            let kind = svc.kind();
-            let health = health_path(&kind);
-            let url = format!("{}{}", svc.url.get_ref().trim_end_matches('/'), health.unwrap_or("/"));
-            let healthy = |status: u16| if health.is_some() { status < 400 } else { status < 500 };
-            let started = Instant::now();
-            match probe(&url, &svc.auth_headers(), Duration::from_secs(self.timeout)).await {
-                Ok((status, _)) if healthy(status) => {
-                    println!("ok    {name:<12} {kind:<8} {url} ({status}, {} ms)", started.elapsed().as_millis())
-                }
-                Ok((status, body)) => {
-                    problems += 1;
-                    println!("FAIL  {name:<12} {kind:<8} {url}: answered {status}: {}", body.trim());
-                }
-                Err(e) => {
-                    problems += 1;
-                    println!("FAIL  {name:<12} {kind:<8} {url}: {e}");
-                }
+        for h in service_health(&config, Duration::from_secs(self.timeout)).await {
+            let ServiceHealth { name, kind, url, .. } = &h;
+            if h.ok {
+                println!("ok    {name:<12} {kind:<8} {url} ({})", h.detail);
+            } else {
+                problems += 1;
+                println!("FAIL  {name:<12} {kind:<8} {url}: {}", h.detail);
             }
         }
         let app = ctx.app().await?;

@@ -16,6 +16,10 @@ lines the call would have returned), c41__runs to list runs, c41__cancel {run} t
 other c41 processes (the run journal) can be waited on, read-only. Clients that declare MCP tasks
 (io.modelcontextprotocol/tasks) get a task instead: tasks/get, tasks/result, tasks/cancel.
 
+--attach relays stdio to a running `c41 serve` (URL default: http://<[serve] listen>/mcp, the
+token from [serve]) instead of starting a runtime here: the session then shares the daemon's runs,
+queue and journal, and its runs go on when the session ends.
+
 OpenClaw starts MCP servers with a minimal environment: pass the config explicitly.
 `c41 openclaw install` writes the entry; by hand:
   openclaw mcp add c41 --command c41 --arg mcp --arg --config --arg /abs/c41.toml --timeout 3600";
@@ -28,10 +32,40 @@ pub struct Args {
     /// calls wait for a free slot, they never fail for lack of one.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::runtime::MAX_POOL_INSTANCES)))]
     pub max_concurrent: u32,
+    /// Attach to a running `c41 serve` (its /mcp URL; default: the config's
+    /// [serve] listen) instead of starting a runtime here.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub attach: Option<String>,
 }
 
 impl Args {
     pub(super) async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        if let Some(url) = self.attach {
+            let config = ctx.config()?;
+            let url = match url.as_str() {
+                "" => format!(
+                    "http://{}/mcp",
+                    config
+                        .config
+                        .serve
+                        .listen
+                        .as_ref()
+                        .map(|l| l.get_ref().as_str())
+                        .unwrap_or(crate::config::DEFAULT_LISTEN)
+                ),
+                _ => url,
+            };
+            let uri = match url.parse::<http::Uri>() {
+                Ok(u) if matches!(u.scheme_str(), Some("http")) => u,
+                _ => {
+                    eprintln!("error: --attach {url:?}: give the daemon's MCP URL, e.g. http://127.0.0.1:7411/mcp");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            tracing::info!(%uri, "relaying MCP on stdio to c41 serve");
+            crate::mcp::attach::attach(uri, config.config.serve.token()).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let app = long_running_app(ctx, self.max_concurrent).await?;
         tracing::info!(skills = app.catalog.iter().count(), "serving skills over MCP on stdio");
         let service = McpServer::new(app).serve(crate::mcp::framing::stdio()).await?;

@@ -7,7 +7,7 @@
 mod check;
 mod demo;
 mod describe;
-mod doctor;
+pub mod doctor;
 mod export;
 mod grant;
 mod init;

@@ -142,6 +142,7 @@ impl EventSink for CliProgress {
             }
             // Already in the host's log (stderr, `RUST_LOG`).
             Event::Log { .. } => {}
+            Event::Service(name) => tracing::debug!(skill, service = %name, "reached"),
             // The text already printed cannot be taken back: mark the break
             // in the same stream, where whoever reads the text will see it.
             Event::TextReset(reason) => {

@@ -74,6 +74,11 @@ pub struct ServiceConfig {
     /// Like `token`, read from this environment variable of the host.
     #[serde(default)]
     pub token_env: Option<Spanned<String>>,
+    /// At most this many runs use this service at once from a long-running
+    /// host (`c41 serve`, `c41 mcp`): more wait in its queue, let in fairly
+    /// between clients. Unset: no limit (the server queues them itself).
+    #[serde(default)]
+    pub max_jobs: Option<Spanned<u32>>,
 }
 
 /// Per-invocation limits. Unset values fall back to the global `[limits]`,
@@ -399,6 +404,12 @@ pub fn parse(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         }
         if let Some((span, key, message)) = svc.invalid_header() {
             return Err(invalid(span, format!("services.{name}.{key}"), message));
+        }
+        if let Some(n) = &svc.max_jobs
+            && !(1..=1000).contains(n.get_ref())
+        {
+            let message = format!("{} is out of range: give 1 to 1000 runs at once", n.get_ref());
+            return Err(invalid(n.span(), format!("services.{name}.max-jobs"), message));
         }
     }
     let limit_tables = std::iter::once(("limits".to_string(), &config.limits))

@@ -18,6 +18,7 @@
 //! - Lines that are not JSON-RPC get the errors JSON-RPC prescribes
 //!   ([`framing`]).
 
+pub mod attach;
 pub mod framing;
 pub mod progress;
 pub mod results;
@@ -55,14 +56,28 @@ impl McpServer {
     /// `mcp.answer-within-secs`.
     pub fn new(app: Arc<App>) -> Self {
         let answer_within = app.config.config.mcp.answer_within();
-        McpServer { app, runs: Arc::default(), answer_within }
+        let runs = Arc::new(Registry::new(crate::queue::JobQueue::for_config(&app.config.config)));
+        McpServer { app, runs, answer_within }
+    }
+
+    /// The host whose skills this serves.
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// The runs started through this server (by any client).
+    pub fn runs(&self) -> &Arc<Registry> {
+        &self.runs
     }
 
     /// Resume the runs daemon process `pid` left interrupted, each under its
     /// own id, so clients that wait on them get their results; their ids.
     pub fn resume_runs_of(&self, pid: u32) -> Vec<String> {
         let Some(log) = self.app.runs.as_ref() else { return Vec::new() };
-        log.interrupted_runs_of(pid).into_iter().map(|r| self.runs.resume(self.app.clone(), r).id.clone()).collect()
+        log.interrupted_runs_of(pid)
+            .into_iter()
+            .map(|r| self.runs.resume(self.app.clone(), "restart", r).id.clone())
+            .collect()
     }
 
     fn skill_tools(&self) -> Vec<Tool> {
@@ -137,6 +152,17 @@ impl McpServer {
     }
 }
 
+/// Who sent a request, for the queue's fairness: its Streamable HTTP session,
+/// else the one client of a stdio server.
+fn client_of(context: &RequestContext<RoleServer>) -> String {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.headers.get("mcp-session-id")?.to_str().ok())
+        .map(|id| format!("mcp:{id}"))
+        .unwrap_or_else(|| "mcp".into())
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tasks().build())
@@ -176,7 +202,7 @@ impl ServerHandler for McpServer {
         if self.app.catalog.get(&name).is_none() {
             return Err(ErrorData::invalid_params(format!("no skill named `{name}`"), None));
         }
-        let run = self.runs.start(self.app.clone(), &name, Value::Object(args));
+        let run = self.runs.start(self.app.clone(), &client_of(&context), &name, Value::Object(args));
         if context.client_capabilities().is_some_and(|c| c.supports_tasks()) {
             return Ok(CallToolResponse::Task(tasks::created(&run)));
         }

@@ -12,8 +12,11 @@
 
 use super::results;
 use crate::app::App;
+use crate::app::RunError;
 use crate::events::{Event, EventSink, Outbox, TextBudget};
+use crate::queue::{JobQueue, Place};
 use crate::runs::RunRecord;
+use crate::runtime::{InvokeError, Invoked};
 use indexmap::IndexMap;
 use rmcp::model::CallToolResult;
 use serde_json::Value;
@@ -36,6 +39,58 @@ pub struct Snapshot {
     pub step: Option<(u32, u32)>,
     /// The last message.
     pub message: Option<String>,
+    /// The service it reached last (the ComfyUI backend it runs on).
+    pub backend: Option<String>,
+    /// Where it waits in this host's queue, before it starts.
+    pub queued: Option<Place>,
+}
+
+/// How a run ended, for people (the page); clients get the full result.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    /// `ok`, `failed` or `cancelled`.
+    pub status: &'static str,
+    /// The outcome's text, or the error.
+    pub text: String,
+    /// The stored files.
+    pub artifacts: Vec<c41_artifacts::StoredArtifact>,
+    /// The outcome's data (seed, backend, ...).
+    pub data: Value,
+    /// End, in milliseconds since the Unix epoch.
+    pub ended_ms: u64,
+}
+
+impl Ended {
+    fn of(result: &Result<Invoked, RunError>) -> Ended {
+        let ended_ms = crate::files::now_ms();
+        match result {
+            Ok(r) => Ended {
+                status: "ok",
+                text: r.text.clone(),
+                artifacts: r.artifacts.clone(),
+                data: r.data.clone(),
+                ended_ms,
+            },
+            Err(e) => Ended {
+                status: if matches!(e, RunError::Invoke(InvokeError::Cancelled)) { "cancelled" } else { "failed" },
+                text: e.to_string(),
+                artifacts: Vec::new(),
+                data: Value::Null,
+                ended_ms,
+            },
+        }
+    }
+}
+
+/// The latest preview image of a run, kept in memory for the page.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// `image/png` or `image/jpeg`.
+    pub mime: String,
+    /// The image.
+    pub bytes: Arc<Vec<u8>>,
+    /// How many previews came before it (for the page to ask for a new one).
+    pub number: u64,
 }
 
 /// One invocation started by this server.
@@ -48,7 +103,12 @@ pub struct Run {
     pub started_ms: u64,
     /// Start, as an ISO 8601 timestamp (for MCP tasks).
     pub created_at: String,
+    /// Who started it (an MCP session, `page`), for the queue's fairness.
+    pub client: String,
     cancel: CancellationToken,
+    ended: Mutex<Option<Ended>>,
+    preview: Mutex<Option<Preview>>,
+    changes: Arc<watch::Sender<u64>>,
     done: watch::Sender<Option<Arc<CallToolResult>>>,
     progress: Mutex<Snapshot>,
     listeners: Mutex<Vec<(u64, Arc<Outbox>)>>,
@@ -64,6 +124,20 @@ impl Run {
     /// The last progress report.
     pub fn progress(&self) -> Snapshot {
         self.progress.lock().unwrap().clone()
+    }
+
+    /// How it ended, once it did.
+    pub fn ended(&self) -> Option<Ended> {
+        self.ended.lock().unwrap().clone()
+    }
+
+    /// Its latest preview image.
+    pub fn preview(&self) -> Option<Preview> {
+        self.preview.lock().unwrap().clone()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Ask the invocation to stop (the skill cleans up, then it ends as
@@ -122,11 +196,37 @@ impl Run {
         });
     }
 
-    fn finish(&self, result: CallToolResult) {
+    fn finish(&self, result: CallToolResult, ended: Ended) {
         for (_, outbox) in self.listeners.lock().unwrap().drain(..) {
             outbox.close();
         }
+        *self.ended.lock().unwrap() = Some(ended);
         self.done.send_replace(Some(Arc::new(result)));
+        self.changed();
+    }
+
+    fn set_place(&self, place: Option<Place>) {
+        let mut p = self.progress.lock().unwrap();
+        match &place {
+            Some(at) => {
+                p.stage = Some("waiting".into());
+                p.message = Some(format!(
+                    "waiting for {}: {} in this host's queue (max-jobs)",
+                    at.services.join(", "),
+                    match at.position {
+                        1 => "next".to_string(),
+                        n => format!("{} run(s) ahead", n - 1),
+                    }
+                ));
+            }
+            None => {
+                p.stage = Some("starting".into());
+                p.message = None;
+            }
+        }
+        p.queued = place;
+        drop(p);
+        self.changed();
     }
 }
 
@@ -136,12 +236,28 @@ struct RunEvents(Arc<Run>);
 
 impl EventSink for RunEvents {
     fn emit(&self, skill: &str, event: Event) {
-        if let Event::Progress { stage, fraction, step, message } = &event {
-            let mut p = self.0.progress.lock().unwrap();
-            p.stage = Some(stage.clone());
-            p.fraction = fraction.or(p.fraction);
-            p.step = *step;
-            p.message = message.clone();
+        match &event {
+            Event::Progress { stage, fraction, step, message } => {
+                let mut p = self.0.progress.lock().unwrap();
+                p.stage = Some(stage.clone());
+                p.fraction = fraction.or(p.fraction);
+                p.step = *step;
+                p.message = message.clone();
+                drop(p);
+                self.0.changed();
+            }
+            Event::Service(name) => {
+                self.0.progress.lock().unwrap().backend = Some(name.clone());
+                self.0.changed();
+            }
+            Event::Preview { mime, bytes } => {
+                let mut kept = self.0.preview.lock().unwrap();
+                let number = kept.as_ref().map(|p| p.number + 1).unwrap_or(1);
+                *kept = Some(Preview { mime: mime.clone(), bytes: bytes.clone(), number });
+                drop(kept);
+                self.0.changed();
+            }
+            _ => {}
         }
         for (_, outbox) in self.0.listeners.lock().unwrap().iter() {
             outbox.emit(skill, event.clone());
@@ -167,17 +283,29 @@ pub enum LookupError {
     Ambiguous(String, String),
 }
 
-/// The runs of this server, newest last.
-#[derive(Default)]
+/// The runs of this server, newest last, and the queue they go through.
 pub struct Registry {
     runs: Mutex<IndexMap<String, Arc<Run>>>,
+    queue: Arc<JobQueue>,
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl Registry {
-    /// Start `skill` on `input` in a task of its own and return the run.
-    pub fn start(&self, app: Arc<App>, skill: &str, input: Value) -> Arc<Run> {
+    /// No runs yet; runs wait in `queue` for their limited services.
+    pub fn new(queue: Arc<JobQueue>) -> Registry {
+        Registry { runs: Mutex::default(), queue, changes: Arc::new(watch::channel(0).0) }
+    }
+
+    /// Changes whenever a run starts, reports, shows a preview, or ends.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Start `skill` on `input` for `client` in a task of its own (after
+    /// its place in the queue) and return the run.
+    pub fn start(&self, app: Arc<App>, client: &str, skill: &str, input: Value) -> Arc<Run> {
         let id = uuid::Uuid::new_v4().to_string();
-        self.launch(&id, skill, move |run, events| async move {
+        self.launch(app, &id, client, skill, move |app, run, events| async move {
             app.invoke_as(&run.id, &run.skill, input, events, run.cancel.clone()).await
         })
     }
@@ -185,39 +313,59 @@ impl Registry {
     /// Resume `record`, a run an earlier process left interrupted, under its
     /// own id: a client waiting on that id gets its result (a ComfyUI job is
     /// followed on the server, not submitted again).
-    pub fn resume(&self, app: Arc<App>, record: RunRecord) -> Arc<Run> {
+    pub fn resume(&self, app: Arc<App>, client: &str, record: RunRecord) -> Arc<Run> {
         let (id, skill) = (record.id.clone(), record.skill.clone());
-        self.launch(
-            &id,
-            &skill,
-            move |run, events| async move { app.resume(&record, events, run.cancel.clone()).await },
-        )
+        self.launch(app, &id, client, &skill, move |app, run, events| async move {
+            app.resume(&record, events, run.cancel.clone()).await
+        })
     }
 
-    /// Register a run `id` of `skill` and do `work` for it in a task of its own.
-    fn launch<F, W>(&self, id: &str, skill: &str, work: W) -> Arc<Run>
+    /// Register a run `id` of `skill` and, in a task of its own, wait for
+    /// its place in the queue, then do `work` for it.
+    fn launch<F, W>(&self, app: Arc<App>, id: &str, client: &str, skill: &str, work: W) -> Arc<Run>
     where
-        W: FnOnce(Arc<Run>, Arc<dyn EventSink>) -> F + Send + 'static,
-        F: std::future::Future<Output = Result<crate::runtime::Invoked, crate::app::RunError>> + Send,
+        W: FnOnce(Arc<App>, Arc<Run>, Arc<dyn EventSink>) -> F + Send + 'static,
+        F: std::future::Future<Output = Result<Invoked, RunError>> + Send,
     {
         let run = Arc::new(Run {
             id: id.to_string(),
             skill: skill.to_string(),
             started_ms: crate::files::now_ms(),
             created_at: rmcp::task_manager::current_timestamp(),
+            client: client.to_string(),
             cancel: CancellationToken::new(),
             done: watch::channel(None).0,
             progress: Mutex::new(Snapshot::default()),
             listeners: Mutex::new(Vec::new()),
             next_listener: Default::default(),
+            ended: Mutex::new(None),
+            preview: Mutex::new(None),
+            changes: self.changes.clone(),
         });
         self.insert(run.clone());
+        run.changed();
+        let services = match app.catalog.get(skill).map(|s| app.grants_in_force(s)) {
+            Some(Ok((granted, _))) => granted.into_iter().map(|g| g.name).collect(),
+            _ => Vec::new(),
+        };
+        let limited = self.queue.limited(&services);
+        let queue = self.queue.clone();
         let task_run = run.clone();
         tokio::spawn(async move {
             let run = task_run;
-            let events: Arc<dyn EventSink> = Arc::new(RunEvents(run.clone()));
-            let result = work(run.clone(), events).await;
-            run.finish(results::final_result(&run.skill, &run.id, &result));
+            let place = queue.admit(&run.client, limited, |p| run.set_place(p));
+            let ticket = tokio::select! {
+                t = place => Some(t),
+                _ = run.cancel.cancelled() => None,
+            };
+            let result = match ticket {
+                Some(_ticket) => {
+                    let events: Arc<dyn EventSink> = Arc::new(RunEvents(run.clone()));
+                    work(app, run.clone(), events).await
+                }
+                None => Err(RunError::Invoke(InvokeError::Cancelled)),
+            };
+            run.finish(results::final_result(&run.skill, &run.id, &result), Ended::of(&result));
         });
         run
     }
@@ -267,11 +415,15 @@ mod tests {
             skill: "s".into(),
             started_ms: 0,
             created_at: String::new(),
+            client: String::new(),
             cancel: CancellationToken::new(),
             done: watch::channel(None).0,
             progress: Mutex::new(Snapshot::default()),
             listeners: Mutex::new(Vec::new()),
             next_listener: Default::default(),
+            ended: Mutex::new(None),
+            preview: Mutex::new(None),
+            changes: Arc::new(watch::channel(0).0),
         })
     }
 

@@ -259,7 +259,8 @@ fn new_ctx(
         wasi: wasi.build(),
         http: WasiHttpCtx::new(),
         table,
-        hooks: SandboxHooks::new(skill, &services, denials, connections, limit_log.clone()),
+        hooks: SandboxHooks::new(skill, &services, denials, connections, limit_log.clone())
+            .reporting_to(events.clone()),
         limiter: MemoryLimiter::new(limits),
         events,
         services,

@@ -59,6 +59,16 @@ pub struct SandboxHooks {
     connections: Slots,
     limits: LimitLog,
     cancel: Option<tokio_util::sync::CancellationToken>,
+    /// Told which service the skill reaches, when that changes.
+    events: Option<ServiceReports>,
+}
+
+/// Where [`SandboxHooks`] reports the service a skill reaches, and the last
+/// one it reported.
+#[derive(Clone)]
+struct ServiceReports {
+    events: Arc<dyn crate::events::EventSink>,
+    last: Arc<Mutex<String>>,
 }
 
 impl SandboxHooks {
@@ -92,7 +102,15 @@ impl SandboxHooks {
             connections,
             limits,
             cancel: None,
+            events: None,
         }
+    }
+
+    /// Emit [`Event::Service`](crate::events::Event::Service) to `events`
+    /// whenever a request reaches a service other than the last one.
+    pub fn reporting_to(mut self, events: Arc<dyn crate::events::EventSink>) -> Self {
+        self.events = Some(ServiceReports { events, last: Arc::default() });
+        self
     }
 
     /// One outgoing connection (an HTTP request in flight, a websocket),
@@ -134,6 +152,7 @@ impl SandboxHooks {
         let denials = self.denials.clone();
         let skill = self.skill.clone();
         let all_headers = self.headers.clone();
+        let events = self.events.clone();
         async move {
             let record = |denial: Denial| {
                 tracing::info!(skill = %skill, "{denial}");
@@ -164,6 +183,19 @@ impl SandboxHooks {
                 .find(|(name, _)| *name == target.service)
                 .map(|(_, h)| h.clone())
                 .unwrap_or_default();
+            if let Some(ServiceReports { events, last }) = events {
+                let changed = {
+                    let mut last = last.lock().unwrap();
+                    let changed = *last != target.service;
+                    if changed {
+                        last.clone_from(&target.service);
+                    }
+                    changed
+                };
+                if changed {
+                    events.emit(&skill, crate::events::Event::Service(target.service.clone()));
+                }
+            }
             Ok(Pinned { addr, tls_name, headers })
         }
     }

@@ -18,6 +18,7 @@ mod llm_route;
 mod mcp;
 mod openclaw;
 mod openclaw_install;
+mod page;
 mod resume_config;
 mod sandbox;
 mod serve;

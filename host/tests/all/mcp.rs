@@ -17,25 +17,32 @@ pub(crate) struct Session {
 impl Session {
     /// `c41 mcp` with `config`, its run journal and state in `state`.
     fn start(config: &Path, state: &Path) -> Session {
-        Session::spawn(config, &std::env::temp_dir(), &[], state)
+        Session::spawn(config, &std::env::temp_dir(), &[], state, &[])
+    }
+
+    /// `c41 mcp --attach URL`: stdio relayed to a running `c41 serve`.
+    pub(crate) fn attach(config: &Path, url: &str, state: &Path) -> Session {
+        Session::spawn(config, &std::env::temp_dir(), &[], state, &["--attach", url])
     }
 
     /// `c41 mcp` started by a client whose working directory is `cwd`.
     pub(crate) fn start_in(config: &Path, cwd: &Path) -> Session {
-        Session::spawn(config, cwd, &[], &tempfile::tempdir().unwrap().keep())
+        Session::spawn(config, cwd, &[], &tempfile::tempdir().unwrap().keep(), &[])
     }
 
     /// `c41 mcp` also loading these components.
     fn start_with(config: &Path, components: &[std::path::PathBuf]) -> Session {
-        Session::spawn(config, &std::env::temp_dir(), components, &tempfile::tempdir().unwrap().keep())
+        Session::spawn(config, &std::env::temp_dir(), components, &tempfile::tempdir().unwrap().keep(), &[])
     }
 
-    fn spawn(config: &Path, cwd: &Path, components: &[std::path::PathBuf], state: &Path) -> Session {
+    fn spawn(config: &Path, cwd: &Path, components: &[std::path::PathBuf], state: &Path, extra: &[&str]) -> Session {
         // OpenClaw starts MCP servers with a bare environment: so do we.
         let mut child = Command::new(env!("CARGO_BIN_EXE_c41"))
             .current_dir(cwd)
             .args(components.iter().flat_map(|c| [std::ffi::OsStr::new("--component"), c.as_os_str()]))
-            .args(["mcp", "--config"])
+            .arg("mcp")
+            .args(extra)
+            .arg("--config")
             .arg(config)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -64,7 +71,7 @@ impl Session {
     }
 
     /// `initialize` (with these client capabilities) and `initialized`.
-    fn init(&mut self, capabilities: Value) -> Value {
+    pub(crate) fn init(&mut self, capabilities: Value) -> Value {
         let (init, _) = self.call(
             1,
             "initialize",
@@ -75,7 +82,7 @@ impl Session {
     }
 
     /// `tools/call` of `name`: the result object, and the progress before it.
-    fn tool(&mut self, id: u64, name: &str, arguments: Value) -> (Value, Vec<Value>) {
+    pub(crate) fn tool(&mut self, id: u64, name: &str, arguments: Value) -> (Value, Vec<Value>) {
         let (r, progress) =
             self.call(id, "tools/call", json!({"name": name, "arguments": arguments, "_meta": {"progressToken": id}}));
         assert!(r["error"].is_null(), "{name}: {r}");

@@ -313,3 +313,56 @@ async fn a_restarted_daemon_resumes_the_runs_the_last_one_left() {
     assert!(text.lines().any(|l| l.starts_with("MEDIA:/") && l.ends_with(".png")), "{text}");
     assert_eq!(sim.history_len(), 1, "one job: followed, not submitted again");
 }
+
+/// `c41 mcp --attach`: an agent that starts MCP servers as commands gets the
+/// daemon's runtime and runs through stdio: tools, progress and the result
+/// come from the daemon, which keeps the run; with no daemon, the request
+/// gets an error that says how to start one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdio_session_attaches_to_the_running_daemon() {
+    use c41_sim::comfyui::{ComfyConfig, ComfySim};
+    let sim = ComfySim::new(ComfyConfig::default());
+    let comfy = sim.start("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "output-dir = \"{{out}}\"\n[services.comfyui]\nurl = \"http://{comfy}\"\n\
+             [skills.comfyui-image]\ngrants = [\"comfyui\"]\n"
+        ),
+    );
+    let state = dir.path().join("state").display().to_string();
+    let daemon = start(&cfg, &["--listen", "127.0.0.1:0"], &[("C41_STATE_DIR", state.as_str())]);
+    let own_state = dir.path().join("attached-state");
+    let url = format!("http://{}/mcp", daemon.addr);
+    let mut session = crate::mcp::Session::attach(&cfg, &url, &own_state);
+    let init = session.init(json!({}));
+    assert_eq!(init["result"]["serverInfo"]["name"], "c41", "{init}");
+    let (listed, _) = session.call(2, "tools/list", json!({}));
+    assert!(listed["result"]["tools"].as_array().unwrap().iter().any(|t| t["name"] == "comfyui-image"), "{listed}");
+    let (result, progress) =
+        session.tool(3, "comfyui-image", json!({"prompt": "a fox", "width": 256, "height": 256, "steps": 4}));
+    let text = tool_text(&json!({"result": result}));
+    assert!(text.contains("MEDIA:"), "{text}");
+    assert!(!progress.is_empty(), "progress notifications come through the relay");
+
+    // The run is the daemon's: its page lists it; the relay kept no journal.
+    let (status, _, body) = request(daemon.addr, "GET", "/api/runs", &[], None).await;
+    assert_eq!(status, 200, "{body}");
+    let runs: Value = serde_json::from_str(&body).unwrap();
+    let runs = runs["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!((runs[0]["skill"].as_str(), runs[0]["state"].as_str()), (Some("comfyui-image"), Some("ok")));
+    assert!(!own_state.join("runs").exists(), "the attached session ran nothing itself");
+    drop(session);
+
+    let closed = format!("http://127.0.0.1:{}/mcp", crate::common::closed_port());
+    let mut orphan = crate::mcp::Session::attach(&cfg, &closed, &own_state);
+    let (answer, _) = orphan.call(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}),
+    );
+    let message = answer["error"]["message"].as_str().unwrap_or_else(|| panic!("{answer}"));
+    assert!(message.contains("cannot reach c41 serve") && message.contains("c41 serve"), "{message}");
+}
