@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Crates compiled into the binary as built-in skills: (package, file stem).
-const BUILTIN: &[&str] = &["hello-http", "llm-route", "comfyui-image", "comfyui-video", "tts", "audio-gen", "lip-sync"];
+const BUILTIN: &[&str] =
+    &["hello-http", "llm-route", "comfyui-image", "comfyui-video", "tts", "audio-gen", "lip-sync", "lora-train"];
 /// Crates only the tests load.
 const TEST_GUESTS: &[&str] = &["runaway", "escape", "hostile", "impostor", "forger", "describe-hog", "old-wit"];
 

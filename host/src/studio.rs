@@ -132,7 +132,7 @@ impl SimStudio {
         // HTTP service.
         t.push_str(&format!("[services.web]\nurl = \"http://{}\"\nkind = \"http\"\n\n", self.comfyui_addr));
         t.push_str("[skills.hello-http]\ngrants = [\"web\"]\n\n");
-        for skill in ["comfyui-image", "comfyui-video"] {
+        for skill in ["comfyui-image", "comfyui-video", "lora-train"] {
             t.push_str(&format!("[skills.{skill}]\ngrants = [\"comfyui\"]\n\n"));
         }
         t.push_str("[skills.tts]\ngrants = [\"tts\"]\n\n");

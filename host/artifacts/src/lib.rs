@@ -79,8 +79,9 @@ const MIN_PREFIX_LEN: usize = 8;
 /// system limits once the hash and extension are added.
 const MAX_STEM_LEN: usize = 64;
 
-/// Longest suffix still treated as an extension rather than part of the stem.
-const MAX_EXT_LEN: usize = 10;
+/// Longest suffix still treated as an extension rather than part of the stem
+/// (`safetensors`, a LoRA's, is 11).
+const MAX_EXT_LEN: usize = 12;
 
 /// MIME type used when neither the name nor the skill says what the bytes are.
 const FALLBACK_MIME: &str = "application/octet-stream";

@@ -56,6 +56,12 @@ pub fn demo_input(skill: &str, made: &HashMap<String, Vec<StoredArtifact>>) -> O
             "prompt": "a red fox telling a story",
             "width": 256, "height": 256, "fps": 16,
         }),
+        // A LoRA of the demo's fox (the one image, four times: the trainer
+        // wants at least four).
+        "lora-train" => {
+            let fox = first("comfyui-image")?;
+            json!({"images": [fox, fox, fox, fox], "trigger": "fxfox", "name": "demo-fox", "steps": 20, "resolution": 256, "seed": 41})
+        }
         _ => return None,
     })
 }

@@ -84,6 +84,14 @@ image-workflow = "wan22-i2v"  # used when an `image` is given
 [skills.comfyui-video.limits]
 timeout-secs = 3600
 
+[skills.lora-train]
+grants = ["comfyui"]     # trains on the workstation with ComfyUI's own trainer nodes
+# [skills.lora-train.settings]
+# base = "z-image"       # the base workflow; add your own under settings.workflows
+[skills.lora-train.limits]
+timeout-secs = 14400     # a training takes tens of minutes; agents get it through c41__wait
+max-output-mb = 4096
+
 [skills.tts]
 grants = ["tts"]
 [skills.tts.settings]

@@ -34,7 +34,7 @@ fn slow() -> ComfyConfig {
     }
 }
 
-async fn start(cfg: ComfyConfig) -> (ComfySim, SocketAddr) {
+pub(crate) async fn start(cfg: ComfyConfig) -> (ComfySim, SocketAddr) {
     let sim = ComfySim::new(cfg);
     let addr = sim.start("127.0.0.1:0").await.unwrap();
     (sim, addr)
@@ -61,9 +61,9 @@ fn one(addr: SocketAddr) -> String {
 
 /// Forwards events to a recorder and runs `hook` on each (to cancel, restart
 /// or interrupt at the right moment).
-struct Hooked<F: Fn(&Event) + Send + Sync> {
-    rec: Recorder,
-    hook: F,
+pub(crate) struct Hooked<F: Fn(&Event) + Send + Sync> {
+    pub(crate) rec: Recorder,
+    pub(crate) hook: F,
 }
 
 impl<F: Fn(&Event) + Send + Sync> EventSink for Hooked<F> {

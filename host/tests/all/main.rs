@@ -15,6 +15,7 @@ mod inputs;
 mod limits;
 mod lip_sync;
 mod llm_route;
+mod lora_train;
 mod mcp;
 mod openclaw;
 mod openclaw_install;

@@ -81,7 +81,7 @@ pub async fn run(cx: &Invocation, p: &Params, settings: &Value) -> Result<Outcom
     let file = params::file_name(p.name.as_deref(), video.as_deref(), ext);
     let stem = file.strip_suffix(&format!(".{ext}")).unwrap_or(&file).to_string();
     m.insert("name".into(), json!(format!("c41/{stem}")));
-    let job = Job { workflow: &workflow, params: m, files };
+    let job = Job { workflow: &workflow, params: m, files, dataset: None, unreported: Vec::new() };
     let opts = Options { store_as: Some(stem), ..Options::from_settings(settings) };
     let done = comfyui::run(cx, job, &opts).await?;
 

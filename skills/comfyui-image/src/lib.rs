@@ -99,7 +99,7 @@ impl Skill for ComfyImage {
         }
         params.insert("seed".into(), json!(seed));
 
-        let job = Job { workflow: &workflow, params, files: Vec::new() };
+        let job = Job { workflow: &workflow, params, files: Vec::new(), dataset: None, unreported: Vec::new() };
         let done = comfyui::run(&cx, job, &Options::from_settings(&settings)).await?;
 
         let applied = &done.instance.applied;

@@ -145,7 +145,7 @@ impl Skill for ComfyVideo {
         let files =
             if has_image { vec![FileParam { param: "image".into(), field: "image".into() }] } else { Vec::new() };
 
-        let job = Job { workflow: &workflow, params, files };
+        let job = Job { workflow: &workflow, params, files, dataset: None, unreported: Vec::new() };
         let done = comfyui::run(&cx, job, &Options::from_settings(&settings)).await?;
 
         // Length, rate and size as the file holds them (a workflow may scale

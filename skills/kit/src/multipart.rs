@@ -106,8 +106,14 @@ impl Form {
     /// Adds an input file the host opened; its bytes are read from the host
     /// only as the request body is sent. The part carries the file's own
     /// name and MIME type.
-    pub fn file(mut self, name: &str, file: File) -> Self {
-        let head = self.head(name, Some((&file.name(), &file.mime())));
+    pub fn file(self, name: &str, file: File) -> Self {
+        let filename = file.name();
+        self.file_as(name, &filename, file)
+    }
+
+    /// [`file`](Self::file), sent under `filename` instead of its own name.
+    pub fn file_as(mut self, name: &str, filename: &str, file: File) -> Self {
+        let head = self.head(name, Some((filename, &file.mime())));
         self.parts.push(Part { head, content: Content::File(file) });
         self
     }

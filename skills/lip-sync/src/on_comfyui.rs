@@ -120,7 +120,7 @@ pub async fn run(cx: &Invocation, params: &Params, settings: &Value) -> Result<O
         FileParam { param: "image".into(), field: "image".into() },
         FileParam { param: "audio".into(), field: "audio".into() },
     ];
-    let job = Job { workflow: &workflow, params: p, files };
+    let job = Job { workflow: &workflow, params: p, files, dataset: None, unreported: Vec::new() };
     // Stored as the HTTP service's result is (`lipsync.mp4`), not under
     // ComfyUI's `lipsync_00001_.mp4`.
     let opts = Options { store_as: Some(stem.to_string()), ..Options::from_settings(settings) };

@@ -102,6 +102,21 @@ impl NodeRun<'_> {
         self.progress_only(value, max, preview).await
     }
 
+    /// One training step: wait, and stop on a pending interrupt, reporting
+    /// progress only when the server is configured to
+    /// ([`ComfyConfig::training_progress`](super::ComfyConfig)).
+    pub(crate) async fn training_step(&mut self, value: u32, max: u32) -> Result<(), Stop> {
+        if self.shared.cfg.training_progress {
+            return self.step(value, max, None).await;
+        }
+        let d = self.shared.cfg.step_delay;
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+        self.vanished()?;
+        interrupted(self.shared)
+    }
+
     /// Progress and an optional PNG preview frame, without waiting.
     pub(crate) async fn progress_only(&mut self, value: u32, max: u32, preview: Option<Vec<u8>>) -> Result<(), Stop> {
         self.stepped = true;

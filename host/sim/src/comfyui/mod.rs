@@ -28,6 +28,7 @@ mod pyfmt;
 mod routes;
 mod save;
 mod state;
+mod training;
 mod validate;
 mod ws;
 
@@ -77,6 +78,17 @@ pub struct ComfyConfig {
     /// Node classes this server lacks (an older ComfyUI, a custom node pack
     /// not installed): absent from `/object_info` and unknown to `/prompt`.
     pub without_nodes: Vec<String>,
+    /// Report each training step of `TrainLoraNode` as `progress` (a
+    /// server whose trainer uses ComfyUI's ProgressBar). Off, as in 0.3.64:
+    /// the trainer's steps go only to the server's console (tqdm), so a
+    /// client sees the node start and, minutes later, end.
+    pub training_progress: bool,
+    /// List LoRAs that `SaveLoRANode` wrote under `output/loras` among the
+    /// `loras` (names relative to it), as a server whose
+    /// `extra_model_paths.yaml` adds `output/loras` to its LoRA paths does:
+    /// a trained LoRA can then be used without copying it. Off: only
+    /// `models/loras` (the default install).
+    pub trained_loras_visible: bool,
 }
 
 impl Default for ComfyConfig {
@@ -131,6 +143,8 @@ impl Default for ComfyConfig {
             version: "0.3.64".into(),
             video_max_side: None,
             without_nodes: Vec::new(),
+            training_progress: false,
+            trained_loras_visible: true,
         }
     }
 }

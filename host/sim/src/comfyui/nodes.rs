@@ -97,8 +97,17 @@ pub(crate) enum Val {
     Latent(Lat),
     Audio(Aud),
     Video(Vid),
-    /// A FLOAT output (a video's frame rate).
+    /// A FLOAT output (a video's frame rate), or an INT passed by link.
     Number(f64),
+    /// `TrainLoraNode`'s LORA_MODEL: enough to write its file.
+    Lora {
+        rank: u32,
+        seed: u64,
+    },
+    /// A LOSS_MAP: the loss at each training step.
+    Loss(Arc<Vec<f64>>),
+    /// CONDITIONING of a dataset loader: how many conditionings.
+    Conditioning(u32),
     Other,
 }
 
@@ -119,7 +128,7 @@ pub(crate) struct Args<'a> {
 }
 
 impl Args<'_> {
-    fn int(&self, k: &str, d: i64) -> i64 {
+    pub(crate) fn int(&self, k: &str, d: i64) -> i64 {
         self.literal.get(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))).unwrap_or(d)
     }
     fn float(&self, k: &str, d: f64) -> f64 {
@@ -129,16 +138,16 @@ impl Args<'_> {
         };
         self.literal.get(k).and_then(Value::as_f64).or_else(linked).unwrap_or(d)
     }
-    fn str(&self, k: &str, d: &str) -> String {
+    pub(crate) fn str(&self, k: &str, d: &str) -> String {
         self.literal.get(k).and_then(Value::as_str).unwrap_or(d).to_string()
     }
-    fn get(&self, k: &str) -> Option<&Val> {
+    pub(crate) fn get(&self, k: &str) -> Option<&Val> {
         self.linked.iter().find(|(n, _)| n == k).map(|(_, v)| v)
     }
     fn first_image(&self) -> Option<&Img> {
         self.linked.iter().find_map(|(_, v)| if let Val::Image(i) = v { Some(i) } else { None })
     }
-    fn first_latent(&self) -> Option<&Lat> {
+    pub(crate) fn first_latent(&self) -> Option<&Lat> {
         self.linked.iter().find_map(|(_, v)| if let Val::Latent(l) = v { Some(l) } else { None })
     }
     fn first_audio(&self) -> Option<&Aud> {
@@ -147,7 +156,7 @@ impl Args<'_> {
     fn first_video(&self) -> Option<&Vid> {
         self.linked.iter().find_map(|(_, v)| if let Val::Video(a) = v { Some(a) } else { None })
     }
-    fn image(&self, k: &str) -> Result<Img, Stop> {
+    pub(crate) fn image(&self, k: &str) -> Result<Img, Stop> {
         match self.get(k) {
             Some(Val::Image(i)) => Ok(i.clone()),
             _ => self.first_image().cloned().ok_or_else(|| fail("KeyError", format!("'{k}'"))),
@@ -160,7 +169,7 @@ impl Args<'_> {
     }
 }
 
-fn mix(a: u64, b: u64) -> u64 {
+pub(crate) fn mix(a: u64, b: u64) -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut h = DefaultHasher::new();
     (a, b).hash(&mut h);
@@ -312,6 +321,13 @@ pub(crate) async fn run(
             }
             None => Err(fail("KeyError", "'video'")),
         },
+        "LoadImageSetFromFolderNode" | "LoadImageTextSetFromFolderNode" => {
+            super::training::load_folder(run, class, a, sig)
+        }
+        "VAEEncode" => super::training::vae_encode(a, sig),
+        "TrainLoraNode" => super::training::train(run, a, sig).await,
+        "SaveLoRANode" => super::training::save_lora(run, a),
+        "LossGraphNode" => super::training::loss_graph(run, a).await,
         _ if SAVES.contains(&class) => super::save::save(run, class, a).await,
         _ => out(generic(class, a, outputs, sig)),
     }
@@ -414,7 +430,7 @@ pub(crate) fn resize(img: Img, w: u32, h: u32) -> Img {
     Img { w, h, pics }
 }
 
-fn decode_image(data: &[u8], seed: u64) -> Option<Img> {
+pub(crate) fn decode_image(data: &[u8], seed: u64) -> Option<Img> {
     if data.starts_with(b"\x89PNG") {
         let mut dec = png::Decoder::new(std::io::Cursor::new(data));
         dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);

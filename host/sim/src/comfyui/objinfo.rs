@@ -32,6 +32,11 @@ pub(crate) enum Source {
     Vae,
     /// Uploaded input files of one media kind.
     Input(MediaKind),
+    /// The input directory's subfolders, recursively
+    /// (`folder_paths.get_input_subfolders()`).
+    InputFolders,
+    /// The LoRAs, then `[None]` (`TrainLoraNode`'s `existing_lora`).
+    LorasOrNone,
 }
 
 /// The media kinds ComfyUI filters input files by.
@@ -85,6 +90,9 @@ pub(crate) const FILE_INPUTS: &[(&str, &str, Source)] = &[
     ("LoadImageMask", "image", Source::Input(MediaKind::Any)),
     ("LoadAudio", "audio", Source::Input(MediaKind::Audio)),
     ("LoadVideo", "file", Source::Input(MediaKind::Video)),
+    ("LoadImageSetFromFolderNode", "folder", Source::InputFolders),
+    ("LoadImageTextSetFromFolderNode", "folder", Source::InputFolders),
+    ("TrainLoraNode", "existing_lora", Source::LorasOrNone),
 ];
 
 /// Folder aliases ComfyUI accepts for `/models/{folder}` (old and new names).

@@ -115,11 +115,16 @@ async fn post_prompt(State(sh): S, body: Bytes) -> Response {
         }
     };
     let catalogue = sh.catalogue();
-    let accepted =
-        match validate::validate(&mut prompt, &catalogue, sh.cfg.jobs_api, b.partial_execution_targets.as_deref()) {
-            Ok(a) => a,
-            Err(r) => return bad(r.error, r.node_errors),
-        };
+    let accepted = match validate::validate(
+        &mut prompt,
+        &catalogue,
+        sh.cfg.jobs_api,
+        b.partial_execution_targets.as_deref(),
+        &|name: &str| sh.lock().input_file(name).is_some(),
+    ) {
+        Ok(a) => a,
+        Err(r) => return bad(r.error, r.node_errors),
+    };
     let mut extra = b.extra_data.unwrap_or_default();
     let client_id = b.client_id.map(|c| super::pyfmt::str(&c));
     if let Some(c) = &client_id {

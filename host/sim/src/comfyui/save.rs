@@ -53,7 +53,7 @@ async fn encode<T: Send + 'static>(f: impl FnOnce() -> media::Result<T> + Send +
 }
 
 /// Splits "sub/dir/name" into ("sub/dir", "name"), as get_save_image_path does.
-fn split_prefix(prefix: &str) -> (String, String) {
+pub(crate) fn split_prefix(prefix: &str) -> (String, String) {
     match prefix.rsplit_once('/') {
         Some((dir, name)) => (dir.trim_matches('/').to_string(), name.to_string()),
         None => (String::new(), prefix.to_string()),
@@ -61,7 +61,7 @@ fn split_prefix(prefix: &str) -> (String, String) {
 }
 
 /// The next free counter for `name_` files in `sub`, counting what is on "disk".
-fn next_counter(run: &NodeRun<'_>, kind: &str, sub: &str, name: &str) -> u32 {
+pub(crate) fn next_counter(run: &NodeRun<'_>, kind: &str, sub: &str, name: &str) -> u32 {
     let st = run.shared.lock();
     let lead = format!("{name}_");
     st.files
@@ -76,7 +76,7 @@ fn next_counter(run: &NodeRun<'_>, kind: &str, sub: &str, name: &str) -> u32 {
         + 1
 }
 
-fn store(run: &NodeRun<'_>, kind: &str, sub: &str, filename: &str, data: Vec<u8>) {
+pub(crate) fn store(run: &NodeRun<'_>, kind: &str, sub: &str, filename: &str, data: Vec<u8>) {
     let key = FileRef { kind: kind.into(), subfolder: sub.into(), filename: filename.into() };
     run.shared.lock().files.insert(key, Bytes::from(data));
 }

@@ -84,16 +84,48 @@ impl State {
     }
 
     /// Names of input files of one kind, "sub/name" for files in subfolders.
+    /// The files a loader lists: those directly in the input directory
+    /// (`os.listdir` of it, files only). Files in subfolders are not listed,
+    /// though the loaders accept them by `sub/name` (their validation checks
+    /// that the file exists).
     pub(crate) fn input_names(&self, kind: super::objinfo::MediaKind) -> Vec<String> {
-        let mut v: Vec<String> =
-            self.files
-                .keys()
-                .filter(|f| f.kind == "input" && kind.matches(&f.filename))
-                .map(|f| {
-                    if f.subfolder.is_empty() { f.filename.clone() } else { format!("{}/{}", f.subfolder, f.filename) }
-                })
-                .collect();
+        let mut v: Vec<String> = self
+            .files
+            .keys()
+            .filter(|f| f.kind == "input" && f.subfolder.is_empty() && kind.matches(&f.filename))
+            .map(|f| f.filename.clone())
+            .collect();
         v.sort();
+        v
+    }
+
+    /// Every subfolder of the input directory, parents included, sorted.
+    pub(crate) fn input_folders(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for f in self.files.keys().filter(|f| f.kind == "input" && !f.subfolder.is_empty()) {
+            let mut path = String::new();
+            for part in f.subfolder.split('/') {
+                if !path.is_empty() {
+                    path.push('/');
+                }
+                path.push_str(part);
+                v.push(path.clone());
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The files directly in input subfolder `folder`: (name, bytes), sorted.
+    pub(crate) fn input_folder_files(&self, folder: &str) -> Vec<(String, Bytes)> {
+        let mut v: Vec<(String, Bytes)> = self
+            .files
+            .iter()
+            .filter(|(f, _)| f.kind == "input" && f.subfolder == folder)
+            .map(|(f, b)| (f.filename.clone(), b.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
@@ -157,9 +189,16 @@ impl Shared {
         use super::objinfo::Source;
         let folder = |f: &str| self.cfg.models.get(f).cloned().unwrap_or_default();
         match source {
+            Source::Folder("loras") => self.loras(),
             Source::Folder(f) => {
                 let mut v = folder(f);
                 v.sort();
+                v
+            }
+            Source::InputFolders => self.lock().input_folders(),
+            Source::LorasOrNone => {
+                let mut v = self.loras();
+                v.push("[None]".into());
                 v
             }
             Source::Vae => {
@@ -170,6 +209,27 @@ impl Shared {
             }
             Source::Input(kind) => self.lock().input_names(kind),
         }
+    }
+
+    /// The LoRAs loaders can name: `models/loras`, and what `SaveLoRANode`
+    /// wrote under `output/loras` when that is a LoRA path too.
+    pub(crate) fn loras(&self) -> Vec<String> {
+        let mut v = self.cfg.models.get("loras").cloned().unwrap_or_default();
+        if self.cfg.trained_loras_visible {
+            let st = self.lock();
+            v.extend(
+                st.files.keys().filter(|f| f.kind == "output" && f.filename.ends_with(".safetensors")).filter_map(
+                    |f| {
+                        let rest = f.subfolder.strip_prefix("loras")?;
+                        let rest = rest.trim_start_matches('/');
+                        Some(if rest.is_empty() { f.filename.clone() } else { format!("{rest}/{}", f.filename) })
+                    },
+                ),
+            );
+        }
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// The node classes this server has: the catalogue less

@@ -325,6 +325,9 @@ async fn replay_system_stats_and_object_info() {
     s.upload("ref.png", crate::media::png(2, 2, &[1; 12]).unwrap(), "").await;
     s.upload("ref.png", crate::media::png(2, 2, &[2; 12]).unwrap(), "").await;
     s.upload("speech.flac", b"fLaC".to_vec(), "").await;
+    // The recorded server's input directory had two subfolders.
+    s.upload("a.png", crate::media::png(2, 2, &[3; 12]).unwrap(), "3d").await;
+    s.upload("b.png", crate::media::png(2, 2, &[4; 12]).unwrap(), "skills").await;
     let (_, stats) = s.get("/system_stats").await;
     assert_same_shape("system_stats", &data("t_system_stats"), &stats, &Rules::standard());
     let (_, info) = s.get("/object_info").await;
@@ -902,4 +905,155 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("timed out waiting until {what}");
+}
+
+/// The training template every LoRA test starts from, dataset in `folder`.
+fn lora_training(folder: &str, steps: u32) -> Value {
+    let text = include_str!("../../../../skills/workflows/z_image_lora_train.json");
+    let mut wf: Value = serde_json::from_str(text).unwrap();
+    wf["20"]["inputs"]["folder"] = json!(folder);
+    wf["20"]["inputs"]["width"] = json!(64);
+    wf["20"]["inputs"]["height"] = json!(64);
+    wf["22"]["inputs"]["steps"] = json!(steps);
+    wf["23"]["inputs"]["prefix"] = json!("loras/c41/fox-t1");
+    wf
+}
+
+/// The header of a `.safetensors` file: its length prefix, and the JSON.
+fn safetensors_header(bytes: &[u8]) -> Value {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert!(n.is_multiple_of(8), "the header is padded to 8 bytes");
+    serde_json::from_slice(&bytes[8..8 + n]).unwrap()
+}
+
+#[tokio::test]
+async fn lora_training_reads_a_captioned_folder_and_saves_a_safetensors_file_it_does_not_report() {
+    let s = start(ComfyConfig::default()).await;
+    for i in 0..4 {
+        s.upload(&format!("img{i}.png"), crate::media::png(16, 16, &[40 * i as u8; 768]).unwrap(), "c41-lora/t1").await;
+        s.upload(&format!("img{i}.txt"), format!("photo of fx{i} fox").into_bytes(), "c41-lora/t1").await;
+    }
+    // The dataset folder is a choice of the loaders, parents included.
+    let (_, info) = s.get("/object_info/LoadImageTextSetFromFolderNode").await;
+    assert_eq!(
+        info["LoadImageTextSetFromFolderNode"]["input"]["required"]["folder"][0],
+        json!(["c41-lora", "c41-lora/t1"])
+    );
+
+    let mut ws = s.ws("trainer").await;
+    let (status, resp) = s.submit(lora_training("c41-lora/t1", 6), "trainer").await;
+    assert_eq!(status, 200, "{resp}");
+    let id = resp["prompt_id"].as_str().unwrap();
+    let events = events_until_done(&mut ws, id).await;
+    assert!(
+        !events.iter().any(|e| e["type"] == "progress" && e["data"]["node"] == "22"),
+        "0.3.64's trainer reports no progress: {events:?}"
+    );
+    let h = s.history(id).await;
+    assert_eq!(h["status"]["status_str"], "success", "{h}");
+    // SaveLoRANode reports nothing; the loss graph is a temp image.
+    assert!(h["outputs"].get("23").is_none(), "{h}");
+    let graph = &h["outputs"]["24"]["images"][0];
+    assert_eq!(graph["type"], "temp", "{h}");
+    assert!(graph["filename"].as_str().unwrap().starts_with("loss_graph_"), "{graph}");
+    let png = s.view(graph).await;
+    assert!(png.starts_with(b"\x89PNG"));
+
+    // The file's name follows from the prefix and the steps.
+    let name = "fox-t1_6_steps_00001_.safetensors";
+    let lora = s.view(&json!({"filename": name, "subfolder": "loras/c41", "type": "output"})).await;
+    let header = safetensors_header(&lora);
+    let tensors = header.as_object().unwrap();
+    assert_eq!(tensors.len(), 4, "{header}");
+    let data_len = lora.len() - 8 - u64::from_le_bytes(lora[..8].try_into().unwrap()) as usize;
+    for t in tensors.values() {
+        assert_eq!(t["dtype"], "BF16");
+        let [a, b] = [t["data_offsets"][0].as_u64().unwrap(), t["data_offsets"][1].as_u64().unwrap()];
+        let shape: u64 = t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).product();
+        assert_eq!(b - a, shape * 2);
+        assert!(b as usize <= data_len);
+    }
+    assert!(tensors.values().any(|t| t["shape"].as_array().unwrap().contains(&json!(16))), "rank 16: {header}");
+    // LoRA loaders see it (output/loras is a LoRA path of the studio's server).
+    let (_, info) = s.get("/object_info/LoraLoaderModelOnly").await;
+    let loras = &info["LoraLoaderModelOnly"]["input"]["required"]["lora_name"][0];
+    assert_eq!(*loras, json!([format!("c41/{name}")]), "{info}");
+
+    // The same prefix again (another seed: the same graph would be cached
+    // whole) continues the counter from the steps' digits.
+    let mut other = lora_training("c41-lora/t1", 6);
+    other["22"]["inputs"]["seed"] = json!(1);
+    let (_, again) = s.submit(other, "trainer").await;
+    s.history(again["prompt_id"].as_str().unwrap()).await;
+    let (status, _) = s.get("/view?filename=fox-t1_6_steps_00007_.safetensors&subfolder=loras/c41&type=output").await;
+    assert_eq!(status, 200, "counter 6 + 1");
+}
+
+#[tokio::test]
+async fn an_uncaptioned_image_or_an_empty_folder_fails_the_training_as_on_the_real_server() {
+    let s = start(ComfyConfig::default()).await;
+    for i in 0..4 {
+        s.upload(&format!("img{i}.png"), crate::media::png(8, 8, &[i as u8; 192]).unwrap(), "set").await;
+        if i != 2 {
+            s.upload(&format!("img{i}.txt"), b"fx fox".to_vec(), "set").await;
+        }
+    }
+    s.upload("notes.txt", b"no images here".to_vec(), "empty").await;
+    let (_, resp) = s.submit(lora_training("set", 2), "c").await;
+    let h = s.history(resp["prompt_id"].as_str().unwrap()).await;
+    assert_eq!(h["status"]["status_str"], "error", "{h}");
+    let error = h["status"]["messages"].as_array().unwrap().iter().find(|m| m[0] == "execution_error").unwrap();
+    assert_eq!(error[1]["exception_type"], "ValueError", "{error}");
+    assert_eq!(
+        error[1]["exception_message"], "Number of positive conditions (5) does not match number of images (4).",
+        "the empty caption counts twice"
+    );
+    let (_, resp) = s.submit(lora_training("empty", 2), "c").await;
+    let h = s.history(resp["prompt_id"].as_str().unwrap()).await;
+    let error = h["status"]["messages"].as_array().unwrap().iter().find(|m| m[0] == "execution_error").unwrap();
+    assert_eq!(error[1]["exception_message"], "No valid images found in input", "{error}");
+    // A folder that does not exist is a validation error naming the choices.
+    let (status, body) = s.submit(lora_training("nope", 2), "c").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["node_errors"]["20"]["errors"][0]["type"], "value_not_in_list", "{body}");
+}
+
+#[tokio::test]
+async fn an_interrupt_stops_a_training_between_steps() {
+    let s = start(ComfyConfig::default().with_delays(Duration::from_millis(20), Duration::ZERO)).await;
+    for i in 0..4 {
+        s.upload(&format!("img{i}.png"), crate::media::png(8, 8, &[i as u8; 192]).unwrap(), "slow").await;
+        s.upload(&format!("img{i}.txt"), b"fx fox".to_vec(), "slow").await;
+    }
+    let (_, resp) = s.submit(lora_training("slow", 10_000), "c").await;
+    let id = resp["prompt_id"].as_str().unwrap();
+    s.until_running(id).await;
+    let started = std::time::Instant::now();
+    let (status, _) = s.post("/interrupt", json!({})).await;
+    assert_eq!(status, 200);
+    let h = s.history(id).await;
+    assert!(started.elapsed() < Duration::from_secs(20), "10000 steps of 20 ms were not all taken");
+    assert_eq!(h["status"]["status_str"], "error", "{h}");
+    assert!(h["status"]["messages"].as_array().unwrap().iter().any(|m| m[0] == "execution_interrupted"), "{h}");
+    let (status, _) =
+        s.get("/view?filename=fox-t1_10000_steps_00001_.safetensors&subfolder=loras/c41&type=output").await;
+    assert_eq!(status, 404, "nothing saved");
+}
+
+#[tokio::test]
+async fn a_server_whose_trainer_reports_progress_sends_each_step() {
+    let s = start(ComfyConfig { training_progress: true, ..ComfyConfig::default() }).await;
+    for i in 0..4 {
+        s.upload(&format!("img{i}.png"), crate::media::png(8, 8, &[i as u8; 192]).unwrap(), "p").await;
+        s.upload(&format!("img{i}.txt"), b"fx fox".to_vec(), "p").await;
+    }
+    let mut ws = s.ws("p").await;
+    let (_, resp) = s.submit(lora_training("p", 5), "p").await;
+    let events = events_until_done(&mut ws, resp["prompt_id"].as_str().unwrap()).await;
+    let steps: Vec<(u64, u64)> = events
+        .iter()
+        .filter(|e| e["type"] == "progress" && e["data"]["node"] == "22")
+        .map(|e| (e["data"]["value"].as_u64().unwrap(), e["data"]["max"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(steps, (1..=5).map(|i| (i, 5)).collect::<Vec<_>>());
 }

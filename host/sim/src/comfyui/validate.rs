@@ -35,12 +35,15 @@ pub(crate) fn is_link(v: &Value) -> bool {
 }
 
 /// Validates `prompt` (and normalises literal values in place, as the real
-/// server converts "64" to 64 before queueing).
+/// server converts "64" to 64 before queueing). `input_exists` says whether
+/// an input file (`name` or `sub/name`) is there, for the loaders that check
+/// their file themselves.
 pub(crate) fn validate(
     prompt: &mut IndexMap<String, Value>,
     catalogue: &Map<String, Value>,
     newer: bool,
     partial: Option<&[String]>,
+    input_exists: &dyn Fn(&str) -> bool,
 ) -> Result<Accepted, Box<Rejected>> {
     let mut outputs = Vec::new();
     for (id, node) in prompt.iter() {
@@ -85,7 +88,7 @@ pub(crate) fn validate(
         }));
     }
 
-    let mut v = Validator { prompt, catalogue, validated: HashMap::new() };
+    let mut v = Validator { prompt, catalogue, validated: HashMap::new(), input_exists };
     let mut good = Vec::new();
     let mut failed: Vec<(String, Vec<Value>)> = Vec::new();
     let mut node_errors: IndexMap<String, Value> = IndexMap::new();
@@ -152,6 +155,7 @@ struct Validator<'a> {
     prompt: &'a mut IndexMap<String, Value>,
     catalogue: &'a Map<String, Value>,
     validated: HashMap<String, (bool, Vec<Value>)>,
+    input_exists: &'a dyn Fn(&str) -> bool,
 }
 
 /// (input_type, extra_info, category) of one declared input.
@@ -338,9 +342,10 @@ impl Validator<'_> {
             if let Some(n) = self.prompt.get_mut(id).and_then(|n| n.get_mut("inputs")).and_then(|i| i.get_mut(x)) {
                 *n = val.clone();
             }
+            // `folder_paths.exists_annotated_filepath`: the file is there,
+            // listed or not (a file in a subfolder is not listed).
             if let Some((_, input_name, msg)) = custom.filter(|(_, input, _)| input == x) {
-                let options = combo_options(&input_type, &extra);
-                if !options.contains(&val) {
+                if !val.as_str().is_some_and(|name| (self.input_exists)(name)) {
                     errors.push(err(
                         "custom_validation_failed",
                         "Custom validation failed for node",

@@ -249,11 +249,34 @@ impl Backend {
     /// which may be renamed: always use the returned name.
     /// The input file is streamed from the host as the request goes out.
     pub async fn upload(&self, file: crate::inputs::File, subfolder: &str) -> Result<UploadReply, CallError> {
-        let form = crate::multipart::Form::new()
-            .text("type", "input")
-            .text("subfolder", subfolder)
-            .text("overwrite", "false")
-            .file("image", file);
+        let name = file.name();
+        self.upload_form(subfolder, |f| f.file_as("image", &name, file)).await
+    }
+
+    /// `POST /upload/image` of an input file under `name`.
+    pub async fn upload_as(
+        &self,
+        file: crate::inputs::File,
+        name: &str,
+        subfolder: &str,
+    ) -> Result<UploadReply, CallError> {
+        self.upload_form(subfolder, |f| f.file_as("image", name, file)).await
+    }
+
+    /// `POST /upload/image` of bytes the skill made (a caption), as `name`.
+    /// The endpoint stores any file, whatever its name says.
+    pub async fn upload_bytes(&self, name: &str, bytes: Vec<u8>, subfolder: &str) -> Result<UploadReply, CallError> {
+        self.upload_form(subfolder, |f| f.bytes("image", name, "text/plain", bytes)).await
+    }
+
+    async fn upload_form(
+        &self,
+        subfolder: &str,
+        file: impl FnOnce(crate::multipart::Form) -> crate::multipart::Form,
+    ) -> Result<UploadReply, CallError> {
+        let form =
+            crate::multipart::Form::new().text("type", "input").text("subfolder", subfolder).text("overwrite", "false");
+        let form = file(form);
         let req =
             form.into_request(&format!("{}/upload/image", self.service.url), false).map_err(CallError::Protocol)?;
         let resp = self.send(req, SUBMIT_TIMEOUT).await?;

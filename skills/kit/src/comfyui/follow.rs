@@ -486,7 +486,19 @@ pub async fn follow(
                         } else if ws.is_none() || silent {
                             Progress::stage("running")
                                 .fraction(live.fraction())
-                                .message(format!("running on {} ({}s)", backend.name(), submitted.elapsed().as_secs()))
+                                .message(match &live.current {
+                                    // A long node without steps of its own
+                                    // (a LoRA trainer): say which one runs.
+                                    Some(n) => format!(
+                                        "running {} on {} ({}s)",
+                                        errors::node_label(graph, n, ""),
+                                        backend.name(),
+                                        submitted.elapsed().as_secs()
+                                    ),
+                                    None => {
+                                        format!("running on {} ({}s)", backend.name(), submitted.elapsed().as_secs())
+                                    }
+                                })
                                 .report();
                         }
                         // Right after a terminal event the history entry

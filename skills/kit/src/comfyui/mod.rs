@@ -105,6 +105,47 @@ pub struct FileParam {
     pub field: String,
 }
 
+/// A folder of files a job reads as a whole (a training set): uploaded into
+/// `subfolder` of the server's input directory on each backend the job is
+/// sent to, and bound to `param` as that folder's name. A subfolder of its
+/// own per invocation keeps two jobs' files apart.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Workflow parameter the folder name sets (`dataset`).
+    pub param: String,
+    /// Folder below `input/` (`c41-lora/<invocation id>`).
+    pub subfolder: String,
+    /// Its files.
+    pub files: Vec<DatasetFile>,
+}
+
+/// One file of a [`Dataset`].
+#[derive(Debug, Clone)]
+pub enum DatasetFile {
+    /// A file input (`images/0`), uploaded as `name`.
+    Input {
+        /// The input field.
+        field: String,
+        /// Its name on the server.
+        name: String,
+    },
+    /// Text the skill made (a caption), uploaded as `name`.
+    Text {
+        /// Its name on the server.
+        name: String,
+        /// The text.
+        text: String,
+    },
+}
+
+impl DatasetFile {
+    fn name(&self) -> &str {
+        match self {
+            DatasetFile::Input { name, .. } | DatasetFile::Text { name, .. } => name,
+        }
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Job<'a> {
@@ -114,6 +155,11 @@ pub struct Job<'a> {
     pub params: Map<String, Value>,
     /// File inputs to upload.
     pub files: Vec<FileParam>,
+    /// A folder to upload, if the workflow reads one.
+    pub dataset: Option<Dataset>,
+    /// Files the graph writes without reporting them (`SaveLoRANode`), at
+    /// names the skill derives: downloaded first, before the reported ones.
+    pub unreported: Vec<OutputFile>,
 }
 
 /// Wall-clock time of each phase, in the outcome's data.
@@ -257,6 +303,7 @@ async fn choose(
     services: Vec<settings::Service>,
     graph: &Value,
     skip: &[(String, String)],
+    check_one: bool,
 ) -> Result<Vec<Probe>, SkillError> {
     let mut up = Vec::new();
     let mut down = Vec::new();
@@ -278,7 +325,9 @@ async fn choose(
         ));
     }
     up.sort_by_key(|p| p.queue);
-    if up.len() == 1 {
+    // One backend: its own validation says what is missing, unless a
+    // dataset would be uploaded first for nothing.
+    if up.len() == 1 && !check_one {
         return Ok(up);
     }
     let mut able = Vec::new();
@@ -384,7 +433,9 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
     settings::require_service(SERVICE_KIND)?;
     let services = settings::services_of_kind(SERVICE_KIND);
     for r in wf.required() {
-        let given = job.params.get(r).is_some_and(|v| !v.is_null()) || job.files.iter().any(|f| &f.param == r);
+        let given = job.params.get(r).is_some_and(|v| !v.is_null())
+            || job.files.iter().any(|f| &f.param == r)
+            || job.dataset.as_ref().is_some_and(|d| &d.param == r);
         if !given {
             return Err(SkillError::invalid(r.as_str(), format!("workflow `{}` needs `{r}`", wf.name)));
         }
@@ -408,16 +459,34 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         }
         files.push((f.clone(), file.name()));
     }
-    let skip: Vec<(String, String)> = job.files.iter().flat_map(|f| instance.targets(&f.param)).collect();
+    if let Some(d) = &job.dataset {
+        if !wf.binds(&d.param) {
+            return Err(SkillError::invalid(
+                d.param.as_str(),
+                format!("workflow `{}` reads no `{}` folder", wf.name, d.param),
+            ));
+        }
+        for f in &d.files {
+            if let DatasetFile::Input { field, .. } = f
+                && inputs::open(field)?.size() == 0
+            {
+                return Err(SkillError::invalid(field.as_str(), "the file is empty"));
+            }
+        }
+    }
+    let mut skip: Vec<(String, String)> = job.files.iter().flat_map(|f| instance.targets(&f.param)).collect();
+    skip.extend(job.dataset.iter().flat_map(|d| instance.targets(&d.param)));
+    let unreported = &job.unreported;
 
-    if let Some(done) = resume(cx, &services, &mut instance, wf, opts, t0).await? {
+    if let Some(done) = resume(cx, &services, &mut instance, wf, opts, t0, unreported).await? {
         return Ok(done);
     }
     Progress::stage("connect")
         .fraction(0.0)
         .message(format!("choosing among {} ComfyUI backend(s)", services.len()))
         .report();
-    let mut candidates: std::collections::VecDeque<Probe> = choose(services, &instance.graph, &skip).await?.into();
+    let mut candidates: std::collections::VecDeque<Probe> =
+        choose(services, &instance.graph, &skip, job.dataset.is_some()).await?.into();
     let mut failures = Vec::new();
     let mut lost: Option<(String, String)> = None;
     let mut moved = false;
@@ -459,6 +528,19 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
                     break;
                 }
                 Err(e) => return Err(backend.fail(&format!("uploading {name}"), e)),
+            }
+        }
+        if upload_failed.is_none()
+            && let Some(d) = &job.dataset
+        {
+            match upload_dataset(&backend, d).await? {
+                Ok(()) => {
+                    let folder = Value::String(d.subfolder.clone());
+                    instance.set(&d.param, &folder)?;
+                    uploads.insert(d.param.clone(), folder);
+                }
+                Err(e) if e.is_retryable() => upload_failed = Some(e),
+                Err(e) => return Err(backend.fail("uploading the dataset", e)),
             }
         }
         if let Some(e) = upload_failed {
@@ -534,8 +616,19 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
         // Another backend can take the job over only if one is left to try.
         let failover = (!candidates.is_empty()).then_some(opts.failover);
         let name = backend.name().to_string();
-        let done =
-            finish(cx, backend, ws, prompt_id, instance.clone(), uploads, wf, opts, failover, (t0, prepare)).await;
+        let done = finish(
+            cx,
+            backend,
+            ws,
+            prompt_id,
+            instance.clone(),
+            uploads,
+            (wf, unreported),
+            opts,
+            failover,
+            (t0, prepare),
+        )
+        .await;
         match done {
             Ok(Attempt::Lost(why)) => {
                 failures.push(format!("{name}: went away mid-job ({why})"));
@@ -554,6 +647,41 @@ pub async fn run(cx: &Invocation, job: Job<'_>, opts: &Options) -> Result<Done, 
     }
     forget(cx);
     Err(SkillError::backend(SERVICE_KIND, None, format!("every ComfyUI backend failed: {}", failures.join("; "))))
+}
+
+/// Upload every file of `d` into its subfolder on `backend`, under the names
+/// it gives (captions pair with images by name, so a renamed upload is an
+/// error). The inner error is the server's; the outer, an input's.
+async fn upload_dataset(backend: &Backend, d: &Dataset) -> Result<Result<(), CallError>, SkillError> {
+    let n = d.files.len();
+    for (i, f) in d.files.iter().enumerate() {
+        if i % 8 == 0 || i + 1 == n {
+            Progress::stage("upload")
+                .fraction(0.03)
+                .message(format!("uploading the dataset to {}: file {} of {n}", backend.name(), i + 1))
+                .report();
+        }
+        let reply = match f {
+            DatasetFile::Input { field, name } => backend.upload_as(inputs::open(field)?, name, &d.subfolder).await,
+            DatasetFile::Text { name, text } => {
+                backend.upload_bytes(name, text.clone().into_bytes(), &d.subfolder).await
+            }
+        };
+        match reply {
+            Ok(r) if r.name == f.name() => {}
+            Ok(r) => {
+                return Ok(Err(CallError::Protocol(format!(
+                    "{} stored {} as {} in input/{}: the folder is not this job's alone",
+                    backend.name(),
+                    f.name(),
+                    r.name,
+                    d.subfolder
+                ))));
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// If job `id` waits in `backend`'s queue while one of `others` is idle,
@@ -604,7 +732,7 @@ async fn finish(
     prompt_id: String,
     instance: Instance,
     uploads: Map<String, Value>,
-    wf: &Workflow,
+    (wf, unreported): (&Workflow, &[OutputFile]),
     opts: &Options,
     failover: Option<Duration>,
     (t0, prepare): (Instant, Duration),
@@ -621,7 +749,8 @@ async fn finish(
     };
 
     let t_dl = Instant::now();
-    let mut outputs = outputs_of(&finished, wf);
+    let mut outputs: Vec<OutputFile> = unreported.to_vec();
+    outputs.extend(outputs_of(&finished, wf));
     let ws_images: Vec<&follow::WsImage> =
         finished.ws_images.iter().filter(|i| wf.outputs().is_none_or(|nodes| nodes.contains(&i.node))).collect();
     if outputs.is_empty() && ws_images.is_empty() {
@@ -702,6 +831,7 @@ async fn resume(
     wf: &Workflow,
     opts: &Options,
     t0: Instant,
+    unreported: &[OutputFile],
 ) -> Result<Option<Done>, SkillError> {
     let Some(saved) = crate::state::get(&job_key(cx)).and_then(|s| serde_json::from_str::<Value>(&s).ok()) else {
         return Ok(None);
@@ -742,9 +872,19 @@ async fn resume(
     // ComfyUI unregistered the id then), so this one takes the id over.
     let client_id = saved["client_id"].as_str().unwrap_or(&cx.id);
     let ws = crate::websocket::connect(&backend.ws_url(client_id), backend.name()).ok();
-    let done =
-        finish(cx, backend, ws, prompt_id.to_string(), instance.clone(), uploads, wf, opts, None, (t0, Duration::ZERO))
-            .await;
+    let done = finish(
+        cx,
+        backend,
+        ws,
+        prompt_id.to_string(),
+        instance.clone(),
+        uploads,
+        (wf, unreported),
+        opts,
+        None,
+        (t0, Duration::ZERO),
+    )
+    .await;
     forget(cx);
     match done? {
         Attempt::Done(d) => Ok(Some(*d)),
