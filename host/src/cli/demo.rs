@@ -86,6 +86,7 @@ impl Args {
         let mut failed = 0;
         let mut ran = 0;
         let mut made = HashMap::new();
+        let mut data: HashMap<String, Value> = HashMap::new();
         for skill in app.catalog.iter() {
             let name = skill.description.name.clone();
             let Some(input) = demo_input(&name, &made) else { continue };
@@ -105,7 +106,8 @@ impl Args {
                         println!("MEDIA:{}", a.path.display());
                     }
                     println!("({} ms)\n", r.elapsed.as_millis());
-                    made.insert(name, r.artifacts);
+                    made.insert(name.clone(), r.artifacts);
+                    data.insert(name, r.data);
                 }
                 Err(e) => {
                     failed += 1;
@@ -119,13 +121,23 @@ impl Args {
         );
         let loaded = LoadedConfig::from_config(toml::from_str(&on_comfyui)?, None)?;
         let app = App::new(loaded, RuntimeOptions::with_default_cache(), &[]).await?;
+        let mut extra: Vec<(String, &str, Value)> = Vec::new();
         for name in ["lip-sync", "audio-gen"] {
             let Some(mut input) = demo_input(name, &made) else { continue };
             if name == "audio-gen" {
                 input = json!({"prompt": "rain on a tin roof", "seconds": 2, "seed": 41});
             }
+            extra.push((format!("{name} on ComfyUI (backend = \"comfyui\")"), name, input));
+        }
+        // The fox again, with the LoRA trained on it.
+        if let Some(lora) = data.get("lora-train").and_then(|d| d["lora"].as_str()) {
+            let input = json!({"prompt": "fxfox, a red fox in a summer meadow", "width": 512, "height": 512, "seed": 41,
+                               "loras": [{"name": lora, "strength": 0.9}]});
+            extra.push(("comfyui-image with the trained LoRA".into(), "comfyui-image", input));
+        }
+        for (title, name, input) in extra {
             ran += 1;
-            println!("== {name} on ComfyUI (backend = \"comfyui\")");
+            println!("== {title}");
             let progress = Arc::new(CliProgress::new(true));
             let result = app.invoke(name, input, progress.clone(), CancellationToken::new()).await;
             progress.finish();

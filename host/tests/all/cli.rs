@@ -182,6 +182,9 @@ fn demo_runs_every_builtin_skill_against_the_simulator() {
         "with HuMo on ComfyUI comfyui",
         "== audio-gen on ComfyUI",
         "with MMAudio on ComfyUI comfyui",
+        "== lora-train",
+        "== comfyui-image with the trained LoRA",
+        "with LoRA c41/demo-fox-",
     ] {
         assert!(stdout.contains(line), "{line}:\n{stdout}");
     }

@@ -253,3 +253,56 @@ async fn a_killed_training_is_resumed_without_training_again() {
     let server = sim.file("output", "loras/c41", &format!("fox-{run}_300_steps_00001_.safetensors")).unwrap();
     assert_eq!(std::fs::read(lora).unwrap(), server.to_vec());
 }
+
+/// A trained LoRA used in an image: its node sits between the model loader
+/// and the loader's user, and of two backends the one that lists the LoRA
+/// runs the image (the other is skipped as for a missing model); a LoRA no
+/// backend has is named with where it goes.
+#[tokio::test]
+async fn a_trained_lora_is_used_on_the_backend_that_has_it() {
+    let (trainer, a) = start(ComfyConfig::default()).await;
+    let (other, b) = start(ComfyConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = images(dir.path(), 4);
+    let config = format!(
+        "output-dir = \"{{out}}\"\n[inputs]\nallow = [{:?}]\n\
+         [services.forge-b]\nurl = \"http://{b}\"\nkind = \"comfyui\"\n[services.forge-a]\nurl = \"http://{a}\"\nkind = \"comfyui\"\n\
+         [skills.lora-train]\ngrants = [\"forge-a\"]\n[skills.lora-train.settings]\npoll-ms = 100\n\
+         [skills.comfyui-image]\ngrants = [\"forge-b\", \"forge-a\"]\n[skills.comfyui-image.settings]\npoll-ms = 100\n",
+        dir.path().display().to_string()
+    );
+    let h = harness(&config, &[]).await;
+    let (r, _) =
+        h.run("lora-train", json!({"images": paths(&imgs), "trigger": "fxfox", "name": "fox", "steps": 4})).await;
+    let trained = r.unwrap_or_else(|e| panic!("{e}"));
+    let lora = trained.data["lora"].as_str().unwrap().to_string();
+
+    let input = json!({"prompt": "fxfox in a meadow", "workflow": "z-image-turbo", "width": 256, "height": 256,
+                       "steps": 2, "loras": [{"name": lora, "strength": 0.7}]});
+    let (r, _) = h.run("comfyui-image", input).await;
+    let image = r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(image.data["backend"], "forge-a", "{}", image.data);
+    assert_eq!(image.data["loras"], json!([{"name": lora, "strength": 0.7}]));
+    assert_eq!(other.history_len(), 0, "the backend without the LoRA ran nothing");
+    let id = image.data["prompt_id"].as_str().unwrap();
+    let graph = crate::comfyui::http_json(a, &format!("/history/{id}")).await[id]["prompt"][2].clone();
+    let (node, lora_node) = graph
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, n)| n["class_type"] == "LoraLoaderModelOnly")
+        .unwrap_or_else(|| panic!("no LoRA node in {graph}"));
+    assert_eq!(lora_node["inputs"]["model"], json!(["1", 0]), "after the model loader");
+    assert_eq!(
+        (lora_node["inputs"]["lora_name"].as_str(), lora_node["inputs"]["strength_model"].as_f64()),
+        (Some(lora.as_str()), Some(0.7))
+    );
+    assert_eq!(graph["2"]["inputs"]["model"], json!([node, 0]), "the loader's user takes the LoRA's model");
+    assert_eq!(trainer.history_len(), 2, "the training and the image");
+
+    let input = json!({"prompt": "x", "workflow": "z-image-turbo", "width": 256, "height": 256, "steps": 2,
+                       "loras": [{"name": "c41/nobody.safetensors"}]});
+    let (service, _, message) = backend_error(h.run("comfyui-image", input).await.0);
+    assert_eq!(service, "comfyui");
+    assert!(message.contains("c41/nobody.safetensors") && message.contains("models/loras"), "{message}");
+}

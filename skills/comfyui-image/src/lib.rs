@@ -61,6 +61,9 @@ pub struct Input {
     /// Workflow name. Built-in: flux2-dev (Flux 2 Dev, best quality; the default unless the config sets settings.workflow), z-image-turbo (Z-Image Turbo, fast). The config may add more under settings.workflows.
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))]
     pub workflow: Option<String>,
+    /// LoRAs to apply to the model, in order: [{name, strength}], named as ComfyUI lists them (lora-train's data.lora, or a file in models/loras). A backend that lacks one is skipped as for a missing model.
+    #[schemars(length(max = 8))]
+    pub loras: Option<Vec<comfyui::Lora>>,
 }
 
 impl Skill for ComfyImage {
@@ -88,7 +91,10 @@ impl Skill for ComfyImage {
             .map(str::to_string)
             .or_else(|| settings.get("workflow").and_then(Value::as_str).map(str::to_string))
             .unwrap_or_else(|| DEFAULT_WORKFLOW.into());
-        let workflow = library.get(&name)?;
+        let input: Input = cx.input()?;
+        let loras = input.loras.unwrap_or_default();
+        comfyui::Lora::check_all(&loras)?;
+        let workflow = library.get(&name)?.with_loras(&loras)?;
 
         let seed = cx.u64("seed").unwrap_or_else(|| cx.random_seed());
         let mut params = Map::new();
@@ -108,14 +114,16 @@ impl Skill for ComfyImage {
             data[key] = applied.get(key).cloned().unwrap_or(Value::Null);
         }
         data["seed"] = json!(seed);
+        data["loras"] = json!(loras);
         let n = done.artifacts.len();
         let paths: Vec<&str> = done.artifacts.iter().map(|a| a.path.as_str()).collect();
         let size = match (applied.get("width"), applied.get("height")) {
             (Some(w), Some(h)) => format!(", {w}×{h}"),
             _ => String::new(),
         };
+        let with_loras: String = loras.iter().map(|l| format!(" with LoRA {} ({})", l.name, l.strength)).collect();
         let text = format!(
-            "Generated {n} image{} with {} on {} (seed {seed}{size}) in {:.1}s: {}",
+            "Generated {n} image{} with {}{with_loras} on {} (seed {seed}{size}) in {:.1}s: {}",
             if n == 1 { "" } else { "s" },
             workflow.name,
             done.backend,

@@ -73,6 +73,9 @@ pub struct Input {
     /// Workflow name. Built-in: wan22-t2v (text→video; the default without `image`, or settings.workflow), wan22-i2v (image→video; the default with `image`, or settings.image-workflow). The config may add more under settings.workflows.
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))]
     pub workflow: Option<String>,
+    /// LoRAs to apply to the model, in order: [{name, strength}], named as ComfyUI lists them (lora-train's data.lora, or a file in models/loras). A backend that lacks one is skipped as for a missing model.
+    #[schemars(length(max = 8))]
+    pub loras: Option<Vec<comfyui::Lora>>,
 }
 
 /// The nearest frame count of the form `k * step + 1` (at least 1).
@@ -111,7 +114,10 @@ impl Skill for ComfyVideo {
             None if has_image => setting("image-workflow").unwrap_or_else(|| DEFAULT_I2V.into()),
             None => setting("workflow").unwrap_or_else(|| DEFAULT_T2V.into()),
         };
-        let workflow = library.get(&name)?;
+        let input: Input = cx.input()?;
+        let loras = input.loras.unwrap_or_default();
+        comfyui::Lora::check_all(&loras)?;
+        let workflow = library.get(&name)?.with_loras(&loras)?;
 
         if cx.input.get("seconds").is_some() && cx.input.get("frames").is_some() {
             return Err(SkillError::invalid("seconds", "give `seconds` or `frames`, not both"));
@@ -161,6 +167,7 @@ impl Skill for ComfyVideo {
         let seconds = frames_used.map(|f| f as f64 / fps_used);
         let mut data = done.data(&workflow);
         data["seed"] = json!(seed);
+        data["loras"] = json!(loras);
         data["frames"] = json!(frames_used);
         data["fps"] = json!(fps_used);
         data["seconds"] = json!(seconds.map(|s| (s * 1000.0).round() / 1000.0));

@@ -28,7 +28,7 @@ pub use check::check;
 pub use client::{Backend, CallError, SubmitError};
 pub use follow::{Finished, FollowOptions, Followed};
 pub use protocol::OutputFile;
-pub use workflow::{Instance, Library, Sidecar, Workflow};
+pub use workflow::{Instance, Library, Lora, Sidecar, Workflow};
 
 use crate::progress::Progress;
 use crate::{Artifact, Invocation, SkillError, artifacts, inputs, log, settings};

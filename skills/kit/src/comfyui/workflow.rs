@@ -36,7 +36,7 @@
 use crate::SkillError;
 use indexmap::IndexMap;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// One node input a parameter sets.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +74,10 @@ pub struct Sidecar {
     /// Valid frame counts are `k * frames_step + 1`.
     #[serde(default)]
     pub frames_step: Option<u32>,
+    /// The nodes whose MODEL (output 0) LoRAs apply to: the model loaders.
+    /// A workflow without it takes no `loras`.
+    #[serde(default)]
+    pub lora_after: Option<Vec<String>>,
     /// Only in settings: the graph itself (JSON text or a table).
     #[serde(default)]
     pub graph: Option<Value>,
@@ -95,6 +99,46 @@ pub struct Workflow {
     outputs: Option<Vec<String>>,
     /// Valid frame counts are `k * frames_step + 1` (1: any count).
     pub frames_step: u32,
+    lora_after: Vec<String>,
+}
+
+/// A LoRA to apply: its name as the server lists it, and how strongly.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize, crate::schema::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lora {
+    /// The LoRA as ComfyUI lists it (`c41/fox-1a2b3c4d_40_steps_00001_.safetensors`, from lora-train's data.lora, or a file in models/loras).
+    #[schemars(length(min = 1, max = 400))]
+    pub name: String,
+    /// How strongly it applies to the model (1.0: as trained; negative inverts).
+    #[serde(default = "full_strength")]
+    #[schemars(range(min = -10, max = 10))]
+    pub strength: f64,
+}
+
+fn full_strength() -> f64 {
+    1.0
+}
+
+impl Lora {
+    /// Check the names of `loras` (the input field `loras`): a LoRA is
+    /// named as the server lists it. ComfyUI has no upload for models, so a
+    /// file of this machine cannot be sent: say how to place it instead.
+    pub fn check_all(loras: &[Lora]) -> Result<(), SkillError> {
+        for (i, l) in loras.iter().enumerate() {
+            let n = l.name.trim();
+            if n.starts_with("artifact:") || n.starts_with('/') || n.starts_with('~') || n.contains("..") {
+                return Err(SkillError::invalid(
+                    format!("loras/{i}/name"),
+                    format!(
+                        "`{n}` is a file here, not a LoRA on the server: ComfyUI takes no model uploads; copy the \
+                         .safetensors into ComfyUI/models/loras on the workstation and name it as it is listed there \
+                         (a lora-train result is listed already when output/loras is a LoRA path)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A workflow with parameters applied, ready to submit.
@@ -237,6 +281,11 @@ impl Workflow {
                 return Err(invalid(name, source, format!("`{r}` is required but not bound to any node")));
             }
         }
+        for id in sidecar.lora_after.iter().flatten() {
+            if !graph.contains_key(id) {
+                return Err(invalid(name, source, format!("lora_after node {id}: no such node")));
+            }
+        }
         if let Some(outs) = &sidecar.outputs {
             for o in outs {
                 if !graph.contains_key(o) {
@@ -253,7 +302,55 @@ impl Workflow {
             required: sidecar.required,
             outputs: sidecar.outputs,
             frames_step: sidecar.frames_step.unwrap_or(1).max(1),
+            lora_after: sidecar.lora_after.unwrap_or_default(),
         })
+    }
+
+    /// This workflow with `loras` applied: after each `lora_after` node, a
+    /// chain of `LoraLoaderModelOnly` (one per LoRA, in order), and every
+    /// node that used that node's MODEL uses the chain's instead. A backend
+    /// that lacks a LoRA is then skipped like one that lacks a model file.
+    pub fn with_loras(&self, loras: &[Lora]) -> Result<Workflow, SkillError> {
+        if loras.is_empty() {
+            return Ok(self.clone());
+        }
+        if self.lora_after.is_empty() {
+            return Err(SkillError::invalid(
+                "loras",
+                format!(
+                    "workflow `{}` ({}) does not say where LoRAs go: list its model loader node(s) in `lora_after` of its bindings",
+                    self.name, self.source
+                ),
+            ));
+        }
+        let mut graph = self.graph.clone();
+        let mut next = graph.keys().filter_map(|k| k.parse::<u64>().ok()).max().unwrap_or(0) + 1;
+        for source in &self.lora_after {
+            let mut model = json!([source, 0]);
+            let mut chain = Vec::new();
+            for l in loras {
+                let id = next.to_string();
+                next += 1;
+                graph.insert(
+                    id.clone(),
+                    json!({"class_type": "LoraLoaderModelOnly",
+                           "inputs": {"model": model, "lora_name": l.name, "strength_model": l.strength},
+                           "_meta": {"title": format!("LoRA {}", l.name)}}),
+                );
+                model = json!([id, 0]);
+                chain.push(id);
+            }
+            let from = json!([source, 0]);
+            for (_, node) in graph.iter_mut().filter(|(id, _)| !chain.contains(id)) {
+                for v in node.get_mut("inputs").and_then(Value::as_object_mut).into_iter().flat_map(|i| i.values_mut())
+                {
+                    if *v == from {
+                        *v = model.clone();
+                    }
+                }
+            }
+        }
+        Ok(Workflow { graph, ..self.clone() })
     }
 
     /// Load a built-in template and its sidecar, both JSON text embedded in
@@ -506,6 +603,40 @@ mod tests {
                 assert!(wf.binds(p), "{name} binds {p}");
             }
         }
+    }
+
+    #[test]
+    fn loras_chain_between_each_model_loader_and_its_users() {
+        let (_, g, s) = BUILTINS[2];
+        let wf = Workflow::builtin("wan22-t2v", g, s).unwrap();
+        let loras = [
+            Lora { name: "a.safetensors".into(), strength: 0.8 },
+            Lora { name: "b.safetensors".into(), strength: 1.0 },
+        ];
+        let with = wf.with_loras(&loras).unwrap();
+        let g = &with.graph;
+        // Two loaders (high and low noise), two LoRAs each.
+        let chain: Vec<(&String, &Value)> =
+            g.iter().filter(|(_, n)| n["class_type"] == "LoraLoaderModelOnly").collect();
+        assert_eq!(chain.len(), 4);
+        for (loader, user) in [("1", "5"), ("2", "6")] {
+            let first = chain.iter().find(|(_, n)| n["inputs"]["model"] == json!([loader, 0])).unwrap();
+            assert_eq!(first.1["inputs"]["lora_name"], "a.safetensors");
+            assert_eq!(first.1["inputs"]["strength_model"], 0.8);
+            let second = chain.iter().find(|(_, n)| n["inputs"]["model"] == json!([first.0, 0])).unwrap();
+            assert_eq!(second.1["inputs"]["lora_name"], "b.safetensors");
+            assert_eq!(g[user]["inputs"]["model"], json!([second.0, 0]), "the user takes the chain's end");
+        }
+        assert_eq!(wf.with_loras(&[]).unwrap().graph, wf.graph, "no LoRA, no change");
+        // A user workflow that does not say where LoRAs go is refused.
+        let sidecar: Sidecar = serde_json::from_value(json!({"bindings": {}})).unwrap();
+        let user =
+            Workflow::load("mine", "settings", &json!({"1": {"class_type": "UNETLoader", "inputs": {}}}), sidecar)
+                .unwrap();
+        let e = user.with_loras(&loras).unwrap_err().to_string();
+        assert!(e.contains("lora_after") && e.contains("loras"), "{e}");
+        let e = Lora::check_all(&[Lora { name: "artifact:1a2b3c4d".into(), strength: 1.0 }]).unwrap_err().to_string();
+        assert!(e.contains("loras/0/name") && e.contains("models/loras"), "{e}");
     }
 
     #[test]
