@@ -129,10 +129,11 @@ impl Args {
             }
             extra.push((format!("{name} on ComfyUI (backend = \"comfyui\")"), name, input));
         }
-        // The fox again, with the LoRA trained on it.
+        // The fox again, with the LoRA trained on it (on Z-Image, so with
+        // the Z-Image workflow: a LoRA fits the model it was trained on).
         if let Some(lora) = data.get("lora-train").and_then(|d| d["lora"].as_str()) {
-            let input = json!({"prompt": "fxfox, a red fox in a summer meadow", "width": 512, "height": 512, "seed": 41,
-                               "loras": [{"name": lora, "strength": 0.9}]});
+            let input = json!({"prompt": "fxfox, a red fox in a summer meadow", "workflow": "z-image-turbo",
+                               "width": 512, "height": 512, "seed": 41, "loras": [{"name": lora, "strength": 0.9}]});
             extra.push(("comfyui-image with the trained LoRA".into(), "comfyui-image", input));
         }
         for (title, name, input) in extra {
