@@ -212,16 +212,16 @@ async fn start(
         return problem(StatusCode::NOT_FOUND, format!("no skill named `{}`", req.skill));
     };
     let mut input = if req.input.is_null() { json!({}) } else { req.input };
+    if let Value::Object(fields) = &mut input {
+        // An empty form field means "not given".
+        fields.retain(|_, v| !(v.is_null() || v.as_str() == Some("")));
+    }
     // The same check the run makes, answered now so the form can say which
     // field is wrong.
     let mut checked = input.clone();
     skill.schema.apply_defaults(&mut checked);
     if let Err(e) = skill.schema.validate(&checked) {
         return problem(StatusCode::BAD_REQUEST, e.to_string());
-    }
-    if let Value::Object(fields) = &mut input {
-        // An empty form field means "not given".
-        fields.retain(|_, v| !(v.is_null() || v.as_str() == Some("")));
     }
     let run = server.runs().start(app, "page", &req.skill, input);
     (StatusCode::ACCEPTED, Json(json!({"run": run.id}))).into_response()
