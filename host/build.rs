@@ -77,13 +77,13 @@ fn main() {
         }
         copy
     };
+    let builtins: Vec<(&str, PathBuf)> = BUILTIN.iter().map(|pkg| (*pkg, embedded(pkg))).collect();
     let mut code = String::new();
     code.push_str("/// The built-in skills, compiled to components: (crate name, bytes, hex\n");
     code.push_str("/// SHA-256 of the bytes, so that a start need not hash them).\n");
     code.push_str("pub const BUILTIN: &[(&str, &[u8], &str)] = &[\n");
-    for pkg in BUILTIN {
-        let path = embedded(pkg);
-        let sha256 = hex_sha256(&std::fs::read(&path).unwrap());
+    for (pkg, path) in &builtins {
+        let sha256 = hex_sha256(&std::fs::read(path).unwrap());
         writeln!(code, "    ({pkg:?}, include_bytes!({:?}), {sha256:?}),", path.display().to_string()).unwrap();
     }
     code.push_str("];\n");
@@ -92,8 +92,8 @@ fn main() {
     for pkg in TEST_GUESTS {
         writeln!(code, "    ({pkg:?}, {:?}),", path_of(pkg).display().to_string()).unwrap();
     }
-    for pkg in BUILTIN {
-        writeln!(code, "    ({pkg:?}, {:?}),", embedded(pkg).display().to_string()).unwrap();
+    for (pkg, path) in &builtins {
+        writeln!(code, "    ({pkg:?}, {:?}),", path.display().to_string()).unwrap();
     }
     code.push_str("];\n");
     let out = out_dir.join("guests.rs");

@@ -22,7 +22,7 @@
 //! | `GET /files/{name}` | a file of the output directory (ranges for players) |
 
 use crate::mcp::McpServer;
-use crate::mcp::runs::{Registry, Run};
+use crate::mcp::runs::Run;
 use crate::runs::{RunRecord, Status};
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -79,24 +79,12 @@ fn file_view(path: &std::path::Path) -> Option<Value> {
     }))
 }
 
-/// The MIME type the page needs to pick an image, video or audio player.
+/// The MIME type the page needs to pick an image, video or audio player:
+/// the artifact store's own table.
 fn mime_of(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-    match ext.as_str() {
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "webp" => "image/webp",
-        "gif" => "image/gif",
-        "mp4" => "video/mp4",
-        "webm" => "video/webm",
-        "wav" => "audio/wav",
-        "mp3" => "audio/mpeg",
-        "flac" => "audio/flac",
-        "ogg" => "audio/ogg",
-        "txt" | "md" => "text/plain",
-        "json" => "application/json",
-        _ => "application/octet-stream",
-    }
+    name.rsplit_once('.')
+        .and_then(|(_, ext)| c41_artifacts::mime_for_extension(ext))
+        .unwrap_or("application/octet-stream")
 }
 
 /// A run of this daemon, as the page shows it.
@@ -153,8 +141,8 @@ fn journal_view(server: &McpServer, r: &RunRecord) -> Value {
     })
 }
 
-fn live_views(registry: &Registry) -> Vec<Value> {
-    registry.list().iter().take(LISTED).map(|r| live_view(r)).collect()
+fn live_views(runs: &[std::sync::Arc<Run>]) -> Vec<Value> {
+    runs.iter().take(LISTED).map(|r| live_view(r)).collect()
 }
 
 /// Reads the journal on the blocking pool.
@@ -164,9 +152,10 @@ async fn journal(server: &McpServer) -> Vec<RunRecord> {
 }
 
 async fn runs(State(server): State<McpServer>) -> Response {
-    let mut list = live_views(server.runs());
-    let live: std::collections::HashSet<String> = server.runs().list().iter().map(|r| r.id.clone()).collect();
-    for r in journal(&server).await.iter().filter(|r| !live.contains(&r.id)) {
+    let runs = server.runs().list();
+    let mut list = live_views(&runs);
+    let live: std::collections::HashSet<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    for r in journal(&server).await.iter().filter(|r| !live.contains(r.id.as_str())) {
         if list.len() >= LISTED {
             break;
         }
@@ -185,7 +174,7 @@ async fn events(State(server): State<McpServer>) -> Response {
             tokio::time::sleep(COALESCE).await;
             changes.borrow_and_update();
         }
-        let data = json!({"runs": live_views(server.runs())}).to_string();
+        let data = json!({"runs": live_views(&server.runs().list())}).to_string();
         let event = SseEvent::default().event("runs").data(data);
         Some((Ok::<_, Infallible>(event), (server, changes, false)))
     });

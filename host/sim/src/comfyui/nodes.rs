@@ -117,7 +117,7 @@ pub(crate) struct Out {
     pub ui: Option<Value>,
 }
 
-fn fail(ty: &str, msg: impl Into<String>) -> Stop {
+pub(crate) fn fail(ty: &str, msg: impl Into<String>) -> Stop {
     Stop::Failed { ty: ty.into(), msg: msg.into() }
 }
 

@@ -5,14 +5,10 @@
 
 use super::FileRef;
 use super::execute::{NodeRun, Stop};
-use super::nodes::{Args, Aud, Img, Out, Val, Vid, ui_file};
+use super::nodes::{Args, Aud, Img, Out, Val, Vid, fail, ui_file};
 use crate::media;
 use bytes::Bytes;
 use serde_json::{Value, json};
-
-fn fail(ty: &str, msg: impl Into<String>) -> Stop {
-    Stop::Failed { ty: ty.into(), msg: msg.into() }
-}
 
 fn image(a: &Args<'_>, k: &str) -> Result<Img, Stop> {
     match a.linked.iter().find(|(n, _)| n == k) {

@@ -18,14 +18,10 @@
 //!   server is configured otherwise.
 
 use super::execute::{NodeRun, Stop};
-use super::nodes::{Args, Img, Lat, Out, Val, decode_image, resize, ui_file};
+use super::nodes::{Args, Img, Lat, Out, Val, decode_image, fail, resize, ui_file};
 use crate::media;
 use serde_json::json;
 use std::sync::Arc;
-
-fn fail(ty: &str, msg: impl Into<String>) -> Stop {
-    Stop::Failed { ty: ty.into(), msg: msg.into() }
-}
 
 fn out(values: Vec<Val>) -> Result<Out, Stop> {
     Ok(Out { values, ui: None })
