@@ -2,7 +2,7 @@
 against the same `wit/skill.wit` as the Rust skills. It counts the words of
 a text, reports progress, logs, and stores the counts as a JSON artifact.
 
-Build: componentize-py -d ../../wit/skill.wit -w skill componentize app -o word_count_py.wasm
+Build: componentize-py -d ../../wit -w skill componentize app -o word_count_py.wasm
 """
 
 import json

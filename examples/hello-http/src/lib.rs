@@ -2,7 +2,7 @@
 //! config granted it, reports progress while it downloads, and returns the
 //! body as an artifact. Copy this crate to start your own skill.
 
-use c41_kit::artifacts;
+use c41_kit::artifacts::{self, Unwatched};
 use c41_kit::http::ServiceClient;
 use c41_kit::progress::Progress;
 use c41_kit::schema::JsonSchema;
@@ -52,18 +52,17 @@ impl Skill for HelloHttp {
         Progress::stage("connect").fraction(0.0).message(format!("GET {url}")).report();
 
         // The kit's client: a failure becomes an error naming the service
-        // (a non-2xx status with the body's text).
+        // (a non-2xx status with the body's text). `send_streamed` leaves
+        // the body in the host: the skill never needs to see its bytes.
         let client = ServiceClient::new(service.clone());
         let request = Request::get(&url).body(Body::empty()).map_err(|e| SkillError::invalid("url", e.to_string()))?;
-        let response = client.send(request).await?;
-        let status = response.status().as_u16();
+        let mut response = client.send_streamed(request).await?;
+        let status = response.status;
         let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
+            .header("content-type")
             .map(|v| v.split(';').next().unwrap_or("").trim().to_string())
             .unwrap_or_default();
-        let expected = response.body().content_length();
+        let expected = response.content_length();
 
         let name = match input.name {
             Some(n) => n,
@@ -74,14 +73,19 @@ impl Skill for HelloHttp {
                 .map(|s| s.split('?').next().unwrap_or(s).to_string())
                 .unwrap_or_else(|| "index.html".into()),
         };
-        let artifact = artifacts::save_body(&name, &content_type, response.into_body(), &service.name, |done| {
-            let p = Progress::stage("download").message(format!("{done} bytes"));
-            match expected {
-                Some(total) if total > 0 => p.fraction(done as f32 / total as f32).report(),
-                _ => p.report(),
-            }
-        })
-        .await?;
+        // The host copies the body from the connection into the store; the
+        // skill hears how far it got every few MiB, and may stop it there.
+        let artifact =
+            artifacts::save_streamed(&name, &content_type, &mut response, &service.name, &mut Unwatched, |done| {
+                cx.check_cancelled()?;
+                let p = Progress::stage("download").message(format!("{done} bytes"));
+                match expected {
+                    Some(total) if total > 0 => p.fraction(done as f32 / total as f32).report(),
+                    _ => p.report(),
+                }
+                Ok(())
+            })
+            .await?;
         Progress::stage("done").fraction(1.0).report();
 
         Ok(Outcome {

@@ -3,19 +3,21 @@
 //! atomically), so a large video never sits in memory. The host remembers
 //! what each invocation stored: an outcome may only list those files.
 //!
-//! Three things keep big files near the speed of a plain download: a chunk
-//! is copied out of the guest's memory in one `memcpy`
-//! ([`crate::runtime::byte_lists`]);
+//! Four things keep big files near the speed of a plain download:
+//! `copy-from` reads a response body's stream here, in the host, so its
+//! bytes never enter the guest; otherwise a chunk is copied out of the
+//! guest's memory in one `memcpy` ([`crate::runtime::byte_lists`]);
 //! small chunks are gathered into [`BATCH`] bytes before one trip to the
-//! blocking pool; and that trip (write and SHA-256) runs while the skill
-//! receives its next chunks, one batch in flight per file.
+//! blocking pool; and that trip (write and SHA-256) runs while the next
+//! chunks arrive, one batch in flight per file.
 
 use crate::runtime::InvocationCtx;
-use crate::runtime::bindings::c41::skill::artifacts::{ArtifactError, Host, HostArtifactWriter};
+use crate::runtime::bindings::c41::skill::artifacts::{ArtifactError, CopyError, Host, HostArtifactWriter};
 use crate::runtime::bindings::c41::skill::types::Artifact;
 use crate::runtime::budget::Slot;
 use c41_artifacts::{ArtifactError as StoreError, PendingArtifact, StoredArtifact};
 use wasmtime::component::Resource;
+use wasmtime_wasi::p2::{DynInputStream, StreamError};
 
 /// Bytes gathered from a skill's writes before they go to disk together.
 pub const BATCH: usize = 256 * 1024;
@@ -125,19 +127,24 @@ impl Host for InvocationCtx {
     }
 }
 
-impl HostArtifactWriter for InvocationCtx {
-    async fn write(
+impl InvocationCtx {
+    /// Append `chunk` to the writer `this` (see `write`): gathered into the
+    /// batch, or handed to the blocking pool with it once the batch is full.
+    /// Takes the chunk as a `Vec` (a guest's write) or `Bytes` (a stream
+    /// read by `copy-from`), and copies it only when gathering.
+    async fn append<C: AsRef<[u8]> + Into<Vec<u8>>>(
         &mut self,
-        this: Resource<ArtifactWriter>,
-        chunk: Vec<u8>,
+        this: &Resource<ArtifactWriter>,
+        chunk: C,
     ) -> wasmtime::Result<Result<(), ArtifactError>> {
+        let chunk_len = chunk.as_ref().len() as u64;
         let (max_artifact, max_output) = (self.limits.max_artifact_bytes, self.limits.max_output_bytes);
-        let total = self.output_bytes.saturating_add(chunk.len() as u64);
-        let writer = self.table.get_mut(&this)?;
+        let total = self.output_bytes.saturating_add(chunk_len);
+        let writer = self.table.get_mut(this)?;
         if writer.pending.is_none() && writer.in_flight.is_none() {
             return Ok(Err(ArtifactError::Closed));
         }
-        let in_file = writer.accepted + chunk.len() as u64;
+        let in_file = writer.accepted + chunk_len;
         let refused = if total > max_output {
             Some(StoreError::TooLarge { limit: max_output })
         } else if in_file > max_artifact {
@@ -147,9 +154,9 @@ impl HostArtifactWriter for InvocationCtx {
         };
         let result = match refused {
             Some(e) => Err(e),
-            None if writer.batch.len() + chunk.len() < BATCH => {
+            None if writer.batch.len() + chunk.as_ref().len() < BATCH => {
                 // Gathered: goes to disk with the next full batch or `finish`.
-                writer.batch.extend_from_slice(&chunk);
+                writer.batch.extend_from_slice(chunk.as_ref());
                 Ok(())
             }
             // A full batch: written and hashed on the blocking pool while
@@ -160,9 +167,9 @@ impl HostArtifactWriter for InvocationCtx {
                 Some(Ok(mut pending)) => {
                     let mut batch = std::mem::take(&mut writer.batch);
                     if batch.is_empty() {
-                        batch = chunk;
+                        batch = chunk.into();
                     } else {
-                        batch.extend_from_slice(&chunk);
+                        batch.extend_from_slice(chunk.as_ref());
                     }
                     writer.in_flight = Some(tokio::task::spawn_blocking(move || {
                         let r = pending.write(&batch);
@@ -198,6 +205,54 @@ impl HostArtifactWriter for InvocationCtx {
                 Ok(Err(to_wit(e)))
             }
         }
+    }
+}
+
+impl HostArtifactWriter for InvocationCtx {
+    async fn write(
+        &mut self,
+        this: Resource<ArtifactWriter>,
+        chunk: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), ArtifactError>> {
+        self.append(&this, chunk).await
+    }
+
+    async fn copy_from(
+        &mut self,
+        this: Resource<ArtifactWriter>,
+        source: Resource<DynInputStream>,
+        len: u64,
+    ) -> wasmtime::Result<Result<u64, CopyError>> {
+        let cancel = self.cancel.clone();
+        let cancelled = || CopyError::Source("the invocation was cancelled".into());
+        let mut copied = 0u64;
+        while copied < len {
+            if cancel.is_cancelled() {
+                return Ok(Err(cancelled()));
+            }
+            // At most a batch per read: the batch in memory stays bounded.
+            let want = (len - copied).min(BATCH as u64) as usize;
+            let stream = self.table.get_mut(&source)?;
+            let bytes = match stream.read(want) {
+                Ok(bytes) if bytes.is_empty() => {
+                    tokio::select! {
+                        () = stream.ready() => continue,
+                        () = cancel.cancelled() => return Ok(Err(cancelled())),
+                    }
+                }
+                Ok(bytes) => bytes,
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => return Ok(Err(CopyError::Source(format!("{e:#}")))),
+                Err(StreamError::Trap(e)) => return Err(e),
+            };
+            let n = bytes.len() as u64;
+            if let Err(e) = self.append(&this, bytes).await? {
+                return Ok(Err(CopyError::Artifact(e)));
+            }
+            copied += n;
+            self.copied_in_host += n;
+        }
+        Ok(Ok(copied))
     }
 
     async fn finish(&mut self, this: Resource<ArtifactWriter>) -> wasmtime::Result<Result<Artifact, ArtifactError>> {

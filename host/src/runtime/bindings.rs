@@ -13,6 +13,9 @@ wasmtime::component::bindgen!({
     },
     exports: { default: async },
     with: {
+        // `copy-from` reads a guest's `input-stream`: the same resource the
+        // wasi:io host behind wasi:http hands out.
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
         "c41:skill/artifacts.artifact-writer": crate::imports::artifacts::ArtifactWriter,
         "c41:skill/inputs.input-file": crate::imports::inputs::InputFile,
         "c41:skill/websocket.connection": crate::imports::websocket::WsConnection,

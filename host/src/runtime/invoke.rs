@@ -71,6 +71,9 @@ pub struct Invoked {
     pub denials: Vec<Denial>,
     /// Wall-clock time of the call.
     pub elapsed: Duration,
+    /// Bytes of the artifacts that went from a stream to the store in the
+    /// host (`artifact-writer.copy-from`), never entering the skill.
+    pub copied_in_host: u64,
 }
 
 /// How a call failed.
@@ -269,6 +272,7 @@ fn new_ctx(
         limits: *limits,
         files: Slots::new(limits.open_files, "input files and artifact writers", "limits.open-files"),
         output_bytes: 0,
+        copied_in_host: 0,
         limit_log,
         produced: Arc::new(Mutex::new(Vec::new())),
         inputs: FileInputs::default(),
@@ -435,7 +439,16 @@ impl LoadedSkill {
             tracing::debug!(skill = %name, "skill output: {guest_output}");
         }
         let text = skill_text::clean(&outcome.text);
-        Ok(Invoked { invocation_id, text, artifacts, data, denials: denied, elapsed: started.elapsed() })
+        let copied_in_host = store.data().copied_in_host;
+        Ok(Invoked {
+            invocation_id,
+            text,
+            artifacts,
+            data,
+            denials: denied,
+            elapsed: started.elapsed(),
+            copied_in_host,
+        })
     }
 }
 

@@ -27,7 +27,7 @@ pub use state::{InvocationCtx, MAX_CORE_INSTANCES, MAX_HANDLES, MAX_MEMORIES, MA
 
 use crate::config::Limits;
 use crate::input::InputSchema;
-use bindings::{Skill, SkillPre};
+use bindings::SkillPre;
 use bytes::Bytes;
 use describe::{DescribeRecord, RawDescription};
 use serde::Serialize;
@@ -249,7 +249,23 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         http_fields::add_to_linker(&mut linker)?;
-        Skill::add_to_linker::<_, HasSelf<_>>(&mut linker, |ctx| ctx)?;
+        // The world's own interfaces, one by one: `Skill::add_to_linker`
+        // would also add wasi:io, which `copy-from` shares with wasmtime-wasi
+        // (already linked above).
+        {
+            use bindings::c41::skill::*;
+            fn ctx(ctx: &mut InvocationCtx) -> &mut InvocationCtx {
+                ctx
+            }
+            log::add_to_linker::<_, HasSelf<_>>(&mut linker, ctx)?;
+            progress::add_to_linker::<_, HasSelf<_>>(&mut linker, ctx)?;
+            artifacts::add_to_linker::<_, HasSelf<_>>(&mut linker, ctx)?;
+            settings::add_to_linker::<_, HasSelf<_>>(&mut linker, ctx)?;
+            invocation::add_to_linker::<_, HasSelf<_>>(&mut linker, ctx)?;
+            inputs::add_to_linker::<_, HasSelf<_>>(&mut linker, ctx)?;
+            websocket::add_to_linker::<_, HasSelf<_>>(&mut linker, ctx)?;
+            state::add_to_linker::<_, HasSelf<_>>(&mut linker, ctx)?;
+        }
         byte_lists::add_to_linker(&mut linker)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));

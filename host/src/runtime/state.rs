@@ -33,6 +33,8 @@ pub struct InvocationCtx {
     pub(crate) files: super::budget::Slots,
     /// Bytes written to artifacts in this call (`limits.max-output-mb`).
     pub(crate) output_bytes: u64,
+    /// Bytes `copy-from` moved from a stream into artifacts in the host.
+    pub(crate) copied_in_host: u64,
     /// Limits the host enforced in this call.
     pub(crate) limit_log: super::budget::LimitLog,
     pub(crate) produced: Arc<Mutex<Vec<Produced>>>,

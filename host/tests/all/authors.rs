@@ -16,9 +16,11 @@ fn root() -> PathBuf {
 /// copy must be the WIT the host implements, byte for byte.
 #[test]
 fn the_kit_carries_the_wit_the_host_implements() {
-    let top = std::fs::read_to_string(root().join("wit/skill.wit")).unwrap();
-    let kit = std::fs::read_to_string(root().join("skills/kit/wit/skill.wit")).unwrap();
-    assert!(top == kit, "skills/kit/wit/skill.wit differs from wit/skill.wit: copy wit/skill.wit over it");
+    for file in ["skill.wit", "deps/io/io.wit"] {
+        let top = std::fs::read_to_string(root().join("wit").join(file)).unwrap();
+        let kit = std::fs::read_to_string(root().join("skills/kit/wit").join(file)).unwrap();
+        assert!(top == kit, "skills/kit/wit/{file} differs from wit/{file}: copy wit/ over skills/kit/wit/");
+    }
 }
 
 /// componentize-py from tests/python/setup.sh, if installed.
@@ -45,7 +47,7 @@ async fn a_python_skill_runs_in_the_same_sandbox() {
     let wasm = dir.path().join("word_count_py.wasm");
     let built = Command::new(&cpy)
         .arg("-d")
-        .arg(root().join("wit/skill.wit"))
+        .arg(root().join("wit"))
         .args(["-w", "skill", "componentize", "app", "-o"])
         .arg(&wasm)
         .current_dir(root().join("examples/word-count-py"))
@@ -74,11 +76,11 @@ async fn a_python_skill_runs_in_the_same_sandbox() {
     assert!(blank.error().to_string().contains("invalid input `text`: only blanks"), "{}", blank.error());
 }
 
-/// `c41:skill@0.1.1` added `inputs.fields` (the compatibility rule is in
-/// wit/skill.wit, "Versions"). A component built against 0.1.0
-/// (tests/guests/old-wit, whose bindings come from that WIT as it was) still
-/// loads and runs on this host, and `c41 check` says what it was built
-/// against; a component of today calls the addition.
+/// `c41:skill@0.1.1` added `inputs.fields`, 0.1.2 `artifact-writer.copy-from`
+/// (the compatibility rule is in wit/skill.wit, "Versions"). A component
+/// built against 0.1.0 (tests/guests/old-wit, whose bindings come from that
+/// WIT as it was) still loads and runs on this host, and `c41 check` says
+/// what it was built against; a component of today calls the additions.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_built_against_the_previous_wit_keeps_working() {
     let (old, today) = (crate::common::guest("old-wit"), crate::common::guest("hostile"));
@@ -103,7 +105,7 @@ async fn a_component_built_against_the_previous_wit_keeps_working() {
     let run = h.run("test-hostile", json!({"mode": "input-fields", "file": input})).await;
     assert_eq!(run.outcome().data["fields"], json!(["file"]));
 
-    for (wasm, version) in [(&old, "0.1.0"), (&today, "0.1.1")] {
+    for (wasm, version) in [(&old, "0.1.0"), (&today, "0.1.2")] {
         let out = Command::new(env!("CARGO_BIN_EXE_c41")).arg("check").arg(wasm).output().unwrap();
         let said = String::from_utf8_lossy(&out.stdout);
         assert!(said.contains(&format!("built against c41:skill@{version}")), "{}: {said}", wasm.display());

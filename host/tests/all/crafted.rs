@@ -73,8 +73,8 @@ fn crafted(name: &str, memories: usize, grow_pages: u32) -> Vec<u8> {
     .unwrap();
     let mut module = wat::parse_str(&wat).expect("the crafted module is valid WAT");
     let mut resolve = wit_parser::Resolve::default();
-    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/skill.wit");
-    let pkg = resolve.push_file(&wit).expect("wit/skill.wit parses");
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+    let (pkg, _) = resolve.push_dir(&wit).expect("wit/ parses");
     let world = resolve.select_world(&[pkg], Some("skill")).unwrap();
     wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
     wit_component::ComponentEncoder::default().module(&module).unwrap().encode().expect("encodes as a component")

@@ -7,6 +7,7 @@ mod authors;
 mod cli;
 mod comfyui;
 mod common;
+mod copy_from;
 mod crafted;
 mod forger;
 mod hardening;

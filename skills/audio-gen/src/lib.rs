@@ -21,7 +21,6 @@ use c41_kit::media::Probe;
 use c41_kit::multipart::Form;
 use c41_kit::progress::Progress;
 use c41_kit::schema::JsonSchema;
-use c41_kit::wstd::http::Body;
 use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, artifacts, inputs, json, settings};
 use serde::Deserialize;
 
@@ -63,10 +62,6 @@ pub struct Input {
     /// Stem of the output file name (the extension is added). Default: `sound`, or `<video name>-sound` with a video.
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"))]
     pub name: Option<String>,
-}
-
-fn header(resp: &c41_kit::wstd::http::Response<Body>, name: &str) -> Option<String> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 impl Skill for AudioGen {
@@ -138,30 +133,30 @@ impl Skill for AudioGen {
             }
         };
 
-        let resp = client.send_any(req).await.map_err(|e| match e {
+        // The sound (or the video with its new track) stays in the host on
+        // its way to the store; the probe reads the headers it needs.
+        let mut resp = client.send_streamed_any(req).await.map_err(|e| match e {
             SkillError::Backend { status: None, message, .. } => {
                 params::no_reply(svc, &client.url("/process"), &message, video.as_deref())
             }
             other => other,
         })?;
-        let status = resp.status().as_u16();
-        if !resp.status().is_success() {
-            let mut body = resp.into_body();
-            let bytes = body.contents().await.map(<[u8]>::to_vec).unwrap_or_default();
+        let status = resp.status;
+        if !resp.is_success() {
+            let bytes = resp.contents().await;
             return Err(params::explain(svc, status, &bytes));
         }
         cx.check_cancelled()?;
 
-        let mime = header(&resp, "content-type").map(|c| params::bare_mime(&c)).unwrap_or_default();
-        let ext = params::extension(&mime, header(&resp, "content-disposition").as_deref(), p.mode);
+        let mime = resp.header("content-type").map(|c| params::bare_mime(&c)).unwrap_or_default();
+        let ext = params::extension(&mime, resp.header("content-disposition").as_deref(), p.mode);
         let file = params::file_name(p.name.as_deref(), video.as_deref(), &ext);
-        let expected = resp.body().content_length();
+        let expected = resp.content_length();
         Progress::stage("download").fraction(0.9).message(format!("receiving {file}")).report();
 
         let mut probe = Probe::new();
         let mut shown = 0u64;
-        let artifact = artifacts::save_body_with(&file, &mime, resp.into_body(), svc, |chunk, n| {
-            probe.feed(chunk);
+        let artifact = artifacts::save_streamed(&file, &mime, &mut resp, svc, &mut probe, |n| {
             let step = expected.map_or(256 * 1024, |len| (len / 20).max(1));
             if n - shown >= step || Some(n) == expected {
                 shown = n;

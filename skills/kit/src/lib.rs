@@ -97,6 +97,13 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_skill_world",
         default_bindings_module: "c41_kit::bindings",
+        // wasi:io as wstd sees it, so that a response body's stream goes
+        // to `copy-from` as is.
+        with: {
+            "wasi:io/error@0.2.12": wasip2::io::error,
+            "wasi:io/poll@0.2.12": wasip2::io::poll,
+            "wasi:io/streams@0.2.12": wasip2::io::streams,
+        },
     });
 }
 

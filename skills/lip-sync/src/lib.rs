@@ -29,7 +29,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use c41_kit::http::ServiceClient;
+use c41_kit::http::{ServiceClient, Streamed};
 use c41_kit::media::Probe;
 use c41_kit::media::mp4::Movie;
 use c41_kit::multipart::Form;
@@ -127,19 +127,18 @@ impl Skill for LipSync {
             .message(format!("sending {image_name} and {audio_name} ({}) to {}", human_bytes(uploads), service.name))
             .report();
 
-        let resp = until_cancelled(&cx, client.send_any(req)).await.map_err(|e| plan::no_answer(e, &service.url))?;
-        let status = resp.status().as_u16();
-        if !resp.status().is_success() {
-            let mut body = resp.into_body();
-            let bytes = body.contents().await.map(<[u8]>::to_vec).unwrap_or_default();
+        let mut resp =
+            until_cancelled(&cx, client.send_streamed_any(req)).await.map_err(|e| plan::no_answer(e, &service.url))?;
+        let status = resp.status;
+        if !resp.is_success() {
+            let bytes = resp.contents().await;
             let bytes = &bytes[..bytes.len().min(MAX_ERROR_BODY)];
             return Err(fastapi::error(&service.name, status, bytes, plan::input_field));
         }
 
-        let expected = resp.body().content_length();
-        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let (artifact, movie) =
-            download(&cx, &service.name, &params, resp.into_body(), expected, &content_type).await?;
+        let expected = resp.content_length();
+        let content_type = resp.header("content-type").unwrap_or_default();
+        let (artifact, movie) = download(&cx, &service.name, &params, &mut resp, expected, &content_type).await?;
         Progress::stage("download").fraction(1.0).message(format!("saved {}", human_bytes(artifact.bytes))).report();
 
         let made = made(&movie);
@@ -200,13 +199,14 @@ fn upload_request(client: &ServiceClient, form: Form, image: &str, audio: &str) 
     client.form_request("/generate", form)
 }
 
-/// Streams the reply into the artifact while reading its boxes; the
-/// artifact is only stored when the reply is a complete MP4.
+/// Copies the reply into the artifact while reading its boxes (the host
+/// copies the `mdat`, the skill reads the rest); the artifact is only
+/// stored when the reply is a complete MP4.
 async fn download(
     cx: &Invocation,
     service: &str,
     params: &Params,
-    body: Body,
+    body: &mut Streamed,
     expected: Option<u64>,
     content_type: &str,
 ) -> Result<(c41_kit::Artifact, Movie), SkillError> {
@@ -214,9 +214,8 @@ async fn download(
     let mut probe = Probe::new();
     let mut shown = 0u64;
     let total = writer
-        .write_body(body, service, |chunk, total| {
+        .copy_body(body, service, &mut probe, |total| {
             cx.check_cancelled()?;
-            probe.feed(chunk);
             if shown == 0 || total - shown >= 256 * 1024 {
                 shown = total.max(1);
                 let p = Progress::stage("download");

@@ -79,19 +79,19 @@ impl Skill for Tts {
             .fraction(0.0)
             .message(format!("{chars} characters as {} ({}) on {name}", speech.voice, speech.model))
             .report();
-        let response =
-            client.post_json_any(SPEECH_PATH, &speech.body()).await.map_err(|e| unreachable_service(e, &client))?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let mut body = response.into_body();
-            let bytes = body.contents().await.map(<[u8]>::to_vec).unwrap_or_default();
+        // The audio stays in the host on its way to the store.
+        let request = client.json_request(SPEECH_PATH, &speech.body())?;
+        let mut response = client.send_streamed_any(request).await.map_err(|e| unreachable_service(e, &client))?;
+        let status = response.status;
+        if !response.is_success() {
+            let bytes = response.contents().await;
             return Err(refusal(&client, status, &bytes, &speech).await);
         }
         cx.check_cancelled()?;
 
         // The duration is read from the file's header as the body streams
         // to the host.
-        let expected = response.body().content_length();
+        let expected = response.content_length();
         if expected == Some(0) {
             return Err(SkillError::backend(
                 name,
@@ -102,8 +102,7 @@ impl Skill for Tts {
         let format = speech.format;
         let mut probe = Probe::new();
         let artifact =
-            artifacts::save_body_with(&speech.file_name(), format.mime(), response.into_body(), name, |chunk, done| {
-                probe.feed(chunk);
+            artifacts::save_streamed(&speech.file_name(), format.mime(), &mut response, name, &mut probe, |done| {
                 let p = Progress::stage("download").message(format!("{done} bytes of {}", format.name()));
                 match expected {
                     Some(total) if total > 0 => p.fraction(done as f32 / total as f32).report(),

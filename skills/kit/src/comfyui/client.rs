@@ -36,6 +36,15 @@ pub enum CallError {
     Protocol(String),
 }
 
+impl From<HttpError> for CallError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Transport { error, .. } => CallError::Unreachable(error),
+            HttpError::Status { status, body } => CallError::Status(status, body),
+        }
+    }
+}
+
 impl CallError {
     /// True when another backend is worth trying (no answer, or a 5xx from
     /// a crashing worker or the proxy in front of it).
@@ -133,12 +142,12 @@ impl Backend {
     /// Sends `req` with the client's timeouts (`timeout` until the head);
     /// a non-2xx status becomes [`CallError::Status`] with the body's text.
     async fn send(&self, req: Request<Body>, timeout: Duration) -> Result<Response<Body>, CallError> {
-        let timeouts =
-            Timeouts { connect: Some(CONNECT_TIMEOUT), first_byte: Some(timeout), between_bytes: Some(STALL_TIMEOUT) };
-        http::exchange(req, timeouts, false).await.map_err(|e| match e {
-            HttpError::Transport { error, .. } => CallError::Unreachable(error),
-            HttpError::Status { status, body } => CallError::Status(status, body),
-        })
+        http::exchange(req, self.timeouts(timeout), false).await.map_err(CallError::from)
+    }
+
+    /// The client's timeouts, with `timeout` until the head.
+    fn timeouts(&self, timeout: Duration) -> Timeouts {
+        Timeouts { connect: Some(CONNECT_TIMEOUT), first_byte: Some(timeout), between_bytes: Some(STALL_TIMEOUT) }
     }
 
     async fn read_text(resp: Response<Body>) -> Result<String, CallError> {
@@ -283,15 +292,19 @@ impl Backend {
         Self::json(resp, "POST /upload/image").await
     }
 
-    /// `GET /view` for one output, as a streaming response.
-    pub async fn view(&self, file: &OutputFile) -> Result<Response<Body>, CallError> {
+    /// `GET /view` for one output, its body left in the host for
+    /// [`Writer::copy_body`](crate::artifacts::Writer::copy_body).
+    pub async fn view(&self, file: &OutputFile) -> Result<http::Streamed, CallError> {
         let path = format!(
             "/view?filename={}&subfolder={}&type={}",
             encode_query(&file.filename),
             encode_query(&file.subfolder),
             encode_query(&file.kind)
         );
-        self.call(Method::GET, &path, None, CONTROL_TIMEOUT).await
+        let req = Request::get(format!("{}{}", self.service.url, path))
+            .body(Body::empty())
+            .map_err(|e| CallError::Protocol(format!("bad request {path}: {e}")))?;
+        http::exchange_streamed(req, self.timeouts(CONTROL_TIMEOUT), false).await.map_err(CallError::from)
     }
 }
 

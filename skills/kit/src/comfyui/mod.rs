@@ -385,20 +385,21 @@ async fn download(
     };
     let mut last = None;
     for _attempt in 0..2 {
-        let resp = match backend.view(file).await {
+        let mut resp = match backend.view(file).await {
             Ok(r) => r,
             Err(e) => {
                 last = Some(backend.fail(&format!("downloading {}", file.filename), e));
                 continue;
             }
         };
-        let total = resp.body().content_length();
+        let total = resp.content_length();
         let base = 0.90 + 0.10 * index as f32 / count as f32;
         let span = 0.10 / count as f32;
         let name = file.filename.clone();
+        // The host copies the file from the connection into the store; the
+        // probe reads only the header (and an MP4's `moov`).
         let mut probe = crate::media::Probe::new();
-        let r = artifacts::save_body_with(&stored_name, mime, resp.into_body(), backend.name(), |chunk, done| {
-            probe.feed(chunk);
+        let r = artifacts::save_streamed(&stored_name, mime, &mut resp, backend.name(), &mut probe, |done| {
             let p = Progress::stage("download").message(format!("{name}: {done} bytes"));
             match total {
                 Some(t) if t > 0 => p.fraction(base + span * (done as f32 / t as f32)).report(),

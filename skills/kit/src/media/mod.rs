@@ -42,7 +42,20 @@ impl Probe {
         self.scanner.feed(chunk);
     }
 
-    /// Bytes fed so far.
+    /// How many of the next bytes the probe need not see: none while it
+    /// reads the head, then what the MP4 scanner can step over (the body of
+    /// a box that is not `moov`, everything when the stream is not boxes).
+    pub fn skippable(&self) -> u64 {
+        if self.head.len() < audio::HEAD { 0 } else { self.scanner.skippable() }
+    }
+
+    /// The next `n` bytes went by unseen (see [`skippable`](Self::skippable)).
+    pub fn skip(&mut self, n: u64) {
+        self.bytes += n;
+        self.scanner.skip(n);
+    }
+
+    /// Bytes fed or skipped so far.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -50,6 +63,19 @@ impl Probe {
     /// What the stream was, once it ended.
     pub fn finish(self) -> Media {
         Media { bytes: self.bytes, head: self.head, mp4: self.scanner.finish() }
+    }
+}
+
+/// A probe sees only what it needs of a body copied into an artifact.
+impl crate::artifacts::Watch for Probe {
+    fn skippable(&self) -> u64 {
+        Probe::skippable(self)
+    }
+    fn feed(&mut self, chunk: &[u8]) {
+        Probe::feed(self, chunk)
+    }
+    fn skip(&mut self, n: u64) {
+        Probe::skip(self, n)
     }
 }
 

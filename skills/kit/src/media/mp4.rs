@@ -75,6 +75,31 @@ impl Scanner {
         }
     }
 
+    /// How many of the next bytes need not be fed: the rest of a box body
+    /// that is not kept, everything once the stream is not boxes or its
+    /// last box runs to the end uncollected; 0 when the next bytes matter.
+    pub fn skippable(&self) -> u64 {
+        if self.broken.is_some() || (self.to_end && self.collecting.is_none()) {
+            u64::MAX
+        } else if self.collecting.is_none() {
+            self.remaining
+        } else {
+            0
+        }
+    }
+
+    /// The next `n` bytes (at most [`skippable`](Self::skippable)) went by.
+    pub fn skip(&mut self, n: u64) {
+        if self.broken.is_some() || self.to_end || n == 0 {
+            return;
+        }
+        debug_assert!(n <= self.remaining && self.collecting.is_none(), "skipped bytes the scanner needs");
+        self.remaining -= n.min(self.remaining);
+        if self.remaining == 0 {
+            self.finish_box();
+        }
+    }
+
     fn start_box(&mut self) {
         let head = std::mem::take(&mut self.head);
         let kind: [u8; 4] = head[4..8].try_into().unwrap();
@@ -366,6 +391,38 @@ mod tests {
             assert_eq!((a.codec.as_str(), a.samples), ("mp4a", 49));
             assert!((a.seconds - 50_048.0 / 48_000.0).abs() < 1e-9);
         }
+    }
+
+    /// Fed as `copy_body` feeds it: what the scanner may skip goes by
+    /// unseen, the rest in `chunk`s; returns the result and the bytes seen.
+    fn scan_skipping(bytes: &[u8], chunk: usize) -> (Result<Movie, String>, usize) {
+        let (mut s, mut at, mut seen) = (Scanner::new(), 0, 0);
+        while at < bytes.len() {
+            let skip = s.skippable().min((bytes.len() - at) as u64) as usize;
+            if skip > 0 {
+                s.skip(skip as u64);
+                at += skip;
+            } else {
+                let n = chunk.min(bytes.len() - at);
+                s.feed(&bytes[at..at + n]);
+                (at, seen) = (at + n, seen + n);
+            }
+        }
+        (s.finish(), seen)
+    }
+
+    #[test]
+    fn skipping_what_it_may_skip_changes_nothing_and_spares_the_mdat() {
+        let mp4 = sample_mp4();
+        for chunk in [1, 3, 8, 64, 1000] {
+            let (m, seen) = scan_skipping(&mp4, chunk);
+            assert_eq!(m, scan(&mp4, chunk), "chunk {chunk}");
+            assert!(seen < mp4.len() - 3000 + chunk, "chunk {chunk}: saw {seen} of {} bytes", mp4.len());
+        }
+        let truncated = &mp4[..mp4.len() - 10];
+        assert_eq!(scan_skipping(truncated, 8).0, scan(truncated, 8));
+        let html = b"<html><body>Bad gateway</body></html>";
+        assert_eq!(scan_skipping(html, 4).0, scan(html, 4));
     }
 
     #[test]

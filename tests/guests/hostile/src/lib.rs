@@ -20,7 +20,7 @@ impl Skill for Hostile {
             version: "0.0.0".into(),
             summary: "Test guest that exhausts host-side resources on purpose.".into(),
             input_schema: r#"{"type":"object","properties":{
-                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","read","chunks","trap-mid-write","input-fields","ok"]},
+                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","read","chunks","trap-mid-write","input-fields","copy","ok"]},
                 "n":{"type":"integer","minimum":0},
                 "url":{"type":"string"},
                 "file":{"type":"string","format":"c41-file"}},"required":["mode"]}"#
@@ -119,6 +119,41 @@ impl Skill for Hostile {
                     text: format!("stored {at}"),
                     artifacts: vec![stored],
                     data: json!({"bytes": at}),
+                });
+            }
+            Some("copy") => {
+                // `artifact-writer.copy-from` (0.1.2): GET `url` and hand its
+                // body to the host in steps of `n` bytes (all at once when
+                // 0), writing nothing itself.
+                let url = cx.required_str("url")?;
+                let (_, rest) = url.split_once("://").unwrap_or(("http", url));
+                let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let req = http::OutgoingRequest::new(http::Fields::new());
+                let _ = req.set_scheme(Some(&http::Scheme::Http));
+                let _ = req.set_authority(Some(authority));
+                let _ = req.set_path_with_query(Some(&format!("/{path}")));
+                let pending = outgoing_handler::handle(req, None).map_err(|e| fail("handle", done, e))?;
+                pending.subscribe().block();
+                let response = match pending.get() {
+                    Some(Ok(Ok(response))) => response,
+                    other => return Err(fail("request", done, other)),
+                };
+                let body = response.consume().map_err(|e| fail("consume", done, e))?;
+                let stream = body.stream().map_err(|e| fail("stream", done, e))?;
+                let w = artifacts::create("copied.bin", "").map_err(|e| fail("create", done, e))?;
+                let step = if n == 0 { u64::MAX } else { n };
+                loop {
+                    match w.copy_from(&stream, step).map_err(|e| fail("copy-from", done, e))? {
+                        0 => break,
+                        moved => done += moved,
+                    }
+                }
+                drop(stream);
+                let stored = w.finish().map_err(|e| fail("finish", done, e))?;
+                return Ok(Outcome {
+                    text: format!("copied {done}"),
+                    artifacts: vec![stored],
+                    data: json!({"bytes": done}),
                 });
             }
             Some("input-fields") => {

@@ -4,6 +4,10 @@
 //! status with its body), and most use [`ServiceClient`] on top, which turns
 //! failures into a [`SkillError::Backend`] naming the service.
 //!
+//! A response whose body only goes to the artifact store can stay in the
+//! host: [`exchange_streamed`] and [`ServiceClient::send_streamed`] give a
+//! [`Streamed`] for [`Writer::copy_body`](crate::artifacts::Writer::copy_body).
+//!
 //! A request the sandbox refuses surfaces here as [`TransportKind::Denied`];
 //! the host records the refusal itself and shows the user the URL and the
 //! missing grant, so skills need not guess.
@@ -16,6 +20,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 use wstd::http::{Body, Client, ErrorCode, Method, Request, Response};
+
+mod streamed;
+pub use streamed::{Streamed, exchange_streamed};
 
 /// The timeouts of a request; `None` waits as long as the host's deadline
 /// allows (a HuMo render can take many minutes before its first byte).
@@ -146,6 +153,14 @@ impl ServiceClient {
         SkillError::backend(self.service.name.clone(), status, msg)
     }
 
+    /// A failed request as an error naming the service.
+    fn failed(&self, what: &str, e: HttpError) -> SkillError {
+        match e {
+            HttpError::Status { status, body } => self.fail(Some(status), format!("{what}: {}", body.trim())),
+            transport => self.fail(None, transport.to_string()),
+        }
+    }
+
     /// Send a request and return the response whatever its status, for
     /// services whose error bodies the skill explains itself (FastAPI's
     /// `detail`, OpenAI's `error.param`). Only a failed connection is an error.
@@ -157,10 +172,21 @@ impl ServiceClient {
     /// body's text.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Body>, SkillError> {
         let what = format!("{} {}", req.method(), req.uri());
-        exchange(req, self.timeouts, false).await.map_err(|e| match e {
-            HttpError::Status { status, body } => self.fail(Some(status), format!("{what}: {}", body.trim())),
-            transport => self.fail(None, transport.to_string()),
-        })
+        exchange(req, self.timeouts, false).await.map_err(|e| self.failed(&what, e))
+    }
+
+    /// Like [`send`](Self::send), but the body of the 2xx answer stays in
+    /// the host, for [`Writer::copy_body`](crate::artifacts::Writer::copy_body).
+    pub async fn send_streamed(&self, req: Request<Body>) -> Result<Streamed, SkillError> {
+        let what = format!("{} {}", req.method(), req.uri());
+        exchange_streamed(req, self.timeouts, false).await.map_err(|e| self.failed(&what, e))
+    }
+
+    /// Like [`send_any`](Self::send_any), but the body stays in the host
+    /// (see [`send_streamed`](Self::send_streamed)); read an error body
+    /// with [`Streamed::contents`].
+    pub async fn send_streamed_any(&self, req: Request<Body>) -> Result<Streamed, SkillError> {
+        exchange_streamed(req, self.timeouts, true).await.map_err(|e| self.fail(None, e.to_string()))
     }
 
     /// GET `path`.
