@@ -20,8 +20,9 @@
 //! - **Stored files are never overwritten.** The rename refuses to replace an
 //!   existing name. The final name carries the first 12 hex digits of the
 //!   sha256, so a clash almost always means "same content": that is verified
-//!   by hashing the existing file and the write is deduplicated. Anything else
-//!   is reported, never clobbered.
+//!   by comparing the existing file with the new copy, and the write is
+//!   deduplicated (the copy is dropped unsynced). Anything else is reported,
+//!   never clobbered.
 //! - **Skill-chosen names cannot escape the directory.** Names are reduced to
 //!   a single conservative component (`[A-Za-z0-9._-]`, no leading dot), so a
 //!   suggestion like `../../etc/passwd` becomes `passwd-<hash>`, and stored
@@ -43,7 +44,7 @@
 #![deny(missing_docs)]
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -426,7 +427,6 @@ impl PendingArtifact {
         let (mut file, hasher) = self.open.take().ok_or(ArtifactError::Closed)?;
         let temp_path = file.path().to_path_buf();
         file.flush().map_err(io_err(&temp_path))?;
-        file.as_file().sync_all().map_err(io_err(&temp_path))?;
 
         let sha256 = hex::encode(hasher.finalize());
         let file_name = self.plan.file_name(&sha256[..NAME_HASH_LEN]);
@@ -434,26 +434,62 @@ impl PendingArtifact {
         let stored =
             StoredArtifact { path: path.clone(), file_name, mime: self.plan.mime.clone(), bytes: self.bytes, sha256 };
 
+        // Stored before: this copy is only compared with it and dropped, so
+        // it is never synced.
+        if let Some(same) = dedupe(&stored, file.as_file_mut())? {
+            return Ok(same);
+        }
+        file.as_file().sync_all().map_err(io_err(&temp_path))?;
         match file.persist_noclobber(&path) {
             Ok(_) => {
                 sync_dir(&self.dir)?;
                 Ok(stored)
             }
-            // The error hands the temporary file back; it is deleted when
-            // dropped at the end of this arm, whatever the outcome.
-            Err(err) => {
-                let existing = match fs::symlink_metadata(&path) {
-                    Ok(meta) => meta,
-                    Err(_) => return Err(io_err(&path)(err.error)),
-                };
-                if existing.is_file() && existing.len() == stored.bytes && hash_file(&path)?.0 == stored.sha256 {
-                    Ok(stored)
-                } else {
-                    Err(ArtifactError::Corrupt { path })
-                }
-            }
+            // Stored by someone else meanwhile. The error hands the temporary
+            // file back; it is deleted when dropped, whatever the outcome.
+            Err(mut err) => match dedupe(&stored, err.file.as_file_mut())? {
+                Some(same) => Ok(same),
+                None => Err(io_err(&path)(err.error)),
+            },
         }
     }
+}
+
+/// What is at `stored.path` already: nothing (`None`), the same bytes as
+/// `copy` (the artifact, deduplicated), or anything else, which is
+/// [`ArtifactError::Corrupt`] and left as it is. Comparing the bytes
+/// is cheaper than hashing the existing file and proves the same: `copy`'s
+/// hash is the one the name promises.
+fn dedupe(stored: &StoredArtifact, copy: &mut File) -> Result<Option<StoredArtifact>, ArtifactError> {
+    let path = &stored.path;
+    let existing = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    if existing.is_file() && existing.len() == stored.bytes && same_bytes(path, copy, stored.bytes)? {
+        Ok(Some(stored.clone()))
+    } else {
+        Err(ArtifactError::Corrupt { path: path.clone() })
+    }
+}
+
+/// Whether the file at `path` holds the `len` bytes `copy` holds.
+fn same_bytes(path: &Path, copy: &mut File, len: u64) -> Result<bool, ArtifactError> {
+    const CHUNK: usize = 256 * 1024;
+    let mut other = File::open(path).map_err(io_err(path))?;
+    copy.seek(io::SeekFrom::Start(0)).map_err(io_err(path))?;
+    let (mut a, mut b) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        copy.read_exact(&mut a[..n]).map_err(io_err(path))?;
+        if other.read_exact(&mut b[..n]).is_err() || a[..n] != b[..n] {
+            return Ok(false);
+        }
+        left -= n as u64;
+    }
+    Ok(true)
 }
 
 /// Makes a rename in `dir` durable. Directories cannot be opened for syncing

@@ -5,14 +5,21 @@ use crate::common::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 pub(crate) struct Session {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    /// Lines of the server's stdout, read on their own thread so that a
+    /// server that stops answering fails the test at [`RECV_TIMEOUT`].
+    lines: Receiver<String>,
 }
+
+/// Longest wait for the server's next message: a broken server fails the
+/// test here, not at the harness's time limit.
+const RECV_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Session {
     /// `c41 mcp` with `config`, its run journal and state in `state`.
@@ -55,8 +62,17 @@ impl Session {
             .spawn()
             .unwrap();
         let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Session { child, stdin, stdout }
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while stdout.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if tx.send(std::mem::take(&mut line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Session { child, stdin, lines }
     }
 
     pub(crate) fn send(&mut self, msg: Value) {
@@ -90,8 +106,10 @@ impl Session {
     }
 
     fn recv(&mut self) -> Value {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
+        let line = self.lines.recv_timeout(RECV_TIMEOUT).unwrap_or_else(|e| match e {
+            std::sync::mpsc::RecvTimeoutError::Timeout => panic!("c41 mcp sent nothing for {RECV_TIMEOUT:?}"),
+            std::sync::mpsc::RecvTimeoutError::Disconnected => panic!("c41 mcp closed its stdout"),
+        });
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON-RPC: {line:?}: {e}"))
     }
 
