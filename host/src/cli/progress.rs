@@ -7,8 +7,8 @@
 use crate::events::{Event, EventSink, ProgressGate};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// At most one plain progress line per this interval (milestones aside:
@@ -19,12 +19,40 @@ pub const BAR_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The CLI's event sink.
 pub struct CliProgress {
-    bar: Option<ProgressBar>,
-    /// Which reports are shown (by time, and stage changes).
-    gate: Mutex<ProgressGate>,
-    last_line: Mutex<String>,
+    shown: Arc<Shown>,
     stream_text: bool,
     streamed: AtomicBool,
+}
+
+/// What the progress display shows, shared with the thread that shows a
+/// held report once its time has come.
+struct Shown {
+    bar: Option<ProgressBar>,
+    /// One lock for deciding and showing, so reports appear in order.
+    state: Mutex<State>,
+    /// Where plain lines go (stderr; a buffer in tests).
+    write_line: Box<dyn Fn(&str) + Send + Sync>,
+    finished: AtomicBool,
+}
+
+struct State {
+    /// Which reports are shown (by time, and stage changes).
+    gate: ProgressGate,
+    /// The newest report the gate held back, shown by the flusher when the
+    /// gate lets it through: the last of a burst (a node change followed by
+    /// a long silent node) is not lost.
+    held: Option<Report>,
+    last_line: String,
+}
+
+/// One progress report, as the sink got it.
+#[derive(Debug, Clone)]
+struct Report {
+    skill: String,
+    stage: String,
+    fraction: Option<f32>,
+    step: Option<(u32, u32)>,
+    message: Option<String>,
 }
 
 impl CliProgress {
@@ -42,13 +70,43 @@ impl CliProgress {
         });
         // A bar redraws in place: a few updates a second look live.
         let interval = if bar.is_some() { BAR_INTERVAL } else { LINE_INTERVAL };
-        CliProgress {
+        Self::with(bar, interval, Box::new(|line| eprintln!("{line}")), stream_text)
+    }
+
+    /// Plain lines, each handed to `write_line`, at most one per `interval`
+    /// (milestones aside): for tests of what a log shows.
+    pub fn lines_to(write_line: Box<dyn Fn(&str) + Send + Sync>, interval: Duration) -> Self {
+        Self::with(None, interval, write_line, false)
+    }
+
+    fn with(
+        bar: Option<ProgressBar>,
+        interval: Duration,
+        write_line: Box<dyn Fn(&str) + Send + Sync>,
+        stream_text: bool,
+    ) -> Self {
+        let shown = Arc::new(Shown {
             bar,
-            gate: Mutex::new(ProgressGate::new(interval)),
-            last_line: Mutex::new(String::new()),
-            stream_text,
-            streamed: AtomicBool::new(false),
-        }
+            state: Mutex::new(State { gate: ProgressGate::new(interval), held: None, last_line: String::new() }),
+            write_line,
+            finished: AtomicBool::new(false),
+        });
+        // Shows a held report once the gate admits it; ends with the sink.
+        let weak = Arc::downgrade(&shown);
+        let _ = std::thread::Builder::new().name("c41-progress".into()).spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                let Some(shown) = weak.upgrade() else { return };
+                if shown.finished.load(Ordering::Relaxed) {
+                    return;
+                }
+                let mut state = shown.state.lock().unwrap();
+                if let Some(report) = state.held.take() {
+                    shown.offer(&mut state, report);
+                }
+            }
+        });
+        CliProgress { shown, stream_text, streamed: AtomicBool::new(false) }
     }
 
     /// Writes streamed text to stdout at once, above the bar if there is one.
@@ -58,7 +116,7 @@ impl CliProgress {
             let _ = stdout.write_all(text.as_bytes());
             let _ = stdout.flush();
         };
-        match &self.bar {
+        match &self.shown.bar {
             Some(bar) => bar.suspend(out),
             None => out(),
         }
@@ -69,10 +127,54 @@ impl CliProgress {
         self.streamed.load(Ordering::Relaxed)
     }
 
-    /// Remove the bar.
+    /// Remove the bar. A report still held is dropped: the outcome follows.
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
+        self.shown.finished.store(true, Ordering::Relaxed);
+        self.shown.state.lock().unwrap().held = None;
+        if let Some(bar) = &self.shown.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+impl Shown {
+    /// Shows `report` if the gate admits it now, else holds it (in place of
+    /// an older held one) for the flusher.
+    fn offer(&self, state: &mut State, report: Report) {
+        if !state.gate.admit(&report.stage, report.step, report.message.as_deref()) {
+            if !self.finished.load(Ordering::Relaxed) {
+                state.held = Some(report);
+            }
+            return;
+        }
+        state.held = None;
+        let Report { skill, stage, fraction, step, message } = report;
+        match &self.bar {
+            Some(bar) => {
+                bar.set_prefix(skill);
+                if let Some(f) = fraction {
+                    bar.set_position((f * 1000.0) as u64);
+                }
+                let mut msg = stage;
+                if let Some((n, m)) = step {
+                    msg.push_str(&format!(" {n}/{m}"));
+                }
+                if let Some(m) = message {
+                    msg.push_str(": ");
+                    msg.push_str(&m);
+                }
+                bar.set_message(msg);
+            }
+            None => {
+                // Plain lines are for logs and agents: every milestone (a
+                // new stage, queue position or node), else at most one
+                // line a second (the gate), and never the same line twice.
+                let line = plain_line(&skill, &stage, fraction, step, message.as_deref());
+                if state.last_line != line {
+                    (self.write_line)(&line);
+                    state.last_line = line;
+                }
+            }
         }
     }
 }
@@ -102,35 +204,10 @@ pub fn plain_line(
 impl EventSink for CliProgress {
     fn emit(&self, skill: &str, event: Event) {
         match event {
-            Event::Progress { stage, fraction, step, message } => match &self.bar {
-                _ if !self.gate.lock().unwrap().admit(&stage, step, message.as_deref()) => {}
-                Some(bar) => {
-                    bar.set_prefix(skill.to_string());
-                    if let Some(f) = fraction {
-                        bar.set_position((f * 1000.0) as u64);
-                    }
-                    let mut msg = stage.clone();
-                    if let Some((n, m)) = step {
-                        msg.push_str(&format!(" {n}/{m}"));
-                    }
-                    if let Some(m) = message {
-                        msg.push_str(": ");
-                        msg.push_str(&m);
-                    }
-                    bar.set_message(msg);
-                }
-                None => {
-                    // Plain lines are for logs and agents: every milestone (a
-                    // new stage, queue position or node), else at most one
-                    // line a second (the gate), and never the same line twice.
-                    let line = plain_line(skill, &stage, fraction, step, message.as_deref());
-                    let mut last = self.last_line.lock().unwrap();
-                    if *last != line {
-                        eprintln!("{line}");
-                        *last = line;
-                    }
-                }
-            },
+            Event::Progress { stage, fraction, step, message } => {
+                let report = Report { skill: skill.to_string(), stage, fraction, step, message };
+                self.shown.offer(&mut self.shown.state.lock().unwrap(), report);
+            }
             Event::Preview { mime, bytes } => {
                 tracing::debug!(skill, mime, bytes = bytes.len(), "preview");
             }
@@ -151,5 +228,42 @@ impl EventSink for CliProgress {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A burst of node changes (a ComfyUI graph whose first nodes are
+    /// cached) goes past the gate's credit; the node still running at the
+    /// end is shown once the gate lets it through, without another report.
+    #[test]
+    fn the_last_report_of_a_burst_is_shown_once_its_time_comes() {
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = {
+            let lines = lines.clone();
+            CliProgress::lines_to(
+                Box::new(move |l| lines.lock().unwrap().push(l.to_string())),
+                Duration::from_millis(50),
+            )
+        };
+        for node in 0..40 {
+            let message = Some(format!("node {node}"));
+            sink.emit(
+                "comfyui-image",
+                Event::Progress { stage: "running".into(), fraction: None, step: None, message },
+            );
+        }
+        let at_once = lines.lock().unwrap().len();
+        assert!(at_once < 40, "the gate holds most of a burst back: {at_once} shown");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !lines.lock().unwrap().iter().any(|l| l == "[comfyui-image] running: node 39") {
+            assert!(Instant::now() < deadline, "the last node never showed: {:?}", lines.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let shown = lines.lock().unwrap().clone();
+        assert_eq!(shown.last().map(String::as_str), Some("[comfyui-image] running: node 39"), "in order: {shown:?}");
     }
 }
