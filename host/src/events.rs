@@ -86,6 +86,20 @@ impl EventSink for Recorder {
     }
 }
 
+/// A progress report as one line of text: `stage n/m: message`, as the
+/// terminal bar and MCP notifications show it.
+pub fn progress_text(stage: String, step: Option<(u32, u32)>, message: Option<&str>) -> String {
+    let mut line = stage;
+    if let Some((n, m)) = step {
+        line.push_str(&format!(" {n}/{m}"));
+    }
+    if let Some(m) = message {
+        line.push_str(": ");
+        line.push_str(m);
+    }
+    line
+}
+
 /// Decides which progress reports are shown, by time alone: however many
 /// reports a skill sends (20 000 distinct steps, say), a sink shows at most
 /// one per `interval`, plus milestones (themselves limited to a burst of
@@ -320,15 +334,7 @@ impl EventSink for Outbox {
                 if !s.gate.as_mut().is_some_and(|g| g.admit(&stage, step, message.as_deref())) {
                     return;
                 }
-                let mut line = stage;
-                if let Some((n, m)) = step {
-                    line.push_str(&format!(" {n}/{m}"));
-                }
-                if let Some(m) = message {
-                    line.push_str(": ");
-                    line.push_str(&m);
-                }
-                let note = Note::Progress(fraction, line);
+                let note = Note::Progress(fraction, progress_text(stage, step, message.as_deref()));
                 match s.notes.back_mut() {
                     Some((last @ Note::Progress(..), _)) => *last = note,
                     _ => {

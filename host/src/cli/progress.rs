@@ -4,7 +4,7 @@
 //! (`skill_text`) before it gets here; the number of reports shown is
 //! limited by time ([`ProgressGate`]), whatever the skill sends.
 
-use crate::events::{Event, EventSink, ProgressGate};
+use crate::events::{Event, EventSink, ProgressGate, progress_text};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,15 +155,7 @@ impl Shown {
                 if let Some(f) = fraction {
                     bar.set_position((f * 1000.0) as u64);
                 }
-                let mut msg = stage;
-                if let Some((n, m)) = step {
-                    msg.push_str(&format!(" {n}/{m}"));
-                }
-                if let Some(m) = message {
-                    msg.push_str(": ");
-                    msg.push_str(&m);
-                }
-                bar.set_message(msg);
+                bar.set_message(progress_text(stage, step, message.as_deref()));
             }
             None => {
                 // Plain lines are for logs and agents: every milestone (a
