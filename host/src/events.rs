@@ -237,10 +237,23 @@ pub struct Outbox {
 struct OutboxState {
     notes: std::collections::VecDeque<(Note, usize)>,
     gate: Option<ProgressGate>,
+    /// The newest progress report the gate held back, sent by
+    /// [`Outbox::next`] once the gate lets it through: the last report of a
+    /// burst (a node change, then a long silent node) still reaches the
+    /// client.
+    held: Option<HeldReport>,
     /// No more events will come (the invocation ended).
     closed: bool,
     /// Nobody reads any more (the client is gone): drop everything.
     abandoned: bool,
+}
+
+/// A progress report the gate held back.
+struct HeldReport {
+    fraction: Option<f32>,
+    stage: String,
+    step: Option<(u32, u32)>,
+    message: Option<String>,
 }
 
 /// Most progress notes waiting at once (older ones are dropped).
@@ -268,7 +281,7 @@ impl Outbox {
     pub async fn next(&self) -> Option<(Note, usize)> {
         loop {
             let notified = self.wake.notified();
-            {
+            let wait_for_held = {
                 let mut s = self.inner.lock().unwrap();
                 if let Some(n) = s.notes.pop_front() {
                     return Some(n);
@@ -276,8 +289,27 @@ impl Outbox {
                 if s.closed || s.abandoned {
                     return None;
                 }
+                let s = &mut *s;
+                let admitted = match (&mut s.gate, &s.held) {
+                    (Some(gate), Some(held)) => Some(gate.admit(&held.stage, held.step, held.message.as_deref())),
+                    _ => None,
+                };
+                match admitted {
+                    Some(true) => {
+                        let HeldReport { fraction, stage, step, message } = s.held.take().expect("a held report");
+                        return Some((Note::Progress(fraction, progress_text(stage, step, message.as_deref())), 0));
+                    }
+                    Some(false) => s.gate.as_ref().map(|g| g.interval),
+                    None => None,
+                }
+            };
+            match wait_for_held {
+                // Until something new comes, or the held report's time.
+                Some(interval) => {
+                    let _ = tokio::time::timeout(interval, notified).await;
+                }
+                None => notified.await,
             }
-            notified.await;
         }
     }
 
@@ -332,8 +364,13 @@ impl EventSink for Outbox {
         match event {
             Event::Progress { stage, fraction, step, message } => {
                 if !s.gate.as_mut().is_some_and(|g| g.admit(&stage, step, message.as_deref())) {
+                    // Newer than what was held: it replaces it.
+                    s.held = Some(HeldReport { fraction, stage, step, message });
+                    drop(s);
+                    self.wake.notify_one();
                     return;
                 }
+                s.held = None;
                 let note = Note::Progress(fraction, progress_text(stage, step, message.as_deref()));
                 match s.notes.back_mut() {
                     Some((last @ Note::Progress(..), _)) => *last = note,
@@ -426,5 +463,20 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), budget.reserve(10)).await.expect("never waits for a gone reader");
         outbox.close();
         assert_eq!(outbox.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn the_last_report_of_a_burst_reaches_the_client_once_its_time_comes() {
+        let outbox = Outbox::new(Duration::from_millis(100), 10);
+        for i in 0..=50 {
+            outbox.emit("s", progress("sampling", i));
+        }
+        assert_eq!(outbox.waiting(), (1, 0), "the gate let the first through and holds the newest");
+        assert_eq!(outbox.next().await, Some((Note::Progress(None, "sampling 0/20000".into()), 0)));
+        // Nothing else comes: the held report goes out on its own.
+        let held = tokio::time::timeout(Duration::from_secs(10), outbox.next()).await.expect("the held report is sent");
+        assert_eq!(held, Some((Note::Progress(None, "sampling 50/20000".into()), 0)));
+        outbox.close();
+        assert_eq!(outbox.next().await, None, "and only once");
     }
 }

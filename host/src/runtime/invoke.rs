@@ -74,6 +74,10 @@ pub struct Invoked {
     /// Bytes of the artifacts that went from a stream to the store in the
     /// host (`artifact-writer.copy-from`), never entering the skill.
     pub copied_in_host: u64,
+    /// Bytes of input files the skill read into its own memory
+    /// (`input-file.read`); an upload spliced from `input-file.stream`
+    /// adds nothing here.
+    pub inputs_read_by_skill: u64,
 }
 
 /// How a call failed.
@@ -273,6 +277,7 @@ fn new_ctx(
         files: Slots::new(limits.open_files, "input files and artifact writers", "limits.open-files"),
         output_bytes: 0,
         copied_in_host: 0,
+        inputs_read_by_skill: 0,
         limit_log,
         produced: Arc::new(Mutex::new(Vec::new())),
         inputs: FileInputs::default(),
@@ -440,6 +445,7 @@ impl LoadedSkill {
         }
         let text = skill_text::clean(&outcome.text);
         let copied_in_host = store.data().copied_in_host;
+        let inputs_read_by_skill = store.data().inputs_read_by_skill;
         Ok(Invoked {
             invocation_id,
             text,
@@ -448,6 +454,7 @@ impl LoadedSkill {
             denials: denied,
             elapsed: started.elapsed(),
             copied_in_host,
+            inputs_read_by_skill,
         })
     }
 }

@@ -35,6 +35,8 @@ pub struct InvocationCtx {
     pub(crate) output_bytes: u64,
     /// Bytes `copy-from` moved from a stream into artifacts in the host.
     pub(crate) copied_in_host: u64,
+    /// Bytes of input files the skill read into its memory (`input-file.read`).
+    pub(crate) inputs_read_by_skill: u64,
     /// Limits the host enforced in this call.
     pub(crate) limit_log: super::budget::LimitLog,
     pub(crate) produced: Arc<Mutex<Vec<Produced>>>,

@@ -176,6 +176,7 @@ async fn video_to_audio_streams_the_clip_and_stores_it_with_a_sound_track() {
     assert_eq!((video.width, video.height, video.fps), (64, 48, 10.0));
     assert_eq!(rec.params.as_ref().unwrap().duration, 1.5);
     assert_eq!(rec.content_type, Some("video/mp4"));
+    assert_eq!(r.inputs_read_by_skill, 0, "the host spliced the clip into the request; the skill read none of it");
 
     let d = &r.data;
     assert_eq!(
@@ -434,4 +435,102 @@ async fn on_comfyui_a_prompt_becomes_a_flac_through_the_mmaudio_nodes() {
         other => panic!("expected an invalid-input error, got {other:?}"),
     }
     assert_eq!(sim.history_len(), before);
+}
+
+/// A stand-in MMAudio for uploads the simulator cannot decode: `/process`
+/// reads the form as it arrives (calling `on_first_bytes` once, with the
+/// first bytes in hand), keeps the whole body in `got`, and answers
+/// `reply` as `video/mp4`; a broken body gets a 400.
+async fn upload_server(
+    reply: Vec<u8>,
+    on_first_bytes: impl Fn() + Send + Sync + 'static,
+) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use futures::StreamExt;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (seen, on_first_bytes) = (got.clone(), std::sync::Arc::new(on_first_bytes));
+    let app = axum::Router::new().route(
+        "/process",
+        axum::routing::post(move |body: axum::body::Body| {
+            let (seen, on_first_bytes, reply) = (seen.clone(), on_first_bytes.clone(), reply.clone());
+            async move {
+                let mut stream = body.into_data_stream();
+                let mut first = true;
+                while let Some(chunk) = stream.next().await {
+                    let Ok(chunk) = chunk else {
+                        return axum::http::Response::builder().status(400).body(axum::body::Body::empty()).unwrap();
+                    };
+                    if std::mem::take(&mut first) {
+                        on_first_bytes();
+                    }
+                    seen.lock().unwrap().extend_from_slice(&chunk);
+                }
+                axum::http::Response::builder()
+                    .header("content-type", "video/mp4")
+                    .body(axum::body::Body::from(reply))
+                    .unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, got)
+}
+
+/// `input-file.stream` (c41:skill@0.1.2) spliced into the request body: a
+/// 48 MiB upload reaches the service byte for byte, with its progress, and
+/// not one byte of it passes through the skill.
+#[tokio::test]
+async fn a_big_upload_goes_from_the_file_to_the_connection_without_entering_the_skill() {
+    let dir = tempfile::tempdir().unwrap();
+    let reply = std::fs::read(write_video(dir.path(), "reply.mp4", 32, 32, 8, 8.0)).unwrap();
+    let (addr, got) = upload_server(reply.clone(), || {}).await;
+    let clip = dir.path().join("clip.mp4");
+    let bytes: Vec<u8> = (0..48u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&clip, &bytes).unwrap();
+    let h = harness(&config(&format!("http://{addr}"), dir.path(), ""), &[]).await;
+    let (r, events) =
+        h.run("audio-gen", json!({"prompt": "rain", "video": clip.display().to_string(), "seconds": 1})).await;
+    let r = r.expect("the upload succeeds");
+
+    let body = got.lock().unwrap().clone();
+    let head = b"filename=\"clip.mp4\"\r\nContent-Type: video/mp4\r\n\r\n";
+    let at = body.windows(head.len()).position(|w| w == head).expect("the form carries the clip") + head.len();
+    assert!(body[at..].starts_with(&bytes), "the service got the clip byte for byte");
+    assert_eq!(&body[at + bytes.len()..at + bytes.len() + 2], b"\r\n");
+    assert_eq!(r.inputs_read_by_skill, 0, "the host spliced the clip; the skill read none of it");
+    assert_eq!(std::fs::read(&r.artifacts[0].path).unwrap(), reply);
+
+    let uploads: Vec<_> = reports(&events.events()).into_iter().filter(|(s, _, _)| s == "upload").collect();
+    assert!(uploads.len() > 3, "the upload reported its progress: {uploads:?}");
+    assert_eq!(uploads.last().map(|u| u.2.as_str()), Some("sending clip.mp4: 100%"), "{uploads:?}");
+}
+
+/// An input cut short while it is being sent (another program truncated
+/// it) is the input's fault: the call fails naming the field, the file and
+/// why, and stores nothing.
+#[tokio::test]
+async fn an_input_that_shrinks_during_the_upload_is_named_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    std::fs::write(&clip, vec![7u8; 48 << 20]).unwrap();
+    let truncate = clip.clone();
+    let (addr, _) = upload_server(Vec::new(), move || {
+        std::fs::OpenOptions::new().write(true).open(&truncate).unwrap().set_len(0).unwrap();
+    })
+    .await;
+    let h = harness(&config(&format!("http://{addr}"), dir.path(), ""), &[]).await;
+    let (r, _) = h.run("audio-gen", json!({"prompt": "rain", "video": clip.display().to_string(), "seconds": 1})).await;
+    match r {
+        Err(RunError::Invoke(InvokeError::InvalidInput { field, reason })) => {
+            assert_eq!(field, "video");
+            assert!(
+                reason.starts_with("clip.mp4: the file ended after ")
+                    && reason.ends_with(&format!(" of {} bytes (it changed after the call started)", 48 << 20)),
+                "{reason}"
+            );
+        }
+        other => panic!("expected invalid `video`, got {other:?}"),
+    }
+    assert!(h.output_files().is_empty(), "{:?}", h.output_files());
 }

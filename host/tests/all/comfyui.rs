@@ -318,6 +318,7 @@ async fn image_to_video_uploads_the_start_image_and_uses_the_name_the_server_ret
     let r = r.expect("image→video succeeds");
     assert_identical(&sim, &r);
     assert_eq!(r.data["workflow"], "wan22-i2v", "a start image selects image→video");
+    assert_eq!(r.inputs_read_by_skill, 0, "the host spliced the start image into the upload");
     let (stem, ext) = name.rsplit_once('.').unwrap();
     let renamed = format!("{stem} (1).{ext}");
     assert_eq!(r.data["uploads"]["image"], format!("c41/{renamed}"));

@@ -129,6 +129,7 @@ async fn a_portrait_and_a_wav_become_a_lip_synced_mp4() {
     assert_eq!((s.codec.as_str(), s.entry), ("mp4a", (1, 48_000)), "{s:?}");
     assert!((1.0..=1.0 + 2048.0 / 48_000.0 + 1e-6).contains(&s.seconds), "{s:?}");
     assert_eq!(h.output_files(), vec![a.file_name.clone()], "only the video is stored");
+    assert_eq!(r.inputs_read_by_skill, 0, "the host spliced the portrait and the sound into the request");
 
     // The server got exactly the form the input asked for, and both files whole.
     let reqs = sim.requests();

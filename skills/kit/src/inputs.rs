@@ -40,6 +40,10 @@ pub fn open(field: &str) -> Result<File, SkillError> {
 }
 
 impl File {
+    /// The input field it was opened as (`video`, `frames/0`).
+    pub fn field(&self) -> &str {
+        &self.field
+    }
     /// The file's name, for upload names.
     pub fn name(&self) -> String {
         self.inner.name()
@@ -51,6 +55,12 @@ impl File {
     /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.inner.size()
+    }
+    /// The file from its start as a `wasi:io` stream, for splicing into a
+    /// request body in the host (the kit's multipart forms do). Drop the
+    /// stream before the file. Needs a host of `c41:skill@0.1.2` or newer.
+    pub fn stream(&self) -> Result<wasip2::io::streams::InputStream, SkillError> {
+        self.inner.stream().map_err(|e| to_skill_error(&self.field, e))
     }
     /// The next chunk; empty at the end.
     pub fn read_chunk(&mut self) -> Result<Vec<u8>, SkillError> {

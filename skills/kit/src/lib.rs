@@ -54,9 +54,10 @@
 //! [`state`], [`websocket`], [`schema`] and one HTTP client for granted
 //! services ([`http::ServiceClient`]). What a weather skill does not need is
 //! behind a feature: `media` (image, audio and MP4 probes), `multipart`
-//! (form bodies that stream input files), `fastapi` and `openai` (those
-//! services' error bodies, explained field by field), `comfyui` (the
-//! ComfyUI client; turns on `media` and `multipart`).
+//! (form bodies whose input files the host splices into the request),
+//! `fastapi` and `openai` (those services' error bodies, explained field
+//! by field), `comfyui` (the ComfyUI client; turns on `media` and
+//! `multipart`).
 //!
 //! The kit runs `invoke` on wstd's single-threaded executor, so skills write
 //! ordinary async Rust and use `wstd::http` for outgoing requests (standard

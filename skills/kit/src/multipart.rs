@@ -1,6 +1,8 @@
 //! `multipart/form-data` request bodies: text fields, in-memory files and
-//! input files the host opened, streamed chunk by chunk as the request goes
-//! out, so a large video input never has to fit in guest memory.
+//! input files the host opened. Sent with the kit's HTTP functions, an input
+//! file goes from the host's disk to the connection without entering the
+//! skill (`input-file.stream` spliced into the request body), so a large
+//! video input costs the skill neither memory nor copies.
 //!
 //! ```ignore
 //! let form = Form::new()
@@ -15,6 +17,7 @@
 //! progress.
 
 use crate::SkillError;
+use crate::http::{Outgoing, Sink, WriteError};
 use crate::inputs::File;
 use crate::progress::Progress;
 use wstd::http::{Body, Method, Request};
@@ -182,24 +185,78 @@ impl Form {
         Ok(out)
     }
 
-    /// The body as a stream of chunks; input files are read as it is polled.
+    /// The body as a stream of chunks read through the guest (input files
+    /// too, as it is polled), for a `wstd` client. The kit's own HTTP
+    /// functions send a [`Form`] itself instead, splicing its files in the
+    /// host.
     pub fn into_body(self) -> Body {
         Body::from_try_stream(futures_lite::stream::iter(self.chunks()))
     }
 
     /// A `POST` of this form to `uri` with its `Content-Type` and exact
-    /// `Content-Length`; `buffered` builds the body in memory and sends it
-    /// whole (small forms of text fields: a server or proxy that answers
-    /// before reading the body still gets its status through, where a
-    /// half-streamed body can end in a protocol error), otherwise it streams.
-    pub fn into_request(self, uri: &str, buffered: bool) -> Result<Request<Body>, String> {
+    /// `Content-Length`. Streamed, the request carries the form itself,
+    /// whose input files the host splices into the connection; `buffered`
+    /// builds the body in memory and sends it whole instead (small forms of
+    /// text fields: a server or proxy that answers before reading the body
+    /// still gets its status through, where a half-streamed body can end in
+    /// a protocol error).
+    pub fn into_request(self, uri: &str, buffered: bool) -> Result<Request<Outgoing>, String> {
         let builder = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header("content-type", self.content_type())
             .header("content-length", self.content_length());
-        let body = if buffered { Body::from(self.to_vec().map_err(|e| e.to_string())?) } else { self.into_body() };
+        let body = if buffered {
+            Outgoing::Body(Body::from(self.to_vec().map_err(|e| e.to_string())?))
+        } else {
+            Outgoing::Form(self)
+        };
         builder.body(body).map_err(|e| format!("bad request {uri}: {e}"))
+    }
+
+    /// Writes the form to a request body: heads and in-memory parts from
+    /// the guest, input files spliced by the host, counting for
+    /// [`Form::on_sent`].
+    pub(crate) async fn write_to(self, sink: &mut Sink) -> Result<(), WriteError> {
+        let total = self.content_length();
+        let trailer = self.trailer();
+        let mut on_sent = self.on_sent;
+        let mut sent = 0u64;
+        let mut count = |n: u64| {
+            sent += n;
+            if let Some(on_sent) = &mut on_sent {
+                on_sent(sent, total);
+            }
+        };
+        for Part { mut head, content } in self.parts {
+            match content {
+                Content::Bytes(bytes) => {
+                    head.extend_from_slice(&bytes);
+                    head.extend_from_slice(b"\r\n");
+                    sink.write_all(&head).await.map_err(WriteError::Sink)?;
+                    count(head.len() as u64);
+                }
+                Content::File(file) => {
+                    sink.write_all(&head).await.map_err(WriteError::Sink)?;
+                    count(head.len() as u64);
+                    let input = |message: String| WriteError::Input {
+                        field: file.field().to_string(),
+                        message: format!("{}: {message}", file.name()),
+                    };
+                    let stream = file.stream().map_err(|e| input(e.to_string()))?;
+                    sink.splice(&stream, file.size(), &mut count).await.map_err(|e| match e {
+                        WriteError::Source(e) => input(e),
+                        other => other,
+                    })?;
+                    drop(stream);
+                    sink.write_all(b"\r\n").await.map_err(WriteError::Sink)?;
+                    count(2);
+                }
+            }
+        }
+        sink.write_all(&trailer).await.map_err(WriteError::Sink)?;
+        count(trailer.len() as u64);
+        Ok(())
     }
 
     fn chunks(self) -> Chunks {

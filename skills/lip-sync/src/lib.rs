@@ -29,12 +29,12 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use c41_kit::http::{ServiceClient, Streamed};
+use c41_kit::http::{Outgoing, ServiceClient, Streamed};
 use c41_kit::media::Probe;
 use c41_kit::media::mp4::Movie;
 use c41_kit::multipart::Form;
 use c41_kit::progress::Progress;
-use c41_kit::wstd::http::{Body, Request};
+use c41_kit::wstd::http::Request;
 use c41_kit::{Invocation, Outcome, Skill, SkillError, StaticDescription, artifacts, fastapi, inputs, json, settings};
 
 use plan::{Made, Params, human_bytes};
@@ -184,7 +184,12 @@ fn open_nonempty(field: &str) -> Result<inputs::File, SkillError> {
 /// The `POST /generate` request; its body reports upload progress as the
 /// host streams the files out, and announces the "generate" stage once the
 /// last byte has gone (HuMo only answers when the video is done).
-fn upload_request(client: &ServiceClient, form: Form, image: &str, audio: &str) -> Result<Request<Body>, SkillError> {
+fn upload_request(
+    client: &ServiceClient,
+    form: Form,
+    image: &str,
+    audio: &str,
+) -> Result<Request<Outgoing>, SkillError> {
     let generate = Progress::stage("generate").fraction(0.1).message(format!(
         "{} is lip-syncing {image} to {audio} (the video comes back whole when done)",
         client.service.name

@@ -103,6 +103,8 @@ impl Failure {
                 };
                 Failure::new(outcome, None, e.to_string())
             }
+            // llm-route sends no input files.
+            HttpError::Input { .. } => Failure::new("error", None, e.to_string()),
         }
     }
 

@@ -34,6 +34,14 @@ pub enum CallError {
     Status(u16, String),
     /// The answer was not what ComfyUI sends.
     Protocol(String),
+    /// An input file could not be uploaded as it was (it changed while it
+    /// was sent): the user's input, not the server, is at fault.
+    Input {
+        /// The input field.
+        field: String,
+        /// Why, with the file's name.
+        message: String,
+    },
 }
 
 impl From<HttpError> for CallError {
@@ -41,6 +49,7 @@ impl From<HttpError> for CallError {
         match e {
             HttpError::Transport { error, .. } => CallError::Unreachable(error),
             HttpError::Status { status, body } => CallError::Status(status, body),
+            HttpError::Input { field, message } => CallError::Input { field, message },
         }
     }
 }
@@ -59,6 +68,7 @@ impl std::fmt::Display for CallError {
             CallError::Unreachable(m) => write!(f, "unreachable: {m}"),
             CallError::Status(s, body) => write!(f, "HTTP {s}: {}", body.trim()),
             CallError::Protocol(m) => write!(f, "unexpected answer: {m}"),
+            CallError::Input { field, message } => write!(f, "input `{field}`: {message}"),
         }
     }
 }
@@ -104,6 +114,7 @@ impl Backend {
             CallError::Unreachable(m) => self.error(None, format!("{what}: cannot reach {}: {m}", self.service.url)),
             CallError::Status(s, body) => self.error(Some(s), format!("{what}: {}", body.trim())),
             CallError::Protocol(m) => self.error(None, format!("{what}: {m}")),
+            CallError::Input { field, message } => SkillError::invalid(field, message),
         }
     }
 
@@ -141,7 +152,11 @@ impl Backend {
 
     /// Sends `req` with the client's timeouts (`timeout` until the head);
     /// a non-2xx status becomes [`CallError::Status`] with the body's text.
-    async fn send(&self, req: Request<Body>, timeout: Duration) -> Result<Response<Body>, CallError> {
+    async fn send(
+        &self,
+        req: Request<impl Into<http::Outgoing>>,
+        timeout: Duration,
+    ) -> Result<Response<Body>, CallError> {
         http::exchange(req, self.timeouts(timeout), false).await.map_err(CallError::from)
     }
 

@@ -22,7 +22,33 @@ use std::time::Duration;
 use wstd::http::{Body, Client, ErrorCode, Method, Request, Response};
 
 mod streamed;
+#[cfg(feature = "multipart")]
+pub(crate) use streamed::{Sink, WriteError};
 pub use streamed::{Streamed, exchange_streamed};
+
+/// What a request sends: a [`Body`] the guest writes out, or a multipart
+/// [`Form`] whose input files the host splices into the connection (the
+/// file's bytes never enter the skill).
+pub enum Outgoing {
+    /// Bytes the guest has or makes.
+    Body(Body),
+    /// A form; its input files are streamed by the host.
+    #[cfg(feature = "multipart")]
+    Form(Form),
+}
+
+impl From<Body> for Outgoing {
+    fn from(body: Body) -> Self {
+        Outgoing::Body(body)
+    }
+}
+
+#[cfg(feature = "multipart")]
+impl From<Form> for Outgoing {
+    fn from(form: Form) -> Self {
+        Outgoing::Form(form)
+    }
+}
 
 /// The timeouts of a request; `None` waits as long as the host's deadline
 /// allows (a HuMo render can take many minutes before its first byte).
@@ -66,6 +92,15 @@ pub enum HttpError {
         /// The body's text (empty when it could not be read).
         body: String,
     },
+    /// An input file of a [`Form`] could not be sent as it was: it cannot
+    /// be read, or it changed while it was being sent. The user's input is
+    /// at fault, not the service.
+    Input {
+        /// The input field (`video`, `frames/0`).
+        field: String,
+        /// What went wrong, with the file's name.
+        message: String,
+    },
 }
 
 impl HttpError {
@@ -93,15 +128,29 @@ impl std::fmt::Display for HttpError {
         match self {
             HttpError::Transport { what, error, .. } => write!(f, "{what}: {error}"),
             HttpError::Status { status, body } => write!(f, "{status}: {}", body.trim()),
+            HttpError::Input { field, message } => write!(f, "input `{field}`: {message}"),
         }
     }
 }
 
-/// Send `req` with `timeouts`. A 2xx answer is returned with its body
+/// Send `req` with `timeouts` (a [`Form`]'s files go from the host, see
+/// [`exchange_streamed`]). A 2xx answer is returned with its body
 /// unread; a non-2xx answer becomes [`HttpError::Status`] with its body's
 /// text unless `any_status` asks for the response whatever its status (for
 /// services whose error bodies the caller reads itself).
-pub async fn exchange(req: Request<Body>, timeouts: Timeouts, any_status: bool) -> Result<Response<Body>, HttpError> {
+pub async fn exchange(
+    req: Request<impl Into<Outgoing>>,
+    timeouts: Timeouts,
+    any_status: bool,
+) -> Result<Response<Body>, HttpError> {
+    let (head, body) = req.into_parts();
+    let req = match body.into() {
+        Outgoing::Body(body) => Request::from_parts(head, body),
+        #[cfg(feature = "multipart")]
+        form => {
+            return Ok(exchange_streamed(Request::from_parts(head, form), timeouts, any_status).await?.into_response());
+        }
+    };
     let what = format!("{} {}", req.method(), req.uri());
     let mut client = Client::new();
     if let Some(t) = timeouts.connect {
@@ -153,31 +202,40 @@ impl ServiceClient {
         SkillError::backend(self.service.name.clone(), status, msg)
     }
 
-    /// A failed request as an error naming the service.
+    /// A failed request as an error naming the service (or, for an input
+    /// file that could not be sent, the field).
     fn failed(&self, what: &str, e: HttpError) -> SkillError {
         match e {
             HttpError::Status { status, body } => self.fail(Some(status), format!("{what}: {}", body.trim())),
-            transport => self.fail(None, transport.to_string()),
+            other => self.failed_any(other),
+        }
+    }
+
+    /// A request that got no answer, for the `*_any` calls.
+    fn failed_any(&self, e: HttpError) -> SkillError {
+        match e {
+            HttpError::Input { field, message } => SkillError::invalid(field, message),
+            other => self.fail(None, other.to_string()),
         }
     }
 
     /// Send a request and return the response whatever its status, for
     /// services whose error bodies the skill explains itself (FastAPI's
     /// `detail`, OpenAI's `error.param`). Only a failed connection is an error.
-    pub async fn send_any(&self, req: Request<Body>) -> Result<Response<Body>, SkillError> {
-        exchange(req, self.timeouts, true).await.map_err(|e| self.fail(None, e.to_string()))
+    pub async fn send_any(&self, req: Request<impl Into<Outgoing>>) -> Result<Response<Body>, SkillError> {
+        exchange(req, self.timeouts, true).await.map_err(|e| self.failed_any(e))
     }
 
     /// Send a request; a non-2xx status becomes a backend error carrying the
     /// body's text.
-    pub async fn send(&self, req: Request<Body>) -> Result<Response<Body>, SkillError> {
+    pub async fn send(&self, req: Request<impl Into<Outgoing>>) -> Result<Response<Body>, SkillError> {
         let what = format!("{} {}", req.method(), req.uri());
         exchange(req, self.timeouts, false).await.map_err(|e| self.failed(&what, e))
     }
 
     /// Like [`send`](Self::send), but the body of the 2xx answer stays in
     /// the host, for [`Writer::copy_body`](crate::artifacts::Writer::copy_body).
-    pub async fn send_streamed(&self, req: Request<Body>) -> Result<Streamed, SkillError> {
+    pub async fn send_streamed(&self, req: Request<impl Into<Outgoing>>) -> Result<Streamed, SkillError> {
         let what = format!("{} {}", req.method(), req.uri());
         exchange_streamed(req, self.timeouts, false).await.map_err(|e| self.failed(&what, e))
     }
@@ -185,8 +243,8 @@ impl ServiceClient {
     /// Like [`send_any`](Self::send_any), but the body stays in the host
     /// (see [`send_streamed`](Self::send_streamed)); read an error body
     /// with [`Streamed::contents`].
-    pub async fn send_streamed_any(&self, req: Request<Body>) -> Result<Streamed, SkillError> {
-        exchange_streamed(req, self.timeouts, true).await.map_err(|e| self.fail(None, e.to_string()))
+    pub async fn send_streamed_any(&self, req: Request<impl Into<Outgoing>>) -> Result<Streamed, SkillError> {
+        exchange_streamed(req, self.timeouts, true).await.map_err(|e| self.failed_any(e))
     }
 
     /// GET `path`.
@@ -226,10 +284,11 @@ impl ServiceClient {
         self.send_any(self.json_request(path, body)?).await
     }
 
-    /// A `POST` of `form` to `path`, with its exact `Content-Length`; input
-    /// files in the form are streamed from the host as the body is sent.
+    /// A `POST` of `form` to `path`, with its exact `Content-Length`; the
+    /// host splices the form's input files into the connection as the body
+    /// is sent, and the skill sees only their progress ([`Form::on_sent`]).
     #[cfg(feature = "multipart")]
-    pub fn form_request(&self, path: &str, form: Form) -> Result<Request<Body>, SkillError> {
+    pub fn form_request(&self, path: &str, form: Form) -> Result<Request<Outgoing>, SkillError> {
         form.into_request(&self.url(path), false).map_err(|e| self.fail(None, e))
     }
 
@@ -237,7 +296,7 @@ impl ServiceClient {
     /// memory and sent whole (see [`Form::into_request`]). Input files in the
     /// form are read whole into guest memory.
     #[cfg(feature = "multipart")]
-    pub fn buffered_form_request(&self, path: &str, form: Form) -> Result<Request<Body>, SkillError> {
+    pub fn buffered_form_request(&self, path: &str, form: Form) -> Result<Request<Outgoing>, SkillError> {
         form.into_request(&self.url(path), true).map_err(|e| self.fail(None, e))
     }
 
