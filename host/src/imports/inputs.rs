@@ -131,7 +131,17 @@ impl HostInputFile for InvocationCtx {
         this: Resource<InputFile>,
     ) -> wasmtime::Result<Result<Resource<DynInputStream>, InputError>> {
         let file = self.table.get(&this)?.file.clone();
-        let stream: DynInputStream = Box::new(FileStream::new(file));
+        // Each stream buffers up to two chunks in the host: streams count
+        // against `limits.open-files` as files do, so a skill cannot make
+        // the host hold memory by opening thousands.
+        let slot = match self.files.take() {
+            Ok(s) => s,
+            Err(refused) => {
+                self.limit_log.record(&self.skill, refused.clone());
+                return Ok(Err(InputError::Io(refused)));
+            }
+        };
+        let stream: DynInputStream = Box::new(FileStream::new(file, Some(slot)));
         // A child of the file: the file (and its `open-files` slot) cannot
         // be dropped while the stream is alive.
         Ok(Ok(self.table.push_child(stream, &this)?))
@@ -155,6 +165,8 @@ pub const STREAM_CHUNK: usize = 1 << 20;
 /// stream do not disturb each other). The next chunk is read on the
 /// blocking pool while the last one is being sent.
 pub struct FileStream {
+    /// Counts against `limits.open-files` while the stream is alive.
+    _slot: Option<Slot>,
     file: Arc<std::fs::File>,
     /// Offset of the next read.
     at: u64,
@@ -171,8 +183,8 @@ enum ReadState {
 }
 
 impl FileStream {
-    fn new(file: Arc<std::fs::File>) -> Self {
-        FileStream { file, at: 0, state: ReadState::Idle }
+    fn new(file: Arc<std::fs::File>, slot: Option<Slot>) -> Self {
+        FileStream { _slot: slot, file, at: 0, state: ReadState::Idle }
     }
 
     fn start_read(&mut self) {
@@ -290,7 +302,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let file = Arc::new(std::fs::File::open(&path).unwrap());
         for step in [1 << 20, 100_003, 3 * STREAM_CHUNK] {
-            let (got, end) = drain(&mut FileStream::new(file.clone()), step).await;
+            let (got, end) = drain(&mut FileStream::new(file.clone(), None), step).await;
             assert!(end.is_ok());
             assert_eq!(got, bytes, "step {step}");
         }
@@ -304,7 +316,7 @@ mod tests {
     #[tokio::test]
     async fn an_empty_file_is_a_closed_stream() {
         let file = tempfile::tempfile().unwrap();
-        let (got, end) = drain(&mut FileStream::new(Arc::new(file)), 1 << 20).await;
+        let (got, end) = drain(&mut FileStream::new(Arc::new(file), None), 1 << 20).await;
         assert!(got.is_empty() && end.is_ok());
     }
 }

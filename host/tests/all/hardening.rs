@@ -82,6 +82,23 @@ async fn open_input_files_are_capped_per_call_and_a_concurrent_call_is_unharmed(
     still_serves(&h).await;
 }
 
+/// Each `input-file.stream` holds read buffers in the host: streams count
+/// as open files, so thousands of them are refused, not buffered.
+#[tokio::test]
+async fn input_streams_count_as_open_files() {
+    let h = harness(&config(closed_port(), "open-files = 8"), &["hostile"]).await;
+    let file = h.out.path().join("input.bin");
+    std::fs::write(&file, vec![5u8; 3 << 20]).unwrap();
+    let input = json!({"mode": "streams", "n": 20000, "file": file.display().to_string()});
+    let (r, _) = h.run("test-hostile", input).await;
+    let (message, fault) = limit_error(r);
+    assert_eq!(fault, "limit");
+    assert!(message.contains("more than 8 input files and artifact writers open at once"), "{message}");
+    // The file holds one slot, its streams the other seven.
+    assert!(message.contains("input-file.stream failed after 7"), "{message}");
+    still_serves(&h).await;
+}
+
 #[tokio::test]
 async fn artifact_writers_are_capped_and_leave_no_files() {
     let h = harness(&config(closed_port(), "open-files = 4"), &["hostile"]).await;

@@ -20,7 +20,7 @@ impl Skill for Hostile {
             version: "0.0.0".into(),
             summary: "Test guest that exhausts host-side resources on purpose.".into(),
             input_schema: r#"{"type":"object","properties":{
-                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","read","chunks","trap-mid-write","input-fields","copy","ok"]},
+                "mode":{"type":"string","enum":["fields","handles","files","writers","connections","outputs","trap-after-deny","own-denied","hold-partial","open-later","read","chunks","trap-mid-write","input-fields","copy","streams","ok"]},
                 "n":{"type":"integer","minimum":0},
                 "url":{"type":"string"},
                 "file":{"type":"string","format":"c41-file"}},"required":["mode"]}"#
@@ -54,6 +54,18 @@ impl Skill for Hostile {
                 let mut kept = Vec::new();
                 for _ in 0..n {
                     kept.push(inputs::open("file").map_err(|e| fail("inputs.open", done, e))?);
+                    done += 1;
+                }
+            }
+            Some("streams") => {
+                // `input-file.stream` (0.1.2) again and again on one file,
+                // each stream made to read (which fills a host buffer).
+                let file = inputs::open("file").map_err(|e| fail("inputs.open", done, e))?;
+                let mut kept = Vec::new();
+                for _ in 0..n {
+                    let stream = file.stream().map_err(|e| fail("input-file.stream", done, e))?;
+                    stream.subscribe().block();
+                    kept.push(stream);
                     done += 1;
                 }
             }
