@@ -65,10 +65,15 @@ pub async fn serve() -> (SocketAddr, Seen) {
             "index"
         })
         .with_state(seen.clone());
+    (serve_app(app).await, seen)
+}
+
+/// Serves `app` on a free loopback port for the rest of the test.
+pub async fn serve_app(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, seen)
+    addr
 }
 
 /// A config file `c41.toml` in `dir` (`{out}` is `dir/out`): a real file,

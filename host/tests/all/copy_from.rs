@@ -46,10 +46,7 @@ async fn bad_server(asked: Arc<tokio::sync::Notify>) -> u16 {
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+    serve_app(app).await.port()
 }
 
 #[tokio::test]

@@ -39,10 +39,7 @@ async fn drip_server() -> u16 {
         "/drip",
         get(|| async { axum::body::Body::from_stream(futures::stream::pending::<Result<Vec<u8>, std::io::Error>>()) }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+    serve_app(app).await.port()
 }
 
 #[tokio::test]
@@ -350,9 +347,7 @@ async fn an_input_replaced_after_the_check_is_refused_at_the_open() {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let port = serve_app(app).await.port();
         let h = harness(&config(port, "timeout-secs = 60"), &["hostile"]).await;
         let file = h.out.path().join("input.txt");
         std::fs::write(&file, b"the input").unwrap();

@@ -314,9 +314,7 @@ impl Gate {
         let (open, _) = tokio::sync::watch::channel(false);
         let (tx, seen) = std::sync::mpsc::channel();
         let app = axum::Router::new().route("/slow", axum::routing::get(slow)).with_state(St(open.clone(), tx));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = serve_app(app).await;
         Gate { addr, open, seen }
     }
 

@@ -231,9 +231,7 @@ async fn websockets_go_through_the_same_grants() {
             })
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let port = serve_app(app).await.port();
     let h = harness(&config(port), &["escape"]).await;
 
     let (r, _) = h.run("test-escape", json!({ "ws": format!("ws://127.0.0.1:{port}/ws?clientId=abc") })).await;
