@@ -63,10 +63,16 @@ pub async fn send_pinned(
         }
         if !conn_done && let Poll::Ready(r) = conn.as_mut().poll(cx) {
             conn_done = true;
-            if let Err(e) = r {
-                return Poll::Ready(Ok(Err(e)));
-            }
-            return send.as_mut().poll(cx);
+            // A server may answer before it read the whole body (a proxy's
+            // size limit: 413, then it closes the connection, and the
+            // write fails). The answer hyper read before the failure is
+            // what the skill needs, not the broken write.
+            let answered = send.as_mut().poll(cx);
+            return match (answered, r) {
+                (Poll::Ready(Ok(Ok(res))), _) => Poll::Ready(Ok(Ok(res))),
+                (_, Err(e)) => Poll::Ready(Ok(Err(e))),
+                (answered, Ok(())) => answered,
+            };
         }
         Poll::Pending
     })

@@ -532,3 +532,31 @@ async fn an_input_that_shrinks_during_the_upload_is_named_and_nothing_is_stored(
     }
     assert!(h.output_files().is_empty(), "{:?}", h.output_files());
 }
+
+/// A proxy in front of MMAudio with a size limit (nginx's
+/// `client_max_body_size`) answers 413 at once, without reading the upload,
+/// and closes the connection: the user is told the status, not that the
+/// connection broke.
+#[tokio::test]
+async fn a_size_limit_answered_before_the_upload_ends_is_reported_with_its_status() {
+    let app = axum::Router::new().route(
+        "/process",
+        axum::routing::post(|| async {
+            (
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                [("connection", "close")],
+                "<html><body><h1>413 Request Entity Too Large</h1></body></html>",
+            )
+        }),
+    );
+    let addr = serve_app(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    std::fs::write(&clip, vec![7u8; 48 << 20]).unwrap();
+    let h = harness(&config(&format!("http://{addr}"), dir.path(), ""), &[]).await;
+    let (r, _) = h.run("audio-gen", json!({"prompt": "rain", "video": clip.display().to_string(), "seconds": 1})).await;
+    let (service, status, message) = backend_error(r);
+    assert_eq!((service.as_str(), status), ("forge-mmaudio", Some(413)), "{message}");
+    assert!(message.contains("413 Request Entity Too Large"), "{message}");
+    assert!(h.output_files().is_empty());
+}
