@@ -259,7 +259,7 @@ struct HeldReport {
 /// Most progress notes waiting at once (older ones are dropped).
 const MAX_WAITING: usize = 32;
 
-/// The most bytes of progress notes an [`Outbox`] queues: [`MAX_WAITING`]
+/// The most bytes of progress notes an [`Outbox`] queues: 32 (`MAX_WAITING`)
 /// lines of a stage, a step count and a message, each cut to its length.
 pub const PROGRESS_HELD: usize =
     MAX_WAITING * (crate::imports::progress::MAX_STAGE + crate::imports::progress::MAX_MESSAGE + 32);

@@ -44,7 +44,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Also load this skill component (.wasm); repeatable. It gets no grants
-    /// unless the config names it under [skills.<name>] and either maps
+    /// unless the config names it under [skills.NAME] and either maps
     /// that file (`component = ...`) or `c41 grant <name>` recorded it.
     #[arg(long = "component", global = true, value_name = "PATH")]
     pub components: Vec<PathBuf>,

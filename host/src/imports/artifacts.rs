@@ -6,7 +6,7 @@
 //! Four things keep big files near the speed of a plain download:
 //! `copy-from` reads a response body's stream here, in the host, so its
 //! bytes never enter the guest; otherwise a chunk is copied out of the
-//! guest's memory in one `memcpy` ([`crate::runtime::byte_lists`]);
+//! guest's memory in one `memcpy` (`runtime::byte_lists`);
 //! small chunks are gathered into [`BATCH`] bytes before one trip to the
 //! blocking pool; and that trip (write and SHA-256) runs while the next
 //! chunks arrive, one batch in flight per file.

@@ -120,7 +120,7 @@ impl SandboxHooks {
         self.connections.take().inspect_err(|m| self.limits.record(&self.skill, m.clone()))
     }
 
-    /// Abort requests in flight when `cancel` fires (see [`abort`]).
+    /// Abort requests in flight when `cancel` fires (see the `abort` module).
     pub fn abort_on_cancel(&mut self, cancel: tokio_util::sync::CancellationToken) {
         self.cancel = Some(cancel);
     }

@@ -7,7 +7,7 @@
 //! The page is plain HTML, CSS and JavaScript embedded in the binary (no
 //! build step); it talks to the small JSON API below, and live updates come
 //! as server-sent events. It sees the same runs as MCP clients do: they are
-//! the [`Registry`] of the daemon's one [`McpServer`]. Every route sits
+//! the [`Registry`](crate::mcp::runs::Registry) of the daemon's one [`McpServer`]. Every route sits
 //! behind the daemon's guard (Host, Origin, token).
 //!
 //! | route | what |

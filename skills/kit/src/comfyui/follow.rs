@@ -156,8 +156,8 @@ const CANCEL_RECHECK: Duration = Duration::from_millis(200);
 /// not enough: a job can start between our look and our delete, and
 /// ComfyUI acts on an interrupt only at the start of a node or a sampler
 /// step (one that lands inside the last node is ignored and that job ends
-/// on its own). Best effort, bounded by [`CANCEL_FOR`]; the returned
-/// sentence says what was done.
+/// on its own). Best effort, for at most 8 s (inside the host's 10 s
+/// grace); the returned sentence says what was done.
 pub async fn cancel_remote(backend: &Backend, id: &str) -> String {
     let started = Instant::now();
     let (mut deletes, mut interrupts, mut failures) = (0u32, 0u32, Vec::new());

@@ -1,10 +1,15 @@
-//! Responses whose body stays in the host. `wstd` reads every response body
+//! Bodies that stay in the host, both ways. `wstd` reads every response body
 //! through the guest; a file that only goes to the artifact store need not:
 //! [`exchange_streamed`] sends the request over `wasi:http` itself and keeps
 //! the response's `incoming-body` stream, which
 //! [`Writer::copy_body`](crate::artifacts::Writer::copy_body) hands to the
 //! host (`artifact-writer.copy-from`), so a 500 MB video goes from the
 //! connection to the disk without crossing into the skill's memory.
+//!
+//! The other way, the request body is written through a [`Sink`]: a
+//! [`Form`](crate::multipart::Form)'s input files are spliced into it from
+//! `input-file.stream` (`output-stream.splice`), so an upload goes from the
+//! disk to the connection in the host too.
 //!
 //! The request goes through the same sandbox as any other: the same grants,
 //! the same timeouts, the same errors ([`HttpError`]).
