@@ -86,18 +86,35 @@ impl EventSink for Recorder {
     }
 }
 
-/// A progress report as one line of text: `stage n/m: message`, as the
-/// terminal bar and MCP notifications show it.
-pub fn progress_text(stage: String, step: Option<(u32, u32)>, message: Option<&str>) -> String {
-    let mut line = stage;
-    if let Some((n, m)) = step {
-        line.push_str(&format!(" {n}/{m}"));
+/// One progress report of a skill, as a sink got it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The skill that sent it.
+    pub skill: String,
+    /// The stage (`upload`, `sampling`).
+    pub stage: String,
+    /// Overall fraction done, 0 to 1.
+    pub fraction: Option<f32>,
+    /// Step `n` of `m` within the stage.
+    pub step: Option<(u32, u32)>,
+    /// What is happening, for a person.
+    pub message: Option<String>,
+}
+
+impl Report {
+    /// The report as one line of text: `stage n/m: message`, as the
+    /// terminal bar and MCP notifications show it.
+    pub fn text(&self) -> String {
+        let mut line = self.stage.clone();
+        if let Some((n, m)) = self.step {
+            line.push_str(&format!(" {n}/{m}"));
+        }
+        if let Some(m) = &self.message {
+            line.push_str(": ");
+            line.push_str(m);
+        }
+        line
     }
-    if let Some(m) = message {
-        line.push_str(": ");
-        line.push_str(m);
-    }
-    line
 }
 
 /// Decides which progress reports are shown, by time alone: however many
@@ -108,11 +125,14 @@ pub fn progress_text(stage: String, step: Option<(u32, u32)>, message: Option<&s
 /// without a step whose message differs from the last one shown ("waiting
 /// in queue: 2 ahead" → "1 ahead", "running node 3" → "running node 7"):
 /// what a person or an agent must not miss. Only repeats of a stage with
-/// steps are throttled. A report not shown is dropped: the next one shown
-/// carries the newer state.
+/// steps are throttled. Of the reports not shown, the gate keeps the newest
+/// and hands it out once its time has come ([`take_due`](Self::take_due)):
+/// the last report of a burst (a node change, then a long silent node) is
+/// not lost, and everything older is.
 #[derive(Debug)]
 pub struct ProgressGate {
     interval: std::time::Duration,
+    held: Option<Report>,
     stage: String,
     /// The message of the last report shown, for milestones within a stage.
     message: String,
@@ -126,7 +146,43 @@ pub const STAGE_BURST: f64 = 8.0;
 impl ProgressGate {
     /// A gate letting one report through per `interval`, plus stage changes.
     pub fn new(interval: std::time::Duration) -> Self {
-        ProgressGate { interval, stage: String::new(), message: String::new(), last: None, stage_credit: STAGE_BURST }
+        ProgressGate {
+            interval,
+            held: None,
+            stage: String::new(),
+            message: String::new(),
+            last: None,
+            stage_credit: STAGE_BURST,
+        }
+    }
+
+    /// `report` if it is shown now; otherwise the gate holds it, in place of
+    /// an older held one.
+    pub fn offer(&mut self, report: Report) -> Option<Report> {
+        if self.admit(&report.stage, report.step, report.message.as_deref()) {
+            self.held = None;
+            Some(report)
+        } else {
+            self.held = Some(report);
+            None
+        }
+    }
+
+    /// The held report, if there is one and the gate lets it through now.
+    pub fn take_due(&mut self) -> Option<Report> {
+        let held = self.held.take()?;
+        self.offer(held)
+    }
+
+    /// How long to wait before asking [`take_due`](Self::take_due) again,
+    /// while a report is held.
+    pub fn held_for(&self) -> Option<std::time::Duration> {
+        self.held.as_ref().map(|_| self.interval)
+    }
+
+    /// Forgets the held report (the outcome follows).
+    pub fn drop_held(&mut self) {
+        self.held = None;
     }
 
     /// Whether a report of `stage` (with its `step` and `message`),
@@ -236,24 +292,13 @@ pub struct Outbox {
 #[derive(Default)]
 struct OutboxState {
     notes: std::collections::VecDeque<(Note, usize)>,
+    /// Which progress reports are sent; [`Outbox::next`] sends the one it
+    /// held back once its time has come.
     gate: Option<ProgressGate>,
-    /// The newest progress report the gate held back, sent by
-    /// [`Outbox::next`] once the gate lets it through: the last report of a
-    /// burst (a node change, then a long silent node) still reaches the
-    /// client.
-    held: Option<HeldReport>,
     /// No more events will come (the invocation ended).
     closed: bool,
     /// Nobody reads any more (the client is gone): drop everything.
     abandoned: bool,
-}
-
-/// A progress report the gate held back.
-struct HeldReport {
-    fraction: Option<f32>,
-    stage: String,
-    step: Option<(u32, u32)>,
-    message: Option<String>,
 }
 
 /// Most progress notes waiting at once (older ones are dropped).
@@ -289,19 +334,11 @@ impl Outbox {
                 if s.closed || s.abandoned {
                     return None;
                 }
-                let s = &mut *s;
-                let admitted = match (&mut s.gate, &s.held) {
-                    (Some(gate), Some(held)) => Some(gate.admit(&held.stage, held.step, held.message.as_deref())),
-                    _ => None,
-                };
-                match admitted {
-                    Some(true) => {
-                        let HeldReport { fraction, stage, step, message } = s.held.take().expect("a held report");
-                        return Some((Note::Progress(fraction, progress_text(stage, step, message.as_deref())), 0));
-                    }
-                    Some(false) => s.gate.as_ref().map(|g| g.interval),
-                    None => None,
+                let gate = s.gate.as_mut();
+                if let Some(report) = gate.and_then(ProgressGate::take_due) {
+                    return Some((Note::Progress(report.fraction, report.text()), 0));
                 }
+                s.gate.as_ref().and_then(ProgressGate::held_for)
             };
             match wait_for_held {
                 // Until something new comes, or the held report's time.
@@ -352,7 +389,7 @@ impl Outbox {
 }
 
 impl EventSink for Outbox {
-    fn emit(&self, _skill: &str, event: Event) {
+    fn emit(&self, skill: &str, event: Event) {
         let mut s = self.inner.lock().unwrap();
         if s.abandoned {
             if let Event::TextDelta(t) | Event::TextReset(t) = &event {
@@ -363,15 +400,14 @@ impl EventSink for Outbox {
         }
         match event {
             Event::Progress { stage, fraction, step, message } => {
-                if !s.gate.as_mut().is_some_and(|g| g.admit(&stage, step, message.as_deref())) {
-                    // Newer than what was held: it replaces it.
-                    s.held = Some(HeldReport { fraction, stage, step, message });
+                let report = Report { skill: skill.to_string(), stage, fraction, step, message };
+                let Some(report) = s.gate.as_mut().and_then(|g| g.offer(report)) else {
+                    // Held: `next` sends it when its time comes.
                     drop(s);
                     self.wake.notify_one();
                     return;
-                }
-                s.held = None;
-                let note = Note::Progress(fraction, progress_text(stage, step, message.as_deref()));
+                };
+                let note = Note::Progress(report.fraction, report.text());
                 match s.notes.back_mut() {
                     Some((last @ Note::Progress(..), _)) => *last = note,
                     _ => {

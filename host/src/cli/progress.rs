@@ -4,7 +4,7 @@
 //! (`skill_text`) before it gets here; the number of reports shown is
 //! limited by time ([`ProgressGate`]), whatever the skill sends.
 
-use crate::events::{Event, EventSink, ProgressGate, progress_text};
+use crate::events::{Event, EventSink, ProgressGate, Report};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,23 +36,10 @@ struct Shown {
 }
 
 struct State {
-    /// Which reports are shown (by time, and stage changes).
+    /// Which reports are shown (by time, and stage changes); the report it
+    /// held back is shown by the flusher once its time has come.
     gate: ProgressGate,
-    /// The newest report the gate held back, shown by the flusher when the
-    /// gate lets it through: the last of a burst (a node change followed by
-    /// a long silent node) is not lost.
-    held: Option<Report>,
     last_line: String,
-}
-
-/// One progress report, as the sink got it.
-#[derive(Debug, Clone)]
-struct Report {
-    skill: String,
-    stage: String,
-    fraction: Option<f32>,
-    step: Option<(u32, u32)>,
-    message: Option<String>,
 }
 
 impl CliProgress {
@@ -87,7 +74,7 @@ impl CliProgress {
     ) -> Self {
         let shown = Arc::new(Shown {
             bar,
-            state: Mutex::new(State { gate: ProgressGate::new(interval), held: None, last_line: String::new() }),
+            state: Mutex::new(State { gate: ProgressGate::new(interval), last_line: String::new() }),
             write_line,
             finished: AtomicBool::new(false),
         });
@@ -101,8 +88,8 @@ impl CliProgress {
                     return;
                 }
                 let mut state = shown.state.lock().unwrap();
-                if let Some(report) = state.held.take() {
-                    shown.offer(&mut state, report);
+                if let Some(report) = state.gate.take_due() {
+                    shown.show(&mut state, report);
                 }
             }
         });
@@ -130,7 +117,7 @@ impl CliProgress {
     /// Remove the bar. A report still held is dropped: the outcome follows.
     pub fn finish(&self) {
         self.shown.finished.store(true, Ordering::Relaxed);
-        self.shown.state.lock().unwrap().held = None;
+        self.shown.state.lock().unwrap().gate.drop_held();
         if let Some(bar) = &self.shown.bar {
             bar.finish_and_clear();
         }
@@ -138,30 +125,22 @@ impl CliProgress {
 }
 
 impl Shown {
-    /// Shows `report` if the gate admits it now, else holds it (in place of
-    /// an older held one) for the flusher.
-    fn offer(&self, state: &mut State, report: Report) {
-        if !state.gate.admit(&report.stage, report.step, report.message.as_deref()) {
-            if !self.finished.load(Ordering::Relaxed) {
-                state.held = Some(report);
-            }
-            return;
-        }
-        state.held = None;
-        let Report { skill, stage, fraction, step, message } = report;
+    /// Shows a report the gate let through.
+    fn show(&self, state: &mut State, report: Report) {
         match &self.bar {
             Some(bar) => {
-                bar.set_prefix(skill);
-                if let Some(f) = fraction {
+                bar.set_prefix(report.skill.clone());
+                if let Some(f) = report.fraction {
                     bar.set_position((f * 1000.0) as u64);
                 }
-                bar.set_message(progress_text(stage, step, message.as_deref()));
+                bar.set_message(report.text());
             }
             None => {
                 // Plain lines are for logs and agents: every milestone (a
                 // new stage, queue position or node), else at most one
                 // line a second (the gate), and never the same line twice.
-                let line = plain_line(&skill, &stage, fraction, step, message.as_deref());
+                let Report { skill, stage, fraction, step, message } = &report;
+                let line = plain_line(skill, stage, *fraction, *step, message.as_deref());
                 if state.last_line != line {
                     (self.write_line)(&line);
                     state.last_line = line;
@@ -198,7 +177,13 @@ impl EventSink for CliProgress {
         match event {
             Event::Progress { stage, fraction, step, message } => {
                 let report = Report { skill: skill.to_string(), stage, fraction, step, message };
-                self.shown.offer(&mut self.shown.state.lock().unwrap(), report);
+                let mut state = self.shown.state.lock().unwrap();
+                match state.gate.offer(report) {
+                    Some(report) => self.shown.show(&mut state, report),
+                    // After `finish`, nothing is held: the outcome follows.
+                    None if self.shown.finished.load(Ordering::Relaxed) => state.gate.drop_held(),
+                    None => {}
+                }
             }
             Event::Preview { mime, bytes } => {
                 tracing::debug!(skill, mime, bytes = bytes.len(), "preview");
@@ -226,21 +211,14 @@ impl EventSink for CliProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     /// A burst of node changes (a ComfyUI graph whose first nodes are
     /// cached) goes past the gate's credit; the node still running at the
     /// end is shown once the gate lets it through, without another report.
     #[test]
     fn the_last_report_of_a_burst_is_shown_once_its_time_comes() {
-        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-        let sink = {
-            let lines = lines.clone();
-            CliProgress::lines_to(
-                Box::new(move |l| lines.lock().unwrap().push(l.to_string())),
-                Duration::from_millis(50),
-            )
-        };
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let sink = CliProgress::lines_to(Box::new(move |l| tx.send(l.to_string()).unwrap()), Duration::from_millis(50));
         for node in 0..40 {
             let message = Some(format!("node {node}"));
             sink.emit(
@@ -248,14 +226,10 @@ mod tests {
                 Event::Progress { stage: "running".into(), fraction: None, step: None, message },
             );
         }
-        let at_once = lines.lock().unwrap().len();
-        assert!(at_once < 40, "the gate holds most of a burst back: {at_once} shown");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !lines.lock().unwrap().iter().any(|l| l == "[comfyui-image] running: node 39") {
-            assert!(Instant::now() < deadline, "the last node never showed: {:?}", lines.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let shown = lines.lock().unwrap().clone();
-        assert_eq!(shown.last().map(String::as_str), Some("[comfyui-image] running: node 39"), "in order: {shown:?}");
+        let at_once: Vec<String> = lines.try_iter().collect();
+        assert!(at_once.len() < 40, "the gate holds most of a burst back: {} shown", at_once.len());
+        // No further report comes: the flusher shows the held one.
+        let next = lines.recv_timeout(Duration::from_secs(10)).expect("the last node is shown");
+        assert_eq!(next, "[comfyui-image] running: node 39", "after {at_once:?}");
     }
 }

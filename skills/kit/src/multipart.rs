@@ -219,8 +219,7 @@ impl Form {
     /// [`Form::on_sent`].
     pub(crate) async fn write_to(self, sink: &mut Sink) -> Result<(), WriteError> {
         let total = self.content_length();
-        let trailer = self.trailer();
-        let mut on_sent = self.on_sent;
+        let (pieces, mut on_sent) = self.pieces();
         let mut sent = 0u64;
         let mut count = |n: u64| {
             sent += n;
@@ -228,17 +227,13 @@ impl Form {
                 on_sent(sent, total);
             }
         };
-        for Part { mut head, content } in self.parts {
-            match content {
-                Content::Bytes(bytes) => {
-                    head.extend_from_slice(&bytes);
-                    head.extend_from_slice(b"\r\n");
-                    sink.write_all(&head).await.map_err(WriteError::Sink)?;
-                    count(head.len() as u64);
+        for piece in pieces {
+            match piece {
+                Piece::Bytes(bytes) => {
+                    sink.write_all(&bytes).await.map_err(WriteError::Sink)?;
+                    count(bytes.len() as u64);
                 }
-                Content::File(file) => {
-                    sink.write_all(&head).await.map_err(WriteError::Sink)?;
-                    count(head.len() as u64);
+                Piece::File(file) => {
                     let input = |message: String| WriteError::Input {
                         field: file.field().to_string(),
                         message: format!("{}: {message}", file.name()),
@@ -248,38 +243,50 @@ impl Form {
                         WriteError::Source(e) => input(e),
                         other => other,
                     })?;
-                    drop(stream);
-                    sink.write_all(b"\r\n").await.map_err(WriteError::Sink)?;
-                    count(2);
                 }
             }
         }
-        sink.write_all(&trailer).await.map_err(WriteError::Sink)?;
-        count(trailer.len() as u64);
         Ok(())
     }
 
-    fn chunks(self) -> Chunks {
+    /// The body in order, as the two ways of sending it take it: bytes
+    /// (heads, in-memory parts, line breaks, the closing boundary) and the
+    /// input files between them.
+    fn pieces(self) -> (impl Iterator<Item = Piece>, Option<OnSent>) {
         let trailer = self.trailer();
+        let pieces = self
+            .parts
+            .into_iter()
+            .flat_map(|Part { mut head, content }| match content {
+                Content::Bytes(bytes) => {
+                    head.extend_from_slice(&bytes);
+                    head.extend_from_slice(b"\r\n");
+                    vec![Piece::Bytes(head)]
+                }
+                Content::File(file) => vec![Piece::Bytes(head), Piece::File(file), Piece::Bytes(b"\r\n".to_vec())],
+            })
+            .chain(std::iter::once(Piece::Bytes(trailer)));
+        (pieces, self.on_sent)
+    }
+
+    fn chunks(self) -> Chunks {
         let total = self.content_length();
-        Chunks {
-            parts: self.parts.into_iter(),
-            current: None,
-            trailer: Some(trailer),
-            sent: 0,
-            total,
-            on_sent: self.on_sent,
-        }
+        let (pieces, on_sent) = self.pieces();
+        Chunks { pieces: Box::new(pieces), current: None, sent: 0, total, on_sent }
     }
 }
 
-/// Yields each part's head, its content (files in host-sized reads), the
-/// line break after it, and finally the closing boundary, counting the
-/// bytes for [`Form::on_sent`].
+/// A stretch of a form's body: bytes, or an input file.
+enum Piece {
+    Bytes(Vec<u8>),
+    File(File),
+}
+
+/// Yields the form's [`Piece`]s, an input file in host-sized reads through
+/// the guest, counting the bytes for [`Form::on_sent`].
 struct Chunks {
-    parts: std::vec::IntoIter<Part>,
+    pieces: Box<dyn Iterator<Item = Piece> + Send>,
     current: Option<File>,
-    trailer: Option<Vec<u8>>,
     sent: u64,
     total: u64,
     on_sent: Option<OnSent>,
@@ -302,32 +309,22 @@ impl Iterator for Chunks {
 
 impl Chunks {
     fn next_chunk(&mut self) -> Option<Result<Vec<u8>, std::io::Error>> {
-        if let Some(file) = &mut self.current {
-            return match file.read_chunk() {
-                Ok(chunk) if chunk.is_empty() => {
-                    self.current = None;
-                    Some(Ok(b"\r\n".to_vec()))
+        loop {
+            if let Some(file) = &mut self.current {
+                match file.read_chunk() {
+                    Ok(chunk) if chunk.is_empty() => self.current = None,
+                    Ok(chunk) => return Some(Ok(chunk)),
+                    Err(e) => {
+                        self.current = None;
+                        self.pieces = Box::new(std::iter::empty());
+                        return Some(Err(std::io::Error::other(e.to_string())));
+                    }
                 }
-                Ok(chunk) => Some(Ok(chunk)),
-                Err(e) => {
-                    self.current = None;
-                    self.parts = Vec::new().into_iter();
-                    self.trailer = None;
-                    Some(Err(std::io::Error::other(e.to_string())))
-                }
-            };
-        }
-        match self.parts.next() {
-            Some(Part { mut head, content: Content::Bytes(b) }) => {
-                head.extend_from_slice(&b);
-                head.extend_from_slice(b"\r\n");
-                Some(Ok(head))
             }
-            Some(Part { head, content: Content::File(f) }) => {
-                self.current = Some(f);
-                Some(Ok(head))
+            match self.pieces.next()? {
+                Piece::Bytes(bytes) => return Some(Ok(bytes)),
+                Piece::File(file) => self.current = Some(file),
             }
-            None => self.trailer.take().map(Ok),
         }
     }
 }
